@@ -1,0 +1,1 @@
+"""The change log: every write records who, when, what and old -> new."""

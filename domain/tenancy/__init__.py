@@ -1,0 +1,1 @@
+"""Tenant registry (control database) and the creation of a tenant's isolated resources."""

@@ -1,0 +1,83 @@
+"""The ``gridgate`` command line: process entry points and operator commands.
+
+Sub-command groups of other packages (``pki``, ``simulate``, ...) register in ``_SUBAPPS``; each
+module exposes a ``typer.Typer`` named ``app``. Errors: exit code 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import typer
+
+from gridgate.errors import GridgateError
+
+app = typer.Typer(
+    name="gridgate",
+    help="gridgate: Gateway Administrator and Meter Data Manager for BSI TR-03109 smart metering.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# (module, command name, help). Imported lazily so a broken optional area cannot break the CLI.
+_SUBAPPS: list[tuple[str, str, str]] = [
+    ("gridgate.cli_platform", "", ""),  # up, api, worker, migrate, tenant, user
+    ("pki.cli", "pki", "SM-PKI: test PKI, verification, CMS, wake-up packets"),
+    ("domain.cli", "", ""),  # master data commands (gateways, meters, imports, filters)
+    ("headend.cli", "", ""),  # gridgate headend
+    ("simulator.cli", "simulate", "Simulated SMGW fleet"),
+    ("workflows.cli", "", ""),  # gridgate process ...
+]
+
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print one line to stderr and return an Exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def run_async(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    """Run an async CLI body; GridgateErrors become exit code 2 with one line on stderr."""
+    try:
+        return asyncio.run(coro_fn())  # type: ignore[arg-type]
+    except GridgateError as err:
+        raise fail(f"{err.message} ({err.code})") from None
+
+
+def _register() -> None:
+    for module_name, name, help_text in _SUBAPPS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name == module_name or (err.name and module_name.startswith(err.name + ".")):
+                continue  # area not built yet
+            raise
+        sub: Any = getattr(module, "app", None)
+        if sub is None:
+            continue
+        if name:
+            app.add_typer(sub, name=name, help=help_text)
+        else:
+            # Commands and groups of the module join the top level.
+            for cmd in sub.registered_commands:
+                app.registered_commands.append(cmd)
+            for group in sub.registered_groups:
+                app.registered_groups.append(group)
+
+
+_register()
+
+
+def main() -> None:
+    try:
+        app()
+    except GridgateError as err:
+        typer.echo(f"error: {err.message} ({err.code})", err=True)
+        sys.exit(2)
