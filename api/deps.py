@@ -1,0 +1,158 @@
+"""Dependencies every router uses: the app's state, the caller, and per-route permission checks.
+
+A route states what it needs with exactly one of:
+
+* ``Annotated[TenantAccess, Depends(require(Permission.X))]`` for ``/api/v1/tenants/{tenant}/...``:
+  resolves the tenant from the path, 404 if it does not exist or the caller is no member, 403 if
+  the caller's role lacks X. The tenant's database is only reachable through the returned access.
+* ``Annotated[Caller, Depends(require_platform(Permission.PLATFORM_ADMIN))]`` for platform routes.
+* ``CurrentCaller`` for routes any authenticated caller may use.
+
+``tests/api/test_route_protection.py`` walks every registered route to prove it has one of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import structlog
+from fastapi import Depends, Path, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
+
+from domain.iam.models import Membership, User
+from domain.iam.roles import Permission, permissions_for
+from domain.iam.service import decode_token
+from domain.tenancy.models import Tenant
+from domain.tenancy.service import TenantContext, TenantNotFound, context_for
+from gridgate.config import Settings
+from gridgate.context import set_actor
+from gridgate.db import Databases
+from gridgate.errors import Forbidden, Unauthorized
+from gridgate.temporal_clients import TemporalClients
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    dbs: Databases
+    temporal: TemporalClients
+    token_secret: bytes
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.gridgate  # type: ignore[no-any-return]
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+@dataclass(frozen=True)
+class Caller:
+    user_id: int
+    username: str
+    is_superadmin: bool
+
+
+async def current_caller(state: StateDep, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Caller:
+    if not token:
+        raise Unauthorized("a bearer token is required", code="not_authenticated")
+    user_id = decode_token(token, state.token_secret)
+    async with state.dbs.control_sessions() as session:
+        user = await session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("the token's user no longer exists or is disabled", code="invalid_token")
+    set_actor(f"user:{user.username}")
+    structlog.contextvars.bind_contextvars(user=user.username)
+    return Caller(user_id=user.id, username=user.username, is_superadmin=user.is_superadmin)
+
+
+CurrentCaller = Annotated[Caller, Depends(current_caller)]
+
+
+@dataclass(frozen=True)
+class TenantAccess:
+    """A caller's access to one tenant: the tenant's resources and what the caller may do there."""
+
+    tenant: TenantContext
+    caller: Caller
+    role: str | None
+    permissions: frozenset[Permission]
+    market_partner_id: str | None
+    temporal: TemporalClients
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session on this tenant's database in one transaction, committed on success."""
+        async with self.tenant.sessions() as session, session.begin():
+            yield session
+
+    async def temporal_client(self) -> Client:
+        return await self.temporal.for_namespace(self.tenant.namespace)
+
+
+TenantDependency = Callable[..., Coroutine[Any, Any, TenantAccess]]
+
+
+def require(permission: Permission) -> TenantDependency:
+    """Dependency for tenant-scoped routes that need ``permission`` in the path's tenant."""
+
+    async def tenant_access(
+        state: StateDep,
+        caller: CurrentCaller,
+        tenant: Annotated[str, Path(description="tenant name", max_length=63)],
+    ) -> TenantAccess:
+        async with state.dbs.control_sessions() as session:
+            row = await session.scalar(select(Tenant).where(Tenant.name == tenant))
+            membership = None
+            if row is not None and not caller.is_superadmin:
+                membership = await session.scalar(
+                    select(Membership).where(Membership.user_id == caller.user_id,
+                                             Membership.tenant_id == row.id)
+                )
+        # A tenant the caller is not a member of looks exactly like one that does not exist.
+        if row is None or (membership is None and not caller.is_superadmin):
+            raise TenantNotFound(f"tenant {tenant!r} not found")
+        role = membership.role if membership else None
+        perms = permissions_for(role, superadmin=caller.is_superadmin)
+        if permission not in perms:
+            raise Forbidden(f"role {role!r} lacks permission {permission.value!r}", code="permission_denied")
+        structlog.contextvars.bind_contextvars(tenant=row.name)
+        return TenantAccess(
+            tenant=context_for(state.dbs, row), caller=caller, role=role, permissions=perms,
+            market_partner_id=membership.market_partner_id if membership else None,
+            temporal=state.temporal,
+        )
+
+    tenant_access.gridgate_permission = permission  # type: ignore[attr-defined]
+    return tenant_access
+
+
+def require_platform(permission: Permission) -> Callable[..., Coroutine[Any, Any, Caller]]:
+    """Dependency for platform routes (outside any tenant), e.g. creating tenants."""
+
+    async def platform_access(caller: CurrentCaller) -> Caller:
+        if permission not in permissions_for(None, superadmin=caller.is_superadmin):
+            raise Forbidden(f"permission {permission.value!r} is reserved to platform administrators",
+                            code="permission_denied")
+        return caller
+
+    platform_access.gridgate_permission = permission  # type: ignore[attr-defined]
+    return platform_access
+
+
+# Shorthands for the common tenant permissions.
+TenantReader = Annotated[TenantAccess, Depends(require(Permission.TENANT_READ))]
+MasterDataWriter = Annotated[TenantAccess, Depends(require(Permission.MASTERDATA_WRITE))]
+ProcessWriter = Annotated[TenantAccess, Depends(require(Permission.PROCESS_WRITE))]
+CertificateWriter = Annotated[TenantAccess, Depends(require(Permission.CERTIFICATES_WRITE))]
+MemberManager = Annotated[TenantAccess, Depends(require(Permission.MEMBERS_MANAGE))]
+EmtClient = Annotated[TenantAccess, Depends(require(Permission.EMT_READOUT))]
+PlatformAdmin = Annotated[Caller, Depends(require_platform(Permission.PLATFORM_ADMIN))]

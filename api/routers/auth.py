@@ -1,0 +1,39 @@
+"""Token issuance (OAuth2 password flow) and who-am-I."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.security import OAuth2PasswordRequestForm
+
+from api.deps import CurrentCaller, StateDep
+from api.schemas import MeOut, TenantMembershipOut, TokenResponse
+from domain.iam.models import User
+from domain.iam.service import authenticate, issue_token, tenants_of
+from gridgate.context import set_actor
+
+router = APIRouter(prefix="/api/v1", tags=["auth"])
+
+
+@router.post("/auth/token", response_model=TokenResponse)
+async def token(state: StateDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> TokenResponse:
+    async with state.dbs.control_sessions() as session, session.begin():
+        user = await authenticate(session, form.username, form.password)
+        set_actor(f"user:{user.username}")
+        issued = issue_token(user, state.token_secret, timedelta(minutes=state.settings.token_ttl_minutes))
+    return TokenResponse(access_token=issued.access_token, expires_at=issued.expires_at)
+
+
+@router.get("/me", response_model=MeOut)
+async def me(state: StateDep, caller: CurrentCaller) -> MeOut:
+    async with state.dbs.control_sessions() as session:
+        user = await session.get(User, caller.user_id)
+        assert user is not None
+        tenants = await tenants_of(session, user)
+    return MeOut(
+        username=caller.username,
+        is_superadmin=caller.is_superadmin,
+        tenants=[TenantMembershipOut(tenant=t.name, role=r) for t, r in tenants],
+    )

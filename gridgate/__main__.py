@@ -1,0 +1,3 @@
+from gridgate.cli import main
+
+main()

@@ -1,0 +1,56 @@
+"""Bringing a database to the code's schema, and the demo tenant of ``make run``."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy import select
+
+from domain.iam.models import User
+from domain.iam.service import create_user, generate_password, grant
+from domain.tenancy.models import Tenant
+from domain.tenancy.service import create_tenant, migrate_all_tenants
+from gridgate import migrate
+from gridgate.config import Settings
+from gridgate.db import Databases, ensure_control_database_sync
+from gridgate.temporal_clients import TemporalClients
+
+log = structlog.get_logger(__name__)
+
+DEMO_ADMIN = "admin"
+
+
+async def migrate_everything(dbs: Databases) -> list[str]:
+    """Create the control database if needed and upgrade it and every tenant database."""
+    created = await asyncio.to_thread(ensure_control_database_sync, dbs.url)
+    if created:
+        log.info("control_database.created", database=dbs.control_db)
+    await migrate.upgrade("control", dbs.url)
+    return await migrate_all_tenants(dbs)
+
+
+@dataclass(frozen=True)
+class DemoInfo:
+    tenant: str
+    username: str
+    password: str | None  # only when the user was created now: printed once
+
+
+async def ensure_demo(settings: Settings, dbs: Databases, clients: TemporalClients) -> DemoInfo:
+    """The demo tenant with a platform administrator who is admin of it. Idempotent."""
+    name = settings.demo_tenant
+    async with dbs.control_sessions() as session:
+        tenant = await session.scalar(select(Tenant).where(Tenant.name == name))
+    if tenant is None:
+        tenant = await create_tenant(dbs, settings, await clients.root(), name, display_name="Demo utility")
+    password = None
+    async with dbs.control_sessions() as session, session.begin():
+        user = await session.scalar(select(User).where(User.username == DEMO_ADMIN))
+        if user is None:
+            password = generate_password()
+            user = await create_user(session, DEMO_ADMIN, password, superadmin=True)
+            tenant = await session.merge(tenant)
+            await grant(session, user, tenant, "admin")
+    return DemoInfo(tenant=name, username=DEMO_ADMIN, password=password)
