@@ -1,0 +1,79 @@
+"""Shared pieces of the CMS layers: the error type with reason codes, the parse guard that turns
+any ASN.1 decoding problem into ``malformed``, and identifier matching."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from asn1crypto import algos
+from cryptography import x509
+
+from pki.profile import subject_key_id
+
+MALFORMED = "malformed"
+BAD_SIGNATURE = "bad_signature"
+UNKNOWN_SIGNER = "unknown_signer"
+WRONG_RECIPIENT = "wrong_recipient"
+DECRYPT_FAILED = "decrypt_failed"
+FORBIDDEN_ALGORITHM = "forbidden_algorithm"
+
+
+class CmsError(Exception):
+    """A container that cannot be opened/verified. ``reason`` is a stable code: ``malformed``,
+    ``bad_signature``, ``unknown_signer``, ``wrong_recipient``, ``decrypt_failed``,
+    ``forbidden_algorithm``, or the certificate verdict reason for the signer (``expired``,
+    ``revoked``, ``unknown_issuer``, ...)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"valid": False, "reason": self.reason, "detail": self.detail}
+
+
+@contextmanager
+def parsing(what: str) -> Iterator[None]:
+    """asn1crypto parses lazily and raises assorted errors on bad DER: all of them are
+    ``malformed`` for the caller (no traceback, no partial result)."""
+    try:
+        yield
+    except CmsError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError) as err:
+        raise CmsError(MALFORMED, f"{what}: {type(err).__name__}: {str(err)[:200]}") from None
+
+
+def digest_algorithm(name: str) -> algos.DigestAlgorithm:
+    a = algos.DigestAlgorithm({"algorithm": name})
+    a["parameters"] = None  # DS 5.3.3.2.1: parameters absent (asn1crypto would write NULL)
+    return a
+
+
+def set_tagged(implicit_der: bytes) -> bytes:
+    """Re-tag an IMPLICIT [n] SET OF attributes as universal SET (what is signed / MACed)."""
+    return b"\x31" + implicit_der[1:]
+
+
+def identifies(cert: x509.Certificate, choice_name: str, choice: Any) -> bool:
+    """Does a SignerIdentifier / KeyAgreeRecipientIdentifier choice name ``cert``?"""
+    if choice_name == "subject_key_identifier":
+        return subject_key_id(cert) == choice.native
+    if choice_name == "r_key_id":
+        return subject_key_id(cert) == choice["subject_key_identifier"].native
+    if choice_name == "issuer_and_serial_number":
+        return bool(
+            choice["issuer"].dump() == cert.issuer.public_bytes()
+            and choice["serial_number"].native == cert.serial_number
+        )
+    return False
+
+
+def require_ski(cert: x509.Certificate) -> bytes:
+    ski = subject_key_id(cert)
+    if ski is None:
+        raise ValueError("certificate has no SubjectKeyIdentifier (required by the SM-PKI profile)")
+    return ski

@@ -1,0 +1,184 @@
+"""SignedData (RFC 5652, DS 5.3.3): one signer identified by SKI (issuerAndSerialNumber accepted
+when verifying), signed attributes contentType + messageDigest, ECDSA with SHA-256/384/512 (DER
+signature), the signer's certificate optionally included, no CRLs inside."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from asn1crypto import algos, cms, core
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from pki.cms_common import (
+    BAD_SIGNATURE,
+    FORBIDDEN_ALGORITHM,
+    MALFORMED,
+    UNKNOWN_SIGNER,
+    CmsError,
+    digest_algorithm,
+    identifies,
+    parsing,
+    require_ski,
+    set_tagged,
+)
+from pki.oids import DIGESTS, ECDSA_WITH_SHA
+from pki.validation import Validator, Verdict
+
+_DIGEST_NAME = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}
+_ECDSA_FOR = {"sha256": "sha256_ecdsa", "sha384": "sha384_ecdsa", "sha512": "sha512_ecdsa"}
+_ECDSA_OID_HASH = {oid: h.name for oid, h in ECDSA_WITH_SHA.items()}
+_DIGEST_OID_NAME = {oid: h.name for oid, h in DIGESTS.items()}
+
+
+def sign(
+    content: bytes,
+    *,
+    content_type: str,
+    key: ec.EllipticCurvePrivateKey,
+    cert: x509.Certificate,
+    digest: str = "sha256",
+    include_cert: bool = True,
+) -> bytes:
+    """DER ContentInfo(SignedData) over ``content`` of ``content_type`` (asn1crypto name or
+    dotted OID, e.g. ``authenticated_enveloped_data``)."""
+    if key.public_key().public_numbers() != cert.public_key().public_numbers():  # type: ignore[union-attr]
+        raise ValueError("signing key does not belong to the signing certificate")
+    h = _DIGEST_NAME[digest]
+    md = hashlib.new(digest, content).digest()
+    signed_attrs = cms.CMSAttributes(
+        [
+            cms.CMSAttribute({"type": "content_type", "values": [content_type]}),
+            cms.CMSAttribute({"type": "message_digest", "values": [md]}),
+        ]
+    )
+    signature = key.sign(signed_attrs.dump(), ec.ECDSA(h))
+    signer = cms.SignerInfo(
+        {
+            "version": "v3",
+            "sid": cms.SignerIdentifier(name="subject_key_identifier", value=require_ski(cert)),
+            "digest_algorithm": digest_algorithm(digest),
+            "signed_attrs": signed_attrs,
+            "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": _ECDSA_FOR[digest]}),
+            "signature": signature,
+        }
+    )
+    sd: dict[str, object] = {
+        "version": "v3",
+        "digest_algorithms": [digest_algorithm(digest)],
+        # ParsableOctetString keeps the exact content bytes the digest was computed over
+        "encap_content_info": {"content_type": content_type, "content": core.ParsableOctetString(content)},
+        "signer_infos": [signer],
+    }
+    if include_cert:
+        from asn1crypto import x509 as ax509
+
+        sd["certificates"] = [ax509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))]
+    return cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData(sd)}).dump()
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A verified SignedData: the encapsulated content and its validated signer."""
+
+    content_type: str
+    content: bytes
+    signer: x509.Certificate
+    verdict: Verdict
+
+
+def verify(
+    data: bytes,
+    *,
+    validator: Validator,
+    signer_certs: Sequence[x509.Certificate] = (),
+    at: dt.datetime | None = None,
+) -> Signed:
+    """Verify a DER ContentInfo(SignedData): structure, the single signer's signature over the
+    signed attributes, messageDigest and contentType, then the signer's certificate for purpose
+    ``sig`` with ``validator``. ``signer_certs``: known certificates to look the signer up in,
+    besides those the container carries. Raises :class:`CmsError`."""
+    with parsing("SignedData"):
+        ci = cms.ContentInfo.load(data, strict=True)
+        if ci["content_type"].native != "signed_data":
+            raise CmsError(MALFORMED, f"not SignedData but {ci['content_type'].dotted}")
+        sd = ci["content"]
+        infos = sd["signer_infos"]
+        if len(infos) != 1:
+            raise CmsError(MALFORMED, f"expected exactly one SignerInfo, got {len(infos)}")
+        si = infos[0]
+        sid = si["sid"]
+        si_version = si["version"].native
+        if (sid.name, si_version) not in (("subject_key_identifier", "v3"), ("issuer_and_serial_number", "v1")):
+            raise CmsError(MALFORMED, f"SignerInfo version {si_version} does not fit signer id {sid.name}")
+        eci = sd["encap_content_info"]
+        e_type = eci["content_type"].native
+        e_dotted = eci["content_type"].dotted
+        want_version = "v3" if si_version == "v3" or e_type != "data" else "v1"
+        if sd["version"].native != want_version:
+            raise CmsError(MALFORMED, f"SignedData version must be {want_version}")
+        if sd["crls"].native is not None:
+            raise CmsError(MALFORMED, "CRLs inside SignedData are not allowed (DS 5.3.3)")
+        if si["unsigned_attrs"].native is not None:
+            raise CmsError(MALFORMED, "unsigned attributes are not allowed (DS 5.3.3)")
+        if eci["content"].native is None:
+            raise CmsError(MALFORMED, "detached content not supported here")
+        # the octet string's bytes, not asn1crypto's parse of them (merges BER chunks too)
+        content = bytes(eci["content"])
+        if not content:
+            raise CmsError(MALFORMED, "detached content not supported here")
+        digest_oid = si["digest_algorithm"]["algorithm"].dotted
+        digest_name = _DIGEST_OID_NAME.get(digest_oid)
+        if digest_name is None:
+            raise CmsError(FORBIDDEN_ALGORITHM, f"digest {digest_oid} not allowed")
+        if si["digest_algorithm"]["parameters"].native is not None:
+            raise CmsError(MALFORMED, "digest algorithm parameters must be absent or NULL")
+        listed = [a["algorithm"].dotted for a in sd["digest_algorithms"]]
+        if digest_oid not in listed or any(o not in _DIGEST_OID_NAME for o in listed):
+            raise CmsError(MALFORMED, "digestAlgorithms does not match the SignerInfo")
+        sig_oid = si["signature_algorithm"]["algorithm"].dotted
+        if _ECDSA_OID_HASH.get(sig_oid) != digest_name:
+            raise CmsError(FORBIDDEN_ALGORITHM, f"signature algorithm {sig_oid} is not ECDSA with {digest_name}")
+        if si["signature_algorithm"]["parameters"].native is not None:
+            raise CmsError(MALFORMED, "signature algorithm parameters must be absent")
+        attrs = si["signed_attrs"]
+        if attrs.native is None:
+            raise CmsError(MALFORMED, "signed attributes are required")
+        attr_types = [a["type"].dotted for a in attrs]
+        if len(set(attr_types)) != len(attr_types):
+            raise CmsError(MALFORMED, "duplicate signed attribute")
+        by_type = {a["type"].native: a["values"] for a in attrs}
+        for needed in ("content_type", "message_digest"):
+            if needed not in by_type or len(by_type[needed]) != 1:
+                raise CmsError(MALFORMED, f"signed attribute {needed} missing or multi-valued")
+        if by_type["content_type"][0].dotted != e_dotted:
+            raise CmsError(BAD_SIGNATURE, "signed contentType does not match eContentType")
+        md = by_type["message_digest"][0].native
+        signed_bytes = set_tagged(attrs.dump())
+        signature = si["signature"].native
+        carried = []
+        if sd["certificates"].native is not None:
+            for choice in sd["certificates"]:
+                if choice.name == "certificate":
+                    carried.append(x509.load_der_x509_certificate(choice.chosen.dump()))
+        signer = next((c for c in [*signer_certs, *carried] if identifies(c, sid.name, sid.chosen)), None)
+    if signer is None:
+        raise CmsError(UNKNOWN_SIGNER, "signer certificate neither in the container nor known")
+    if hashlib.new(digest_name, content).digest() != md:
+        raise CmsError(BAD_SIGNATURE, "messageDigest does not match the content")
+    pub = signer.public_key()
+    if not isinstance(pub, ec.EllipticCurvePublicKey):
+        raise CmsError(FORBIDDEN_ALGORITHM, "signer key is not an EC key")
+    try:
+        pub.verify(signature, signed_bytes, ec.ECDSA(_DIGEST_NAME[digest_name]))
+    except InvalidSignature:
+        raise CmsError(BAD_SIGNATURE, "signature does not verify with the signer's key") from None
+    verdict = validator.validate(signer, "sig", at, extra_certs=carried)
+    if not verdict.valid:
+        raise CmsError(verdict.reason.value, f"signer certificate: {verdict.detail}")
+    return Signed(e_type if isinstance(e_type, str) else e_dotted, content, signer, verdict)

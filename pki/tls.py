@@ -1,0 +1,238 @@
+"""TLS contexts per TR-03116-3 section 4 for both sides of a connection, and validation of the
+peer certificate after the handshake with the SM-PKI :class:`~pki.validation.Validator`.
+
+What is enforced, and how (Python's ``ssl`` on OpenSSL 3.0 exposes no groups *list* setter):
+
+* TLS 1.2 minimum (``minimum_version``); TLS 1.1 and below are refused.
+* TLS 1.2 suites exactly ECDHE-ECDSA with AES128-SHA256, AES128-GCM-SHA256, AES256-SHA384,
+  AES256-GCM-SHA384 (``set_ciphers``).
+* Key-exchange group: exactly one of brainpoolP256r1 (default), brainpoolP384r1,
+  brainpoolP512r1, secp256r1, secp384r1 per context (``set_ecdh_curve`` calls
+  ``SSL_CTX_set1_groups`` with one group). A peer offering only other groups is refused. A
+  context cannot accept two groups at once; run one listener per group if ever needed.
+* Mutual authentication (``CERT_REQUIRED`` on both sides), OpenSSL chain check to the anchors,
+  then :func:`validate_peer` (profile, algorithms, key usage, revocation via CRL).
+* Renegotiation off (``OP_NO_RENEGOTIATION``); compression off; session tickets off, so
+  resumption only uses OpenSSL's server session cache (its default timeout, far below 48 h;
+  Python offers no setter). Connections themselves must be closed by their owner after
+  :data:`MAX_SESSION_LIFETIME` (see :func:`session_expired`).
+* TLS 1.3 only if a real in-memory TLS 1.3 handshake over a brainpool group succeeds on this
+  build (:func:`brainpool_tls13_available`); OpenSSL 3.0 has no brainpool TLS 1.3 groups, so
+  contexts are TLS 1.2 only there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+import ssl
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from pki.loader import cert_to_pem, key_to_pem
+from pki.profile import Role, role_of
+from pki.validation import Reason, Validator, Verdict
+
+# Server preference order: GCM first (TR-03116-3: servers pick GCM or use encrypt-then-MAC).
+TLS12_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-AES128-SHA256",
+    "ECDHE-ECDSA-AES256-SHA384",
+)
+ALLOWED_GROUPS = ("brainpoolP256r1", "brainpoolP384r1", "brainpoolP512r1", "secp256r1", "secp384r1")
+# OpenSSL short names where they differ from the TLS group names.
+_OPENSSL_CURVE_NAME = {"secp256r1": "prime256v1"}
+DEFAULT_GROUP = "brainpoolP256r1"
+MAX_SESSION_LIFETIME = dt.timedelta(hours=48)
+
+PathLike = str | os.PathLike[str]
+
+
+def _base_context(
+    protocol: int,
+    *,
+    cert: PathLike,
+    key: PathLike,
+    trust: Sequence[PathLike],
+    intermediates: Sequence[PathLike],
+    crls: Sequence[PathLike],
+    group: str,
+    tls13: bool | None,
+    key_password: bytes | None,
+) -> ssl.SSLContext:
+    if group not in ALLOWED_GROUPS:
+        raise ValueError(f"group {group!r} not allowed by TR-03116-3 (allowed: {', '.join(ALLOWED_GROUPS)})")
+    if not trust:
+        raise ValueError("at least one trust anchor is required (mutual authentication)")
+    ctx = ssl.SSLContext(protocol)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    allow13 = brainpool_tls13_available() if tls13 is None else tls13
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_3 if allow13 else ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(":".join(TLS12_CIPHERS))
+    ctx.set_ecdh_curve(_OPENSSL_CURVE_NAME.get(group, group))
+    ctx.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION | ssl.OP_NO_TICKET
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.check_hostname = False  # identity is checked on the SM-PKI certificate by validate_peer
+    ctx.verify_flags |= ssl.VERIFY_X509_STRICT
+    ctx.load_cert_chain(os.fspath(cert), os.fspath(key), password=key_password)
+    for t in trust:
+        ctx.load_verify_locations(cafile=os.fspath(t))
+    # Intermediates go into the store too: OpenSSL then sends leaf + Sub-CA to the peer and can
+    # complete chains of peers that send only their leaf. Anchoring still requires the root.
+    for i in intermediates:
+        ctx.load_verify_locations(cafile=os.fspath(i))
+    if crls:
+        # Optional defence in depth: OpenSSL refuses revoked peers during the handshake. The
+        # context must be rebuilt when the CRLs are refreshed; validate_peer stays authoritative.
+        for c in crls:
+            ctx.load_verify_locations(cadata=_crl_pem(Path(c)))
+        ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
+    return ctx
+
+
+def _crl_pem(path: Path) -> str:
+    data = path.read_bytes()
+    if data.lstrip().startswith(b"-----BEGIN"):
+        return data.decode()
+    from cryptography.hazmat.primitives import serialization
+
+    return x509.load_der_x509_crl(data).public_bytes(serialization.Encoding.PEM).decode()
+
+
+def server_context(
+    cert: PathLike,
+    key: PathLike,
+    trust: Sequence[PathLike],
+    *,
+    intermediates: Sequence[PathLike] = (),
+    crls: Sequence[PathLike] = (),
+    group: str = DEFAULT_GROUP,
+    tls13: bool | None = None,
+    key_password: bytes | None = None,
+) -> ssl.SSLContext:
+    """A TR-03116-3 server context (the GWA/EMT endpoint gateways connect to). Clients must
+    present a certificate chaining to ``trust``. ``tls13=None`` auto-detects (see module doc)."""
+    return _base_context(ssl.PROTOCOL_TLS_SERVER, cert=cert, key=key, trust=trust, intermediates=intermediates,
+                         crls=crls, group=group, tls13=tls13, key_password=key_password)
+
+
+def client_context(
+    cert: PathLike,
+    key: PathLike,
+    trust: Sequence[PathLike],
+    *,
+    intermediates: Sequence[PathLike] = (),
+    crls: Sequence[PathLike] = (),
+    group: str = DEFAULT_GROUP,
+    tls13: bool | None = None,
+    key_password: bytes | None = None,
+) -> ssl.SSLContext:
+    """A TR-03116-3 client context (an SMGW or the simulator connecting to the GWA)."""
+    return _base_context(ssl.PROTOCOL_TLS_CLIENT, cert=cert, key=key, trust=trust, intermediates=intermediates,
+                         crls=crls, group=group, tls13=tls13, key_password=key_password)
+
+
+def peer_certificate(conn: ssl.SSLSocket | ssl.SSLObject) -> x509.Certificate | None:
+    """The peer's leaf certificate after the handshake (None if none was presented)."""
+    der = conn.getpeercert(binary_form=True)
+    return x509.load_der_x509_certificate(der) if der else None
+
+
+def validate_peer(
+    conn: ssl.SSLSocket | ssl.SSLObject,
+    validator: Validator,
+    *,
+    at: dt.datetime | None = None,
+    expected_role: Role | None = None,
+    expected_cn: str | None = None,
+) -> Verdict:
+    """Run the peer's certificate through ``validator`` for purpose TLS (revocation included),
+    and optionally check its SM-PKI role (CN suffix) or exact CN. Close the connection unless
+    the verdict is valid."""
+    try:
+        cert = peer_certificate(conn)
+    except ValueError as err:
+        return Verdict(False, Reason.MALFORMED, None, f"peer certificate unparseable: {err}")
+    if cert is None:
+        return Verdict(False, Reason.UNKNOWN_ISSUER, None, "peer presented no certificate")
+    verdict = validator.validate(cert, "tls", at)
+    if not verdict.valid:
+        return verdict
+    if expected_role is not None and role_of(cert) is not expected_role:
+        return Verdict(False, Reason.PROFILE_VIOLATION, verdict.subject,
+                       f"rule peer.role: peer is not a {expected_role}")
+    if expected_cn is not None:
+        cns = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+        if cns != [expected_cn]:
+            return Verdict(False, Reason.PROFILE_VIOLATION, verdict.subject,
+                           f"rule peer.cn: peer CN is {cns}, expected {expected_cn}")
+    return verdict
+
+
+def session_expired(started_at: dt.datetime, now: dt.datetime | None = None) -> bool:
+    """True when a TLS connection/session opened at ``started_at`` has reached 48 h."""
+    now = now or dt.datetime.now(dt.UTC)
+    return now - started_at >= MAX_SESSION_LIFETIME
+
+
+@functools.cache
+def brainpool_tls13_available() -> bool:
+    """Whether this Python/OpenSSL can complete a TLS 1.3 handshake on brainpoolP256r1.
+
+    Probed with a real in-memory handshake (throw-away self-signed certificate), not inferred
+    from the version string."""
+    key = ec.generate_private_key(ec.BrainpoolP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "probe")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(1).not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(minutes=5)).sign(key, hashes.SHA256())
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        cf, kf = Path(tmp) / "c.pem", Path(tmp) / "k.pem"
+        cf.write_bytes(cert_to_pem(cert))
+        kf.write_bytes(key_to_pem(key))
+        try:
+            srv = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            cli = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            for c in (srv, cli):
+                c.minimum_version = c.maximum_version = ssl.TLSVersion.TLSv1_3
+                c.set_ecdh_curve("brainpoolP256r1")
+            srv.load_cert_chain(cf, kf)
+            cli.check_hostname = False
+            cli.verify_mode = ssl.CERT_NONE
+        except (ssl.SSLError, ValueError):
+            return False
+        return _memory_handshake(srv, cli)
+
+
+def _memory_handshake(srv_ctx: ssl.SSLContext, cli_ctx: ssl.SSLContext) -> bool:
+    s_in, s_out, c_in, c_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
+    srv = srv_ctx.wrap_bio(s_in, s_out, server_side=True)
+    cli = cli_ctx.wrap_bio(c_in, c_out, server_side=False)
+    done = {"s": False, "c": False}
+    for _ in range(10):
+        for side, obj in (("c", cli), ("s", srv)):
+            if done[side]:
+                continue
+            try:
+                obj.do_handshake()
+                done[side] = True
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                pass
+            except ssl.SSLError:
+                return False
+        s_in.write(c_out.read())
+        c_in.write(s_out.read())
+        if done["s"] and done["c"]:
+            return cli.version() == "TLSv1.3"
+    return False
