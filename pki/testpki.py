@@ -13,7 +13,9 @@ TLS/SIG/ENC certificates for one GWA, EMTs and N SMGWs, one CRL per CA. Layout (
     DIR/emt/<name>/{tls,sig,enc}.{crt,key}
     DIR/smgw/<GATEWAY-ID>/{tls,sig,enc}.{crt,key}
 
-Gateway IDs follow :func:`pki.ids.gateway_id` (``EDNT0116909060``, ``...61``, ...).
+Gateway IDs follow :func:`pki.ids.gateway_id`, i.e. the demo fleet sequence of
+:func:`domain.ids.demo_gateway_id` (``ETHE0116900000``, ``EEMH0116900001``, ...), so the simulator
+and master data find the certificates of "gateway i"; any other valid ID can be issued too.
 """
 
 from __future__ import annotations
@@ -71,9 +73,6 @@ class TestPkiConfig:
     gwa_name: str = "GRIDGATE-TEST"
     gwa_dns: tuple[str, ...] = ("gwa.gridgate.test", "localhost")
     emts: tuple[str, ...] = ("emt1", "emt2")
-    manufacturer: str = ids.DEFAULT_MANUFACTURER
-    block: int = ids.DEFAULT_BLOCK
-    first_serial: int = ids.DEFAULT_FIRST_SERIAL
 
     def to_json(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -323,12 +322,11 @@ class TestPki:
         return {n: Entity(n, Role.EMT, self.directory / "emt" / n) for n in self.config.emts}
 
     def gateway(self, gateway_id: str) -> Entity:
-        gid = str(ids.DeviceId.parse(gateway_id))
+        gid = str(ids.parse_gateway_id(gateway_id))
         return Entity(gid, Role.SMGW, self.directory / "smgw" / gid)
 
     def gateway_id(self, index: int) -> str:
-        c = self.config
-        return ids.gateway_id(index, manufacturer=c.manufacturer, block=c.block, first_serial=c.first_serial)
+        return ids.gateway_id(index)
 
     def gateway_ids(self) -> list[str]:
         """IDs of all gateways issued so far, sorted."""

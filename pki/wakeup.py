@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-from pki.ids import DeviceId, InvalidDeviceId
+from pki.ids import DeviceId, InvalidDeviceId, parse_gateway_id
 from pki.oids import ECDSA_PLAIN, ECDSA_PLAIN_SHA256
 
 HEADER = b"WU"
@@ -65,8 +65,7 @@ def _coord_len(curve: ec.EllipticCurve) -> int:
 
 
 def _recipient(gateway_id: str | DeviceId) -> bytes:
-    dev = gateway_id if isinstance(gateway_id, DeviceId) else DeviceId.parse(gateway_id)
-    return dev.recipient
+    return parse_gateway_id(gateway_id).recipient
 
 
 def build(
