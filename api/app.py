@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from prometheus_client import Counter, Histogram
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -132,3 +133,28 @@ def _include_extra_routers(app: FastAPI) -> None:
                 continue
             raise
         app.include_router(getattr(module, attr))
+
+
+def iter_api_routes(app: FastAPI) -> list[tuple[str, str, APIRoute]]:
+    """Every (method, full path, route) of the app, through included routers of any depth.
+
+    FastAPI >= 0.160 keeps included routers as wrappers instead of copying their routes; this walks
+    both shapes. Include-time dependencies would bypass route-level checks, so they are refused.
+    """
+    out: list[tuple[str, str, APIRoute]] = []
+
+    def walk(routes: list, prefix: str) -> None:  # type: ignore[type-arg]
+        for route in routes:
+            if isinstance(route, APIRoute):
+                for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
+                    out.append((method, prefix + route.path, route))
+                continue
+            original = getattr(route, "original_router", None)
+            if original is not None:
+                context = route.include_context
+                if context.dependencies:
+                    raise RuntimeError("declare permissions on routes, not on include_router()")
+                walk(original.routes, prefix + context.prefix)
+
+    walk(app.routes, "")
+    return out

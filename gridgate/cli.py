@@ -43,12 +43,17 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def fail_error(err: GridgateError) -> typer.Exit:
+    """The one-line form of a GridgateError: message and machine-readable code."""
+    return fail(f"{err.message} ({err.code})")
+
+
 def run_async(coro_fn: Callable[[], Awaitable[T]]) -> T:
     """Run an async CLI body; GridgateErrors become exit code 2 with one line on stderr."""
     try:
         return asyncio.run(coro_fn())  # type: ignore[arg-type]
     except GridgateError as err:
-        raise fail(f"{err.message} ({err.code})") from None
+        raise fail_error(err) from None
 
 
 def _register() -> None:

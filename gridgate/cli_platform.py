@@ -10,9 +10,10 @@ from contextlib import asynccontextmanager
 from typing import Annotated, TypeVar
 
 import typer
+from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
-from gridgate.cli import fail
+from gridgate.cli import fail, fail_error
 from gridgate.config import Settings, get_settings
 from gridgate.context import set_actor
 from gridgate.db import Databases
@@ -32,8 +33,9 @@ T = TypeVar("T")
 def _settings() -> Settings:
     try:
         settings = get_settings()
-    except ValueError as err:  # pydantic validation: bad or missing production configuration
-        raise fail(f"configuration: {err}") from None
+    except ValidationError as err:  # bad or missing (production) configuration
+        reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in err.errors())
+        raise fail(f"configuration: {reasons}") from None
     configure_logging(settings.log_level, settings.log_format)
     return settings
 
@@ -44,7 +46,7 @@ def _run(body: Callable[[], Awaitable[T]]) -> T:
     try:
         return asyncio.run(body())  # type: ignore[arg-type]
     except GridgateError as err:
-        raise fail(f"{err.message} ({err.code})") from None
+        raise fail_error(err) from None
     except OperationalError as err:
         raise fail(f"database unreachable: {str(err.orig or err).splitlines()[0]} "
                    "(is `gridgate up` running, or GRIDGATE_DATABASE_URL set?)") from None
@@ -81,7 +83,7 @@ def up() -> None:
     try:
         code = run_up(settings)
     except GridgateError as err:
-        raise fail(f"{err.message} ({err.code})") from None
+        raise fail_error(err) from None
     raise typer.Exit(code)
 
 
@@ -146,7 +148,7 @@ def tenant_create(
     try:
         validate_tenant_name(name)
     except GridgateError as err:
-        raise fail(err.message) from None
+        raise fail_error(err) from None
 
     async def body() -> str:
         async with databases(settings) as dbs:
@@ -204,7 +206,7 @@ def user_create(
         try:
             validate_role(role)
         except GridgateError as err:
-            raise fail(err.message) from None
+            raise fail_error(err) from None
 
     async def body() -> None:
         async with databases(settings) as dbs, dbs.control_sessions() as session, session.begin():

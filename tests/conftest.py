@@ -56,7 +56,8 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=temporal_cli(),
         port=free_port(),
         dev_server_extra_args=[
-            "--dynamic-config-value", "limit.numPendingChildExecutions.error=20000",
+            "--dynamic-config-value",
+            "limit.numPendingChildExecutions.error=20000",
             *[arg for name in SEARCH_ATTRIBUTES for arg in ("--search-attribute", f"{name}=Keyword")],
         ],
     )
@@ -97,8 +98,12 @@ async def dbs(settings: Settings) -> AsyncIterator[Databases]:
 
 def _drop_session_databases(databases: Databases) -> None:
     with psycopg.connect(libpq_dsn(databases.url.set(database="postgres")), autocommit=True) as conn:
-        names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
-                                            (f"{databases.control_db}%",))]
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{databases.control_db}%",)
+            )
+        ]
         for name in names:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -168,15 +173,20 @@ async def make_user(dbs: Databases, api: httpx.AsyncClient) -> UserFactory:
     from domain.iam.service import create_user, grant
     from domain.tenancy.service import get_tenant
 
-    async def make(tenant: str | None = None, role: str = "admin", *, superadmin: bool = False,
-                   market_partner_id: str | None = None, username: str | None = None) -> ApiUser:
+    async def make(
+        tenant: str | None = None,
+        role: str = "admin",
+        *,
+        superadmin: bool = False,
+        market_partner_id: str | None = None,
+        username: str | None = None,
+    ) -> ApiUser:
         username = username or f"u-{role}-{secrets.token_hex(4)}"
         password = secrets.token_urlsafe(16)
         async with dbs.control_sessions() as session, session.begin():
             user = await create_user(session, username, password, superadmin=superadmin)
             if tenant:
-                await grant(session, user, await get_tenant(session, tenant), role,
-                            market_partner_id=market_partner_id)
+                await grant(session, user, await get_tenant(session, tenant), role, market_partner_id=market_partner_id)
         response = await api.post("/api/v1/auth/token", data={"username": username, "password": password})
         assert response.status_code == 200, response.text
         token = response.json()["access_token"]

@@ -161,7 +161,7 @@ async def members(session: AsyncSession, tenant: Tenant) -> Sequence[tuple[User,
         .where(Membership.tenant_id == tenant.id)
         .order_by(User.username)
     )
-    return [(u, m) for u, m in rows.tuples()]
+    return [(u, m) for u, m in rows]
 
 
 async def tenants_of(session: AsyncSession, user: User) -> Sequence[tuple[Tenant, str | None]]:
@@ -179,7 +179,7 @@ async def tenants_of(session: AsyncSession, user: User) -> Sequence[tuple[Tenant
             .where(Membership.user_id == user.id)
             .order_by(Tenant.name)
         )
-    return [(t, r) for t, r in rows.tuples()]
+    return [(t, r) for t, r in rows]
 
 
 async def authenticate(session: AsyncSession, username: str, password: str) -> User:

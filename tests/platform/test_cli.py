@@ -1,0 +1,83 @@
+"""The platform CLI against the real services: success paths, and exit code 2 + one line on errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from gridgate.config import Settings
+from tests.helpers import gridgate_bin
+
+
+@pytest.fixture
+def run(settings: Settings, dbs):  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDGATE_")}
+    env.update(
+        GRIDGATE_DATABASE_URL=settings.database_url or "",
+        GRIDGATE_TEMPORAL_ADDRESS=settings.temporal_address,
+        GRIDGATE_TEMPORAL_NAMESPACE_PREFIX=settings.temporal_namespace_prefix,
+        GRIDGATE_VAR_DIR=str(settings.var_dir),
+        GRIDGATE_LOG_LEVEL="warning",
+    )
+
+    def call(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [gridgate_bin(), *args], env=env, capture_output=True, text=True, input=stdin, timeout=120
+        )
+
+    return call
+
+
+def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def test_tenant_create_list_and_duplicate(run) -> None:  # type: ignore[no-untyped-def]
+    created = run("tenant", "create", "gamma", "--display-name", "Stadtwerke Gamma")
+    assert created.returncode == 0, created.stderr
+    assert "namespace" in created.stdout
+    listed = run("tenant", "list")
+    assert listed.returncode == 0 and "gamma" in listed.stdout
+    assert "tenant_exists" in _one_error_line(run("tenant", "create", "gamma"))
+    assert "invalid tenant name" in _one_error_line(run("tenant", "create", "Gamma_1"))
+
+
+def test_user_create_grant_reset_and_errors(run, tenant_a) -> None:  # type: ignore[no-untyped-def]
+    created = run("user", "create", "cli-operator", "--tenant", "alpha", "--role", "operator")
+    assert created.returncode == 0, created.stderr
+    assert "password: " in created.stdout
+    assert "user_exists" in _one_error_line(run("user", "create", "cli-operator"))
+    assert "invalid_role" in _one_error_line(run("user", "create", "cli-x", "--tenant", "alpha", "--role", "boss"))
+    assert "tenant_not_found" in _one_error_line(
+        run("user", "grant", "cli-operator", "--tenant", "nope", "--role", "admin")
+    )
+    given = run("user", "reset-password", "cli-operator", "--password-stdin", stdin="a-long-enough-password\n")
+    assert given.returncode == 0 and "password:" not in given.stdout
+    assert "weak_password" in _one_error_line(
+        run("user", "reset-password", "cli-operator", "--password-stdin", stdin="short\n")
+    )
+    listed = run("user", "list")
+    assert "cli-operator  alpha:operator" in listed.stdout
+
+
+def test_unreachable_database_is_one_line_not_a_traceback(run, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    env_url = "postgresql://postgres@127.0.0.1:1/gridgate"
+    result = subprocess.run(
+        [gridgate_bin(), "tenant", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "GRIDGATE_DATABASE_URL": env_url},
+    )
+    assert "database unreachable" in _one_error_line(result)
+
+
+def test_migrate_is_idempotent(run) -> None:  # type: ignore[no-untyped-def]
+    first = run("migrate")
+    assert first.returncode == 0, first.stderr
+    assert run("migrate").returncode == 0

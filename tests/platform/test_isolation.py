@@ -1,0 +1,80 @@
+"""Two tenants with the same gateway-shaped rows cannot see each other's data through any route.
+
+Both tenants get rows with identical keys (the same gateway ID) and a tenant-specific marker. Every
+tenant-scoped GET route is then called as tenant A's admin: A's marker may show, B's never. And A's
+admin asking for B's paths gets 404, whatever the route.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+import httpx
+
+from activities.runtime import TenantRuntime
+from api.app import iter_api_routes
+from domain.audit.repository import record
+from domain.tenancy.service import TenantContext
+from gridgate.context import set_actor
+
+GATEWAY_ID = "EDNT0116909060"
+
+
+async def _seed(tenant: TenantContext, marker: str) -> None:
+    set_actor(f"seed:{marker}")
+    async with tenant.sessions() as session, session.begin():
+        record(session, "create", "gateway", GATEWAY_ID, {"note": {"old": None, "new": marker}})
+
+
+def _tenant_get_routes(app) -> list[str]:  # type: ignore[no-untyped-def]
+    return sorted({p for m, p, _ in iter_api_routes(app) if m == "GET" and p.startswith("/api/v1/tenants/{tenant}")})
+
+
+def _fill(template: str, tenant: str) -> str:
+    path = template.replace("{tenant}", tenant)
+    return re.sub(r"\{[^}]+\}", GATEWAY_ID, path)
+
+
+async def test_tenants_cannot_see_each_other_through_any_route(
+    app,
+    api: httpx.AsyncClient,
+    make_user,
+    tenant_a: TenantContext,
+    tenant_b: TenantContext,  # type: ignore[no-untyped-def]
+) -> None:
+    marker_a, marker_b = f"only-in-alpha-{secrets.token_hex(4)}", f"only-in-beta-{secrets.token_hex(4)}"
+    await _seed(tenant_a, marker_a)
+    await _seed(tenant_b, marker_b)
+    admin_a = await make_user(tenant="alpha", role="admin")
+    admin_b = await make_user(tenant="beta", role="admin")
+
+    routes = _tenant_get_routes(app)
+    assert routes, "no tenant-scoped routes found"
+    seen_a = False
+    for template in routes:
+        own = await api.get(_fill(template, "alpha"), headers=admin_a.headers)
+        assert own.status_code < 500, f"{template}: {own.status_code} {own.text[:200]}"
+        assert marker_b not in own.text, f"{template} leaks tenant beta's data to alpha"
+        seen_a = seen_a or marker_a in own.text
+        foreign = await api.get(_fill(template, "beta"), headers=admin_a.headers)
+        assert foreign.status_code == 404, f"{template}: alpha's admin got {foreign.status_code} on beta"
+        assert marker_b not in foreign.text
+    assert seen_a, "alpha's own data should be visible through at least one route"
+
+    # And the other way round, through the audit route that shows both markers' rows.
+    own_b = await api.get("/api/v1/tenants/beta/audit", headers=admin_b.headers)
+    assert marker_b in own_b.text and marker_a not in own_b.text
+
+
+async def test_activities_reach_only_their_own_tenant_database(
+    settings,
+    dbs,
+    tenant_a: TenantContext,
+    tenant_b: TenantContext,  # type: ignore[no-untyped-def]
+) -> None:
+    from activities.selfcheck import SelfCheckActivities, SelfCheckInput
+
+    for tenant in (tenant_a, tenant_b):
+        result = await SelfCheckActivities(TenantRuntime(settings, dbs, tenant)).check_tenant_database(SelfCheckInput())
+        assert result.database == tenant.db_name and result.tenant == tenant.name
