@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -68,15 +67,33 @@ def default_apps(settings: Settings) -> list[AppProcess]:
     return apps
 
 
+# Areas that add processes to `gridgate up` provide a module with
+#   def apps(settings) -> list[AppProcess]            processes to spawn (after the API and worker)
+#   def banner(settings) -> list[tuple[str, str]]    lines for the banner (optional)
+#   async def prepare(settings, dbs) -> None          bootstrap work before spawning (optional)
+OPTIONAL_AREAS = ["pki.supervise", "headend.supervise", "simulator.supervise"]
+
+
+def _areas() -> list[object]:
+    import importlib
+
+    found = []
+    for name in OPTIONAL_AREAS:
+        try:
+            found.append(importlib.import_module(name))
+        except ModuleNotFoundError as err:
+            if err.name != name and not name.startswith(f"{err.name}."):
+                raise
+    return found
+
+
 def _extra_apps(settings: Settings) -> list[AppProcess]:
-    """Processes of later areas (head-end, simulator, test CA) add themselves in ``EXTRA_APPS``."""
     out: list[AppProcess] = []
-    for factory in EXTRA_APPS:
-        out.extend(factory(settings))
+    for area in _areas():
+        factory = getattr(area, "apps", None)
+        if factory is not None:
+            out.extend(factory(settings))
     return out
-
-
-EXTRA_APPS: list[Callable[[Settings], list[AppProcess]]] = []
 
 
 def check_ports(plan: Plan) -> None:
@@ -137,7 +154,12 @@ class Supervisor:
             try:
                 tenants = await migrate_everything(dbs)
                 log.info("supervisor.migrated", tenants=tenants)
-                return await ensure_demo(settings, dbs, TemporalClients(settings.temporal_address))
+                demo = await ensure_demo(settings, dbs, TemporalClients(settings.temporal_address))
+                for area in _areas():
+                    prepare = getattr(area, "prepare", None)
+                    if prepare is not None:
+                        await prepare(settings, dbs)
+                return demo
             finally:
                 await dbs.dispose()
 
@@ -252,13 +274,13 @@ def banner(settings: Settings, demo: DemoInfo, embedded_pg: bool) -> str:
         ("Demo tenant", f"{demo.tenant}  (namespace {settings.temporal_namespace_prefix}{demo.tenant})"),
         ("Login", login),
     ]
-    rows += [(label, value) for extra in EXTRA_BANNER for label, value in extra(settings)]
+    for area in _areas():
+        extra = getattr(area, "banner", None)
+        if extra is not None:
+            rows += extra(settings)
     width = max(len(r[0]) for r in rows)
     lines = ["", "gridgate is up.", *[f"  {k.ljust(width)}  {v}" for k, v in rows], "Press Ctrl-C to stop.", ""]
     return "\n".join(lines)
-
-
-EXTRA_BANNER: list[Callable[[Settings], list[tuple[str, str]]]] = []
 
 
 def run_up(settings: Settings) -> int:
