@@ -22,6 +22,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from pki.oids import ECDSA_WITH_SHA
 from pki.profile import authority_key_id, crl_urls, subject_key_id
@@ -121,16 +122,20 @@ def check_crl(crl: x509.CertificateRevocationList, issuer: x509.Certificate, at:
                 _checked.pop(next(iter(_checked)))
             _checked[key] = checked
     if checked.next_update < at:
-        who = issuer.subject.rfc4514_string()
+        who = _name(issuer.subject)
         raise CrlError(CRL_EXPIRED, f"CRL of {who} expired at {checked.next_update.isoformat()}")
     return checked
 
 
+def _name(name: x509.Name) -> str:
+    return name.rfc4514_string({NameOID.SERIAL_NUMBER: "serialNumber"})
+
+
 def _verify_crl(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> CheckedCrl:
-    who = issuer.subject.rfc4514_string()
+    who = _name(issuer.subject)
     try:
         if crl.issuer != issuer.subject:
-            raise CrlError(CRL_UNAVAILABLE, f"CRL issuer {crl.issuer.rfc4514_string()} is not {who}")
+            raise CrlError(CRL_UNAVAILABLE, f"CRL issuer {_name(crl.issuer)} is not {who}")
         aki = crl.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier \
             if _has(crl, x509.AuthorityKeyIdentifier) else None
         ski = subject_key_id(issuer)

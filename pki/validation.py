@@ -152,8 +152,14 @@ def _key_usage_ok(cert: x509.Certificate, purpose: Usage) -> str | None:
     except x509.ExtensionNotFound:
         return None
     tls = {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
-    if purpose is Usage.TLS and not eku & tls and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in eku:
+    if ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku:
+        return None
+    if purpose is Usage.TLS and not eku & tls:
         return "ExtendedKeyUsage lacks serverAuth/clientAuth"
+    # Key separation: a certificate restricted to TLS by its EKU is not a content-signature
+    # certificate (TLS and SIG are both digitalSignature, the EKU is what tells them apart).
+    if purpose is Usage.SIG and eku and eku <= tls:
+        return "ExtendedKeyUsage restricts the key to TLS"
     return None
 
 
@@ -224,7 +230,7 @@ class Validator:
         _check_algorithms(cert)
         paths, loop = self._paths(cert, extra)
         if not paths:
-            issuer = cert.issuer.rfc4514_string()
+            issuer = cert.issuer.rfc4514_string({NameOID.SERIAL_NUMBER: "serialNumber"})
             if loop:
                 raise _Fail(Reason.UNKNOWN_ISSUER, f"certificate chain loop while looking for {issuer}")
             raise _Fail(Reason.UNKNOWN_ISSUER, f"no trusted issuer for {issuer}")
