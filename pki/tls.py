@@ -9,7 +9,9 @@ What is enforced, and how (Python's ``ssl`` on OpenSSL 3.0 exposes no groups *li
 * Key-exchange group: exactly one of brainpoolP256r1 (default), brainpoolP384r1,
   brainpoolP512r1, secp256r1, secp384r1 per context (``set_ecdh_curve`` calls
   ``SSL_CTX_set1_groups`` with one group). A peer offering only other groups is refused. A
-  context cannot accept two groups at once; run one listener per group if ever needed.
+  context cannot accept two groups at once. In TLS 1.2 the client's supported_groups list also
+  bounds the curve of the server's ECDSA certificate, so the group must be the curve of the
+  certificates in use: brainpoolP256r1 for SM-PKI end entities (the default).
 * Mutual authentication (``CERT_REQUIRED`` on both sides), OpenSSL chain check to the anchors,
   then :func:`validate_peer` (profile, algorithms, key usage, revocation via CRL).
 * Renegotiation off (``OP_NO_RENEGOTIATION``); compression off; session tickets off, so
@@ -92,19 +94,24 @@ def _base_context(
     if crls:
         # Optional defence in depth: OpenSSL refuses revoked peers during the handshake. The
         # context must be rebuilt when the CRLs are refreshed; validate_peer stays authoritative.
-        for c in crls:
-            ctx.load_verify_locations(cadata=_crl_pem(Path(c)))
+        _load_crls(ctx, [Path(c) for c in crls])
         ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
     return ctx
 
 
-def _crl_pem(path: Path) -> str:
-    data = path.read_bytes()
-    if data.lstrip().startswith(b"-----BEGIN"):
-        return data.decode()
+def _load_crls(ctx: ssl.SSLContext, paths: Sequence[Path]) -> None:
+    """``cadata`` takes certificates only; a PEM *file* may hold CRLs (X509_load_cert_crl_file)."""
     from cryptography.hazmat.primitives import serialization
 
-    return x509.load_der_x509_crl(data).public_bytes(serialization.Encoding.PEM).decode()
+    pem = b""
+    for path in paths:
+        data = path.read_bytes()
+        pem += data if data.lstrip().startswith(b"-----BEGIN") else \
+            x509.load_der_x509_crl(data).public_bytes(serialization.Encoding.PEM)
+    with tempfile.NamedTemporaryFile(suffix=".pem") as fh:
+        fh.write(pem)
+        fh.flush()
+        ctx.load_verify_locations(cafile=fh.name)
 
 
 def server_context(
