@@ -5,7 +5,14 @@ A new model module must be imported here.
 
 from domain.audit import models as audit_models  # noqa: F401
 from domain.base import ControlBase, TenantBase
+from domain.catalogue import models as catalogue_models  # noqa: F401
+from domain.devices import models as devices_models  # noqa: F401
+from domain.filters import models as filters_models  # noqa: F401
 from domain.iam import models as iam_models  # noqa: F401
+from domain.imports import models as imports_models  # noqa: F401
+from domain.locations import models as locations_models  # noqa: F401
+from domain.partners import models as partners_models  # noqa: F401
 from domain.tenancy import models as tenancy_models  # noqa: F401
+from domain.topology import models as topology_models  # noqa: F401
 
 __all__ = ["ControlBase", "TenantBase"]

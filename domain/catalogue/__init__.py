@@ -1,0 +1,1 @@
+"""The device catalogue: device types with their capabilities, and known firmware versions."""

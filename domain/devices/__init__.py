@@ -1,0 +1,1 @@
+"""Devices: smart meter gateways (SMGW) with their lifecycle, base meters, CLS modules."""

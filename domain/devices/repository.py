@@ -1,0 +1,31 @@
+"""Queries of gateways, meters and CLS modules."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
+
+from domain.devices.models import ClsModule, Gateway, Meter
+
+D = TypeVar("D", Gateway, Meter, ClsModule)
+
+
+async def by_device_id(session: AsyncSession, model: type[D], device_id: str, *, for_update: bool = False) -> D | None:
+    stmt: Any = select(model).options(joinedload(model.device_type)).where(model.device_id == device_id)
+    if for_update:
+        stmt = stmt.with_for_update(of=model)
+    return await session.scalar(stmt)  # type: ignore[no-any-return]
+
+
+async def by_id(session: AsyncSession, model: type[D], id: int, *, for_update: bool = False) -> D | None:
+    stmt: Any = select(model).options(joinedload(model.device_type)).where(model.id == id)
+    if for_update:
+        stmt = stmt.with_for_update(of=model)
+    return await session.scalar(stmt)  # type: ignore[no-any-return]
+
+
+async def id_of(session: AsyncSession, model: type[D], device_id: str) -> int | None:
+    return await session.scalar(select(model.id).where(model.device_id == device_id))  # type: ignore[no-any-return]

@@ -1,0 +1,2 @@
+"""Where devices serve: connection points (Anschlussstellen), metering points (MeLo), market
+locations (MaLo)."""

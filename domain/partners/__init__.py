@@ -1,0 +1,1 @@
+"""Market partners (Marktpartner): the EMTs gateways deliver to, grid operators, suppliers."""

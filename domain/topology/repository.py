@@ -1,0 +1,70 @@
+"""Queries of assignments: overlaps, lists with both natural keys, a gateway's topology."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, and_, func, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from domain.topology.kinds import AssignmentKind
+
+
+def period(model: Any) -> Any:
+    return func.tstzrange(model.valid_from, model.valid_to, literal("[)"))
+
+
+def valid_at(model: Any, at: Any) -> ColumnElement[bool]:
+    return and_(model.valid_from <= at, or_(model.valid_to.is_(None), model.valid_to > at))
+
+
+async def overlapping(session: AsyncSession, kind: AssignmentKind, ids: dict[str, int], valid_from: datetime,
+                      valid_to: datetime | None, *, exclude_id: int | None = None) -> Row[Any] | None:
+    """The first assignment that would overlap, with both natural keys."""
+    a = kind.model
+    conds = [getattr(a, col) == ids[col] for col in kind.exclusive]
+    conds.append(period(a).op("&&")(func.tstzrange(valid_from, valid_to, literal("[)"))))
+    if exclude_id is not None:
+        conds.append(a.id != exclude_id)
+    stmt = _with_keys(kind).where(*conds).order_by(a.valid_from).limit(1)
+    return (await session.execute(stmt)).first()
+
+
+def _with_keys(kind: AssignmentKind) -> Any:
+    a = kind.model
+    subj = aliased(kind.subject.model)
+    tgt = aliased(kind.target.model)
+    return (select(a, getattr(subj, kind.subject.key).label("subject"), getattr(tgt, kind.target.key).label("target"))
+            .join(subj, subj.id == getattr(a, kind.subject.column))
+            .join(tgt, tgt.id == getattr(a, kind.target.column)))
+
+
+async def assignment(session: AsyncSession, kind: AssignmentKind, id: int, *, for_update: bool = False
+                     ) -> Row[Any] | None:
+    stmt = _with_keys(kind).where(kind.model.id == id)
+    if for_update:
+        stmt = stmt.with_for_update(of=kind.model)
+    return (await session.execute(stmt)).first()
+
+
+async def assignments(session: AsyncSession, kind: AssignmentKind, *, subject_id: int | None = None,
+                      target_id: int | None = None, at: datetime | None = None, after: int | None = None,
+                      limit: int = 100) -> Sequence[Row[Any]]:
+    a = kind.model
+    stmt = _with_keys(kind)
+    if subject_id is not None:
+        stmt = stmt.where(getattr(a, kind.subject.column) == subject_id)
+    if target_id is not None:
+        stmt = stmt.where(getattr(a, kind.target.column) == target_id)
+    if at is not None:
+        stmt = stmt.where(valid_at(a, at))
+    if after is not None:
+        stmt = stmt.where(a.id < after)
+    return (await session.execute(stmt.order_by(a.id.desc()).limit(limit))).all()
+
+
+async def id_by_key(session: AsyncSession, model: Any, key: str, value: str) -> int | None:
+    return await session.scalar(select(model.id).where(getattr(model, key) == value))  # type: ignore[no-any-return]
