@@ -130,8 +130,10 @@ def _include_extra_routers(app: FastAPI) -> None:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as err:
             if err.name == module_name:
-                continue
+                continue  # area not built yet
             raise
+        if getattr(module, "__file__", None) is None:
+            continue  # a bare folder (namespace package): area under construction
         app.include_router(getattr(module, attr))
 
 

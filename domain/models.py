@@ -6,6 +6,7 @@ A new model module must be imported here.
 from domain.audit import models as audit_models  # noqa: F401
 from domain.base import ControlBase, TenantBase
 from domain.catalogue import models as catalogue_models  # noqa: F401
+from domain.certificates import models as certificates_models  # noqa: F401
 from domain.devices import models as devices_models  # noqa: F401
 from domain.filters import models as filters_models  # noqa: F401
 from domain.iam import models as iam_models  # noqa: F401

@@ -193,3 +193,26 @@ async def make_user(dbs: Databases, api: httpx.AsyncClient) -> UserFactory:
         return ApiUser(username, password, {"Authorization": f"Bearer {token}"})
 
     return make
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A test SM-PKI (3 gateways) served by a real test CA on a free port, so the CRL distribution
+    points in its certificates resolve. Areas needing their own PKI define theirs."""
+    from pki.testca import TestCA
+    from pki.testpki import init_test_pki
+
+    directory = tmp_path_factory.mktemp("smpki-shared") / "pki"
+    ca = TestCA(directory).start()
+    init_test_pki(directory, gateways=3, base_url=ca.url)
+    try:
+        yield ca
+    finally:
+        ca.stop()
+
+
+@pytest.fixture(scope="session")
+def test_pki(test_ca):  # type: ignore[no-untyped-def]
+    from pki.testpki import TestPki
+
+    return TestPki(test_ca.directory)
