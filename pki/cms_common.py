@@ -10,6 +10,7 @@ from typing import Any
 from asn1crypto import algos
 from cryptography import x509
 
+from pki.loader import PARSE_ERRORS
 from pki.profile import subject_key_id
 
 MALFORMED = "malformed"
@@ -43,7 +44,7 @@ def parsing(what: str) -> Iterator[None]:
         yield
     except CmsError:
         raise
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError) as err:
+    except (*PARSE_ERRORS, KeyError, IndexError, OverflowError, AttributeError) as err:
         raise CmsError(MALFORMED, f"{what}: {type(err).__name__}: {str(err)[:200]}") from None
 
 

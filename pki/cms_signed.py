@@ -169,6 +169,10 @@ def verify(
         signer = next((c for c in [*signer_certs, *carried] if identifies(c, sid.name, sid.chosen)), None)
     if signer is None:
         raise CmsError(UNKNOWN_SIGNER, "signer certificate neither in the container nor known")
+    # The certificate first: it also vets the key (curve, algorithm) the signature is checked with.
+    verdict = validator.validate(signer, "sig", at, extra_certs=carried)
+    if not verdict.valid:
+        raise CmsError(verdict.reason.value, f"signer certificate: {verdict.detail}")
     if hashlib.new(digest_name, content).digest() != md:
         raise CmsError(BAD_SIGNATURE, "messageDigest does not match the content")
     pub = signer.public_key()
@@ -178,7 +182,4 @@ def verify(
         pub.verify(signature, signed_bytes, ec.ECDSA(_DIGEST_NAME[digest_name]))
     except InvalidSignature:
         raise CmsError(BAD_SIGNATURE, "signature does not verify with the signer's key") from None
-    verdict = validator.validate(signer, "sig", at, extra_certs=carried)
-    if not verdict.valid:
-        raise CmsError(verdict.reason.value, f"signer certificate: {verdict.detail}")
     return Signed(e_type if isinstance(e_type, str) else e_dotted, content, signer, verdict)

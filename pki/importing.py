@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
-from pki.loader import Bundle, LoadError, parse_bundle
+from pki.loader import PARSE_ERRORS, Bundle, LoadError, parse_bundle
 from pki.profile import Role, Usage, crl_urls, role_of, subject_key_id, usage_of
 from pki.validation import Validator, Verdict, fingerprint
 
@@ -144,7 +144,7 @@ def check_import(
     for cert in leaves:
         try:
             info = describe(cert)
-        except ValueError as err:
+        except PARSE_ERRORS as err:
             return ImportCheck(False, "malformed", f"certificate unparseable: {err}")
         if expected_role is not None and info.role is not expected_role:
             return ImportCheck(False, "wrong_role", f"{info.subject} is a {info.role}, expected {expected_role}")

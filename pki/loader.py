@@ -13,12 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
 _KEY_LABELS = {b"PRIVATE KEY", b"EC PRIVATE KEY", b"ENCRYPTED PRIVATE KEY", b"RSA PRIVATE KEY"}
+# Everything cryptography raises for bad encodings: InvalidVersion and UnsupportedAlgorithm are
+# not ValueErrors.
+PARSE_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, x509.InvalidVersion, UnsupportedAlgorithm)
 
 
 class LoadError(ValueError):
@@ -76,7 +80,7 @@ def parse_bundle(data: bytes, password: bytes | None = None) -> Bundle:
                     raise LoadError(f"unsupported PEM block {label.decode(errors='replace')!r}")
             except LoadError:
                 raise
-            except (ValueError, TypeError) as err:
+            except PARSE_ERRORS as err:
                 # Key parse errors can mention the key type but never key material.
                 raise LoadError(f"bad PEM block {label.decode(errors='replace')!r}: {err}") from None
         return bundle
@@ -85,17 +89,17 @@ def parse_bundle(data: bytes, password: bytes | None = None) -> Bundle:
     try:
         bundle.certificates.append(x509.load_der_x509_certificate(data))
         return bundle
-    except ValueError:
+    except PARSE_ERRORS:
         pass
     try:
         bundle.crls.append(x509.load_der_x509_crl(data))
         return bundle
-    except ValueError:
+    except PARSE_ERRORS:
         pass
     try:
         bundle.private_keys.append(serialization.load_der_private_key(data, password=password))
         return bundle
-    except (ValueError, TypeError):
+    except PARSE_ERRORS:
         pass
     raise LoadError("input is neither PEM nor a DER certificate, CRL or private key")
 

@@ -30,7 +30,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from pki.loader import cert_to_pem, load_certificate
+from pki.loader import PARSE_ERRORS, cert_to_pem, load_certificate
 from pki.oids import curve_allowed
 from pki.profile import END_ENTITY_ROLES, Role, Usage
 from pki.testpki import TestPki
@@ -55,7 +55,7 @@ def certify_csr(pki: TestPki, csr_bytes: bytes, usage: Usage | str) -> x509.Cert
     try:
         csr = (x509.load_pem_x509_csr(csr_bytes) if csr_bytes.lstrip().startswith(b"-----")
                else x509.load_der_x509_csr(csr_bytes))
-    except ValueError:
+    except PARSE_ERRORS:
         raise CsrRejected("malformed", "not a PKCS#10 request") from None
     try:
         usage = Usage(usage)
@@ -158,6 +158,9 @@ class _Handler(BaseHTTPRequestHandler):
                 cert = certify_csr(self.server.pki, body, usage)
             except CsrRejected as err:
                 self._json(400, {"error": err.reason, "detail": err.detail})
+                return
+            except PARSE_ERRORS as err:  # lazily parsed parts of the request
+                self._json(400, {"error": "malformed", "detail": str(err)[:200]})
                 return
             self._send(200, cert_to_pem(cert), "application/x-pem-file")
         else:

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from pki.loader import cert_to_pem, key_to_pem
+from pki.loader import PARSE_ERRORS, cert_to_pem, key_to_pem
 from pki.profile import Role, role_of
 from pki.validation import Reason, Validator, Verdict
 
@@ -166,7 +166,7 @@ def validate_peer(
     the verdict is valid."""
     try:
         cert = peer_certificate(conn)
-    except ValueError as err:
+    except PARSE_ERRORS as err:
         return Verdict(False, Reason.MALFORMED, None, f"peer certificate unparseable: {err}")
     if cert is None:
         return Verdict(False, Reason.UNKNOWN_ISSUER, None, "peer presented no certificate")

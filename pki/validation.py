@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pki.crl import CheckedCrl, CrlCache, CrlError, check_crl
-from pki.loader import LoadError, load_certificate
+from pki.loader import PARSE_ERRORS, LoadError, load_certificate
 from pki.oids import ECDSA_WITH_SHA, curve_allowed
 from pki.profile import (
     ORG_PRODUCTION,
@@ -124,13 +124,24 @@ def _name(cert: x509.Certificate) -> str:
         return "<unparseable subject>"
 
 
+def _check_encoding(cert: x509.Certificate) -> None:
+    """DER strictness cryptography leaves out: the signature BIT STRING must have 0 unused bits
+    (otherwise one certificate has several encodings and fingerprints)."""
+    der = cert.public_bytes(serialization.Encoding.DER)
+    if der[-len(cert.signature) - 1] != 0:
+        raise _Fail(Reason.MALFORMED, f"{_name(cert)}: signature BIT STRING has unused bits")
+    if cert.serial_number <= 0:  # RFC 5280 4.1.2.2
+        raise _Fail(Reason.MALFORMED, f"{_name(cert)}: serial number is not positive")
+
+
 def _check_algorithms(cert: x509.Certificate) -> None:
+    _check_encoding(cert)
     oid = cert.signature_algorithm_oid.dotted_string
     if oid not in ECDSA_WITH_SHA:
         raise _Fail(Reason.FORBIDDEN_ALGORITHM, f"{_name(cert)}: signature algorithm {oid} is not ECDSA-SHA2")
     try:
         pub = cert.public_key()
-    except (ValueError, TypeError) as err:
+    except PARSE_ERRORS as err:
         raise _Fail(Reason.FORBIDDEN_ALGORITHM, f"{_name(cert)}: unsupported public key ({err})") from None
     if not isinstance(pub, ec.EllipticCurvePublicKey):
         raise _Fail(Reason.FORBIDDEN_ALGORITHM, f"{_name(cert)}: public key is {type(pub).__name__}, not EC")
@@ -218,7 +229,7 @@ class Validator:
             return Verdict(True, Reason.OK, subject, "valid", tuple(chain))
         except _Fail as f:
             return Verdict(False, f.reason, subject, f.detail)
-        except ValueError as err:
+        except PARSE_ERRORS as err:
             # cryptography parses extensions lazily: a malformed extension surfaces here.
             return Verdict(False, Reason.MALFORMED, subject, f"malformed certificate: {err}")
 
