@@ -253,6 +253,11 @@ class CrlCache:
             return crl
         return None
 
+    def urls(self) -> list[str]:
+        """Distribution points this cache holds a CRL for (what a periodic refresh renews)."""
+        with self._lock:
+            return list(self._entries)
+
     def invalidate(self, url: str | None = None) -> None:
         """Forget one URL (or all): the next lookup fetches."""
         with self._lock:
@@ -304,12 +309,11 @@ class CrlCache:
         *,
         at: dt.datetime | None = None,
     ) -> RefreshReport:
-        """Fetch ``urls`` (default: every CDP of ``issuers``' subjects' certificates is unknown
-        here, so pass the URLs, or use :func:`crl_urls_for`) and keep each CRL that verifies
-        against one of ``issuers``. Never raises for a single bad URL; see the report.
+        """Fetch ``urls`` (default: the URLs already in this cache) and keep each CRL that
+        verifies against one of ``issuers``. Never raises for a single bad URL; see the report.
         """
         at = at or dt.datetime.now(dt.UTC)
-        targets = sorted(set(urls or ()))
+        targets = sorted(set(urls if urls is not None else self.urls()))
         report = RefreshReport()
         async with httpx.AsyncClient(timeout=self.timeout) as client:
             results = await asyncio.gather(*(client.get(u) for u in targets), return_exceptions=True)
@@ -377,11 +381,12 @@ async def refresh_crls(
     *,
     at: dt.datetime | None = None,
 ) -> RefreshReport:
-    """Refresh the CRLs of every distribution point named in ``certificates``, verifying each
-    against the CA certificates among them. The function a scheduled CRL-refresh activity calls
-    with the tenant's trust store (anchors, Sub-CAs and known end-entity certificates)."""
+    """Refresh the CRLs of every distribution point named in ``certificates`` plus those already
+    cached, verifying each against the CA certificates among ``certificates``. The function a
+    scheduled CRL-refresh activity calls with the tenant's trust store (anchors, Sub-CAs and
+    known end-entity certificates: the Sub-CA's CRL URL is only named in certificates it issued)."""
     cas = [c for c in certificates if _is_ca(c)]
-    return await cache.refresh(cas, crl_urls_for(certificates), at=at)
+    return await cache.refresh(cas, [*crl_urls_for(certificates), *cache.urls()], at=at)
 
 
 def _is_ca(cert: x509.Certificate) -> bool:
