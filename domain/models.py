@@ -15,5 +15,6 @@ from domain.locations import models as locations_models  # noqa: F401
 from domain.partners import models as partners_models  # noqa: F401
 from domain.tenancy import models as tenancy_models  # noqa: F401
 from domain.topology import models as topology_models  # noqa: F401
+from headend import models as headend_models  # noqa: F401
 
 __all__ = ["ControlBase", "TenantBase"]
