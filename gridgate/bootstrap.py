@@ -8,10 +8,12 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy import select
 
+from domain.certificates.demo import provision_demo_pki
+from domain.demo import seed_demo_tenant
 from domain.iam.models import User
 from domain.iam.service import create_user, generate_password, grant
 from domain.tenancy.models import Tenant
-from domain.tenancy.service import create_tenant, migrate_all_tenants
+from domain.tenancy.service import context_for, create_tenant, migrate_all_tenants
 from gridgate import migrate
 from gridgate.config import Settings
 from gridgate.db import Databases, ensure_control_database_sync
@@ -53,4 +55,8 @@ async def ensure_demo(settings: Settings, dbs: Databases, clients: TemporalClien
             user = await create_user(session, DEMO_ADMIN, password, superadmin=True)
             tenant = await session.merge(tenant)
             await grant(session, user, tenant, "admin")
+    ctx = context_for(dbs, tenant)
+    await seed_demo_tenant(settings, ctx)
+    # Last, after the fleet exists, so gateway certificates link to their gateway records.
+    await provision_demo_pki(settings, ctx, settings.demo_fleet_size)
     return DemoInfo(tenant=name, username=DEMO_ADMIN, password=password)

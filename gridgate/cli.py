@@ -12,11 +12,40 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from gridgate.errors import GridgateError
 
+
+class _LazyRoot(TyperGroup):
+    """Named command groups of other packages are imported only when invoked (or listed in help),
+    so `gridgate pki ...` does not pay for importing the database and Temporal layers."""
+
+    lazy: dict[str, tuple[str, str]] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *sorted(n for n in self.lazy if n not in self.commands)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            module_name, help_text = self.lazy[cmd_name]
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as err:
+                if err.name == module_name or module_name.startswith(f"{err.name}."):
+                    return None
+                raise
+            group = typer.main.get_command(module.app)
+            group.name = cmd_name
+            group.help = group.help or help_text
+            self.add_command(group, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
 app = typer.Typer(
+    cls=_LazyRoot,
     name="gridgate",
     help="gridgate: Gateway Administrator and Meter Data Manager for BSI TR-03109 smart metering.",
     no_args_is_help=True,
@@ -28,6 +57,7 @@ app = typer.Typer(
 _SUBAPPS: list[tuple[str, str, str]] = [
     ("gridgate.cli_platform", "", ""),  # up, api, worker, migrate, tenant, user
     ("pki.cli", "pki", "SM-PKI: test PKI, verification, CMS, wake-up packets"),
+    ("domain.certificates.cli", "cert", "Certificates of a tenant (trust, GWA identity, EMT, gateways)"),
     ("domain.cli", "", ""),  # master data commands (gateways, meters, imports, filters)
     ("headend.cli", "", ""),  # gridgate headend
     ("simulator.cli", "simulate", "Simulated SMGW fleet"),
@@ -58,6 +88,9 @@ def run_async(coro_fn: Callable[[], Awaitable[T]]) -> T:
 
 def _register() -> None:
     for module_name, name, help_text in _SUBAPPS:
+        if name:
+            _LazyRoot.lazy[name] = (module_name, help_text)
+            continue
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as err:
@@ -67,14 +100,11 @@ def _register() -> None:
         sub: Any = getattr(module, "app", None)
         if sub is None:
             continue
-        if name:
-            app.add_typer(sub, name=name, help=help_text)
-        else:
-            # Commands and groups of the module join the top level.
-            for cmd in sub.registered_commands:
-                app.registered_commands.append(cmd)
-            for group in sub.registered_groups:
-                app.registered_groups.append(group)
+        # Commands and groups of the module join the top level.
+        for cmd in sub.registered_commands:
+            app.registered_commands.append(cmd)
+        for group in sub.registered_groups:
+            app.registered_groups.append(group)
 
 
 _register()

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
 
+    # Development stand-in for the SM-PKI Sub-CA (`gridgate pki testca serve`), started by `up`.
+    testca_port: int = 8480
+    testpki_dir: Path | None = None  # default var/testpki
+
     demo_tenant: str = "demo"
     demo_fleet_size: int = 50
 
@@ -69,6 +73,14 @@ class Settings(BaseSettings):
     @property
     def keys_path(self) -> Path:
         return (self.keys_dir or self.var_dir / "keys").resolve()
+
+    @property
+    def testpki_path(self) -> Path:
+        return (self.testpki_dir or self.var_dir / "testpki").resolve()
+
+    @property
+    def testca_url(self) -> str:
+        return f"http://127.0.0.1:{self.testca_port}"
 
     def resolved_secret(self, name: Literal["secret_key", "master_key"]) -> bytes:
         """The secret, or in development a random one persisted under var/ (survives restarts)."""

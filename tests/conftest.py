@@ -216,3 +216,26 @@ def test_pki(test_ca):  # type: ignore[no-untyped-def]
     from pki.testpki import TestPki
 
     return TestPki(test_ca.directory)
+
+
+@pytest.fixture
+def gridgate_cli(settings: Settings, dbs: Databases):  # type: ignore[no-untyped-def]
+    """``gridgate_cli("tenant", "list")``: the real CLI as a subprocess against the test services."""
+    import subprocess
+
+    from tests.helpers import gridgate_bin
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDGATE_")}
+    env.update(
+        GRIDGATE_DATABASE_URL=settings.database_url or "",
+        GRIDGATE_TEMPORAL_ADDRESS=settings.temporal_address,
+        GRIDGATE_TEMPORAL_NAMESPACE_PREFIX=settings.temporal_namespace_prefix,
+        GRIDGATE_VAR_DIR=str(settings.var_dir),
+        GRIDGATE_LOG_LEVEL="warning",
+    )
+
+    def call(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([gridgate_bin(), *args], env=env, capture_output=True, text=True, input=stdin,
+                              timeout=120)
+
+    return call

@@ -18,3 +18,11 @@ def error_code(response) -> str:  # type: ignore[no-untyped-def]
     body = response.json()
     assert "error" in body, body
     return str(body["error"]["code"])
+
+
+def one_error_line(result) -> str:  # type: ignore[no-untyped-def]
+    """Assert a CLI failure is exit code 2 with exactly one ``error: ...`` line; return it."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return str(lines[0])

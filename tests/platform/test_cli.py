@@ -8,33 +8,15 @@ import subprocess
 import pytest
 
 from gridgate.config import Settings
-from tests.helpers import gridgate_bin
+from tests.helpers import gridgate_bin, one_error_line
 
 
 @pytest.fixture
-def run(settings: Settings, dbs):  # type: ignore[no-untyped-def]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDGATE_")}
-    env.update(
-        GRIDGATE_DATABASE_URL=settings.database_url or "",
-        GRIDGATE_TEMPORAL_ADDRESS=settings.temporal_address,
-        GRIDGATE_TEMPORAL_NAMESPACE_PREFIX=settings.temporal_namespace_prefix,
-        GRIDGATE_VAR_DIR=str(settings.var_dir),
-        GRIDGATE_LOG_LEVEL="warning",
-    )
-
-    def call(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [gridgate_bin(), *args], env=env, capture_output=True, text=True, input=stdin, timeout=120
-        )
-
-    return call
+def run(gridgate_cli):  # type: ignore[no-untyped-def]
+    return gridgate_cli
 
 
-def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
+_one_error_line = one_error_line
 
 
 def test_tenant_create_list_and_duplicate(run) -> None:  # type: ignore[no-untyped-def]

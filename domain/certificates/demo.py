@@ -1,0 +1,71 @@
+"""The demo tenant's SM-PKI material: a test PKI under var/testpki (created once), its root and
+Sub-CA as trust anchors, the GWA identity, the EMTs' and the demo gateways' certificates.
+
+Idempotent: a second `gridgate up` imports nothing new. The test CA is not running yet while this
+runs, so the tenant's CRL cache is seeded from the CRL files the test PKI wrote (signed CRLs,
+verified like fetched ones).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from cryptography import x509
+
+from domain.certificates import service
+from domain.certificates.repository import gateway_pk
+from domain.ids import demo_gateway_id
+from domain.tenancy.service import TenantContext
+from gridgate.config import Settings
+from pki.profile import crl_urls
+from pki.testpki import Entity, TestPki, init_test_pki
+
+log = structlog.get_logger(__name__)
+
+
+def ensure_test_pki(settings: Settings, gateways: int) -> TestPki:
+    directory = settings.testpki_path
+    pki = TestPki(directory) if (directory / "pki.json").exists() else init_test_pki(
+        directory, base_url=settings.testca_url)
+    missing = [demo_gateway_id(i) for i in range(gateways) if not pki.gateway(demo_gateway_id(i)).exists]
+    if missing:
+        pki.issue_gateways(gateway_ids=missing)
+    return pki
+
+
+def _entity_pem(entity: Entity, *, keys: bool) -> bytes:
+    out = b""
+    for usage in ("tls", "sig", "enc"):
+        cred = entity.credential(usage)
+        out += cred.cert_path.read_bytes() + (cred.key_path.read_bytes() if keys else b"")
+    return out
+
+
+def _seed_crl_cache(tenant: TenantContext, pki: TestPki) -> None:
+    cache = service.crl_cache(tenant)
+    for ca_name, cert in (("root", pki.subca), ("subca", pki.gwa.tls.cert)):
+        crl = x509.load_der_x509_crl(pki.crl_path(ca_name).read_bytes())
+        for url in crl_urls(cert):
+            cache.put(url, crl)
+
+
+async def provision_demo_pki(settings: Settings, tenant: TenantContext, gateways: int) -> int:
+    """Returns the number of certificates imported now."""
+    pki = await asyncio.to_thread(ensure_test_pki, settings, gateways)
+    _seed_crl_cache(tenant, pki)
+    imported = 0
+    async with tenant.sessions() as session, session.begin():
+        imported += len((await service.import_trust(session, tenant, pki.root_path.read_bytes()
+                                                    + pki.subca_path.read_bytes())).imported)
+        imported += len((await service.import_identity(session, settings, tenant,
+                                                       _entity_pem(pki.gwa, keys=True))).imported)
+        for emt in pki.emts.values():
+            imported += len((await service.import_emt(session, tenant, _entity_pem(emt, keys=False))).imported)
+        for i in range(gateways):
+            gid = demo_gateway_id(i)
+            link = gid if await gateway_pk(session, gid) is not None else None
+            outcome = await service.import_gateway(session, tenant, _entity_pem(pki.gateway(gid), keys=False), link)
+            imported += len(outcome.imported)
+    log.info("demo.pki_ready", tenant=tenant.name, imported=imported, directory=str(pki.directory))
+    return imported
