@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from asn1crypto import algos
+from asn1crypto import algos, core
 from cryptography import x509
 
 from pki.loader import PARSE_ERRORS
@@ -46,6 +46,17 @@ def parsing(what: str) -> Iterator[None]:
         raise
     except (*PARSE_ERRORS, KeyError, IndexError, OverflowError, AttributeError) as err:
         raise CmsError(MALFORMED, f"{what}: {type(err).__name__}: {str(err)[:200]}") from None
+
+
+def absent(value: Any) -> bool:
+    """An OPTIONAL field that is not there. Cheaper than ``.native is None``, which would decode
+    the whole subtree (certificates, nested content) just to compare with None."""
+    return isinstance(value, core.Void)
+
+
+def absent_or_null(value: Any) -> bool:
+    """Algorithm parameters that are absent or NULL."""
+    return isinstance(value, core.Void) or value.dump() == b"\x05\x00"
 
 
 def digest_algorithm(name: str) -> algos.DigestAlgorithm:

@@ -26,6 +26,8 @@ from pki.cms_common import (
     MALFORMED,
     WRONG_RECIPIENT,
     CmsError,
+    absent,
+    absent_or_null,
     identifies,
     parsing,
     require_ski,
@@ -81,12 +83,12 @@ def decompress(der: bytes, *, max_payload: int = MAX_PAYLOAD) -> bytes:
             raise CmsError(MALFORMED, "CompressedData version must be 0")
         if cd["compression_algorithm"]["algorithm"].dotted != "1.2.840.113549.1.9.16.3.8":
             raise CmsError(FORBIDDEN_ALGORITHM, "compression algorithm is not zlib")
-        if cd["compression_algorithm"]["parameters"].native is not None:
+        if not absent_or_null(cd["compression_algorithm"]["parameters"]):
             raise CmsError(MALFORMED, "zlib compression takes no parameters")
         eci = cd["encap_content_info"]
         if eci["content_type"].dotted != "1.2.840.113549.1.7.1":
             raise CmsError(MALFORMED, "compressed content is not id-data")
-        data = bytes(eci["content"]) if eci["content"].native is not None else None
+        data = None if absent(eci["content"]) else bytes(eci["content"])
         if data is None:
             raise CmsError(MALFORMED, "compressed content missing")
     try:
@@ -196,7 +198,7 @@ def decrypt_auth_enveloped(
         aed = cms.AuthEnvelopedData.load(der, strict=True)
         if aed["version"].native != "v0":
             raise CmsError(MALFORMED, "AuthEnvelopedData version must be 0")
-        if aed["originator_info"].native is not None or aed["unauth_attrs"].native is not None:
+        if not absent(aed["originator_info"]) or not absent(aed["unauth_attrs"]):
             raise CmsError(MALFORMED, "originatorInfo/unauthAttrs must be absent")
         kari, rek = _find_recipient(aed, cert)
         kek = _kari_kek(kari, key)
@@ -205,7 +207,7 @@ def decrypt_auth_enveloped(
         if content_type not in ("data", "compressed_data"):
             raise CmsError(MALFORMED, f"encrypted content type {aeci['content_type'].dotted} not supported")
         aad = b""
-        if aed["auth_attrs"].native is not None:
+        if not absent(aed["auth_attrs"]):
             aad = set_tagged(aed["auth_attrs"].dump())
             declared = [a["values"][0].native for a in aed["auth_attrs"] if a["type"].native == "content_type"]
             if declared != [content_type]:
@@ -233,7 +235,7 @@ def decrypt_auth_enveloped(
             return Decrypted(content_type, cc.gcm_decrypt(cek, nonce, ct, mac, aad), "gcm")
         if alg_oid in AES_CBC_CMAC_KEYLEN:
             iv = bytes(16)
-            if not isinstance(params, core.Void) and params.native is not None:
+            if not absent_or_null(params):
                 with parsing("CBC-CMAC-Param"):
                     cp = CbcCmacParameters.load(params.dump(), strict=True)
                     iv = cp["iv"].native
@@ -278,7 +280,7 @@ def _kari_kek(kari: Any, key: ec.EllipticCurvePrivateKey) -> bytes:
         raise CmsError(FORBIDDEN_ALGORITHM, "originator key is not id-ecPublicKey")
     params = pki_["algorithm"]["parameters"]
     # DS: if present, namedCurve and it must be the recipient key's curve
-    if params.native is not None and (
+    if not absent_or_null(params) and (
         params.name != "named" or params.chosen.dotted != _CURVE_OIDS.get(key.curve.name)
     ):
         raise CmsError(MALFORMED, "originator key curve differs from the recipient key's curve")
@@ -295,7 +297,7 @@ def _kari_kek(kari: Any, key: ec.EllipticCurvePrivateKey) -> bytes:
     wrap_oid = wrap_alg["algorithm"].dotted
     if wrap_oid not in AES_WRAP_KEYLEN:
         raise CmsError(FORBIDDEN_ALGORITHM, f"key wrap {wrap_oid} not allowed")
-    if wrap_alg["parameters"].native is not None:
+    if not absent_or_null(wrap_alg["parameters"]):
         raise CmsError(MALFORMED, "key wrap algorithm parameters must be absent")
     ukm = kari["ukm"].native
     return cc.derive_kek(key, peer, wrap_algorithm_der=wrap_der, kek_len=AES_WRAP_KEYLEN[wrap_oid],

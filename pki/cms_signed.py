@@ -21,6 +21,8 @@ from pki.cms_common import (
     MALFORMED,
     UNKNOWN_SIGNER,
     CmsError,
+    absent,
+    absent_or_null,
     digest_algorithm,
     identifies,
     parsing,
@@ -122,11 +124,11 @@ def verify(
         want_version = "v3" if si_version == "v3" or e_type != "data" else "v1"
         if sd["version"].native != want_version:
             raise CmsError(MALFORMED, f"SignedData version must be {want_version}")
-        if sd["crls"].native is not None:
+        if not absent(sd["crls"]):
             raise CmsError(MALFORMED, "CRLs inside SignedData are not allowed (DS 5.3.3)")
-        if si["unsigned_attrs"].native is not None:
+        if not absent(si["unsigned_attrs"]):
             raise CmsError(MALFORMED, "unsigned attributes are not allowed (DS 5.3.3)")
-        if eci["content"].native is None:
+        if absent(eci["content"]):
             raise CmsError(MALFORMED, "detached content not supported here")
         # the octet string's bytes, not asn1crypto's parse of them (merges BER chunks too)
         content = bytes(eci["content"])
@@ -136,7 +138,7 @@ def verify(
         digest_name = _DIGEST_OID_NAME.get(digest_oid)
         if digest_name is None:
             raise CmsError(FORBIDDEN_ALGORITHM, f"digest {digest_oid} not allowed")
-        if si["digest_algorithm"]["parameters"].native is not None:
+        if not absent_or_null(si["digest_algorithm"]["parameters"]):
             raise CmsError(MALFORMED, "digest algorithm parameters must be absent or NULL")
         listed = [a["algorithm"].dotted for a in sd["digest_algorithms"]]
         if digest_oid not in listed or any(o not in _DIGEST_OID_NAME for o in listed):
@@ -144,10 +146,10 @@ def verify(
         sig_oid = si["signature_algorithm"]["algorithm"].dotted
         if _ECDSA_OID_HASH.get(sig_oid) != digest_name:
             raise CmsError(FORBIDDEN_ALGORITHM, f"signature algorithm {sig_oid} is not ECDSA with {digest_name}")
-        if si["signature_algorithm"]["parameters"].native is not None:
+        if not absent_or_null(si["signature_algorithm"]["parameters"]):
             raise CmsError(MALFORMED, "signature algorithm parameters must be absent")
         attrs = si["signed_attrs"]
-        if attrs.native is None:
+        if absent(attrs):
             raise CmsError(MALFORMED, "signed attributes are required")
         attr_types = [a["type"].dotted for a in attrs]
         if len(set(attr_types)) != len(attr_types):
@@ -162,7 +164,7 @@ def verify(
         signed_bytes = set_tagged(attrs.dump())
         signature = si["signature"].native
         carried = []
-        if sd["certificates"].native is not None:
+        if not absent(sd["certificates"]):
             for choice in sd["certificates"]:
                 if choice.name == "certificate":
                     carried.append(x509.load_der_x509_certificate(choice.chosen.dump()))

@@ -22,7 +22,14 @@ _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----"
 _KEY_LABELS = {b"PRIVATE KEY", b"EC PRIVATE KEY", b"ENCRYPTED PRIVATE KEY", b"RSA PRIVATE KEY"}
 # Everything cryptography raises for bad encodings: InvalidVersion and UnsupportedAlgorithm are
 # not ValueErrors.
-PARSE_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, x509.InvalidVersion, UnsupportedAlgorithm)
+PARSE_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    TypeError,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+    UnsupportedAlgorithm,
+)
 
 
 class LoadError(ValueError):

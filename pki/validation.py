@@ -39,6 +39,7 @@ from pki.profile import (
 )
 
 MAX_PATH = 6
+_MEMO_MAX = 20_000
 
 
 class Reason(StrEnum):
@@ -202,6 +203,7 @@ class Validator:
         self.check_revocation = check_revocation
         self.check_profile = check_profile
         self.organisations = frozenset(organisations)
+        self._memo: dict[tuple[Any, ...], Any] = {}
 
     # ------------------------------------------------------------------ public
     def validate(
@@ -237,23 +239,65 @@ class Validator:
     def _validate(
         self, cert: x509.Certificate, purpose: Usage | None, at: dt.datetime, extra: list[x509.Certificate]
     ) -> list[x509.Certificate]:
-        _ = cert.extensions  # force parse: malformed extensions -> ValueError -> malformed
-        _check_algorithms(cert)
-        paths, loop = self._paths(cert, extra)
-        if not paths:
-            issuer = cert.issuer.rfc4514_string({NameOID.SERIAL_NUMBER: "serialNumber"})
-            if loop:
-                raise _Fail(Reason.UNKNOWN_ISSUER, f"certificate chain loop while looking for {issuer}")
-            raise _Fail(Reason.UNKNOWN_ISSUER, f"no trusted issuer for {issuer}")
+        # Everything but time and revocation is a pure function of the certificates, so it is
+        # memoised per (leaf, extra certs, purpose): validating the same signer for every CMS
+        # message then costs dictionary lookups, not parsing and ECDSA.
+        key = (_fp(cert), tuple(sorted(_fp(c) for c in extra)), purpose)
+        memo = self._memo.get(key)
+        if memo is None:
+            memo = self._static(cert, purpose, extra)
+            if len(self._memo) >= _MEMO_MAX:
+                self._memo.clear()
+            self._memo[key] = memo
+        if isinstance(memo, _Fail):
+            raise memo
         first: _Fail | None = None
-        for path in paths:
+        for path, structure_fail, usage_fail in memo:
             try:
-                self._check_path(path, purpose, at)
+                if structure_fail is not None:
+                    raise structure_fail
+                self._check_times(path, at)
+                if usage_fail is not None:
+                    raise usage_fail
+                if self.check_revocation:
+                    for c, issuer in itertools.pairwise(path):
+                        self._check_revocation(c, issuer, at)
                 return path
             except _Fail as f:
                 first = first or f
         assert first is not None
         raise first
+
+    def _static(
+        self, cert: x509.Certificate, purpose: Usage | None, extra: list[x509.Certificate]
+    ) -> _Fail | list[tuple[list[x509.Certificate], _Fail | None, _Fail | None]]:
+        """Paths with their time-independent outcome: (path, algorithm/signature failure,
+        profile/key-usage failure), or one failure when there is no path at all."""
+        try:
+            _ = cert.extensions  # force parse: malformed extensions -> ValueError -> malformed
+            _check_algorithms(cert)
+            paths, loop = self._paths(cert, extra)
+        except _Fail as f:
+            return f
+        if not paths:
+            issuer = cert.issuer.rfc4514_string({NameOID.SERIAL_NUMBER: "serialNumber"})
+            if loop:
+                return _Fail(Reason.UNKNOWN_ISSUER, f"certificate chain loop while looking for {issuer}")
+            return _Fail(Reason.UNKNOWN_ISSUER, f"no trusted issuer for {issuer}")
+        out: list[tuple[list[x509.Certificate], _Fail | None, _Fail | None]] = []
+        for path in paths:
+            structure: _Fail | None = None
+            usage: _Fail | None = None
+            try:
+                self._check_structure(path)
+            except _Fail as f:
+                structure = f
+            try:
+                self._check_profile_and_usage(path, purpose)
+            except _Fail as f:
+                usage = f
+            out.append((path, structure, usage))
+        return out
 
     def _issuer_candidates(self, cert: x509.Certificate, pool: list[x509.Certificate]) -> list[x509.Certificate]:
         aki = authority_key_id(cert)
@@ -297,19 +341,24 @@ class Validator:
         walk([leaf], {_fp(leaf)})
         return paths, loop
 
-    def _check_path(self, path: list[x509.Certificate], purpose: Usage | None, at: dt.datetime) -> None:
-        leaf, anchor = path[0], path[-1]
+    def _check_structure(self, path: list[x509.Certificate]) -> None:
         for c in path[:-1]:
             _ = c.extensions
             _check_algorithms(c)
         for c, issuer in itertools.pairwise(path):
             if not _signature_ok(c, issuer):
                 raise _Fail(Reason.BAD_SIGNATURE, f"{_name(c)}: signature does not verify with {_name(issuer)}")
+
+    @staticmethod
+    def _check_times(path: list[x509.Certificate], at: dt.datetime) -> None:
         for c in path:
             if at < c.not_valid_before_utc:
                 raise _Fail(Reason.NOT_YET_VALID, f"{_name(c)}: valid from {c.not_valid_before_utc.isoformat()}")
             if at > c.not_valid_after_utc:
                 raise _Fail(Reason.EXPIRED, f"{_name(c)}: expired at {c.not_valid_after_utc.isoformat()}")
+
+    def _check_profile_and_usage(self, path: list[x509.Certificate], purpose: Usage | None) -> None:
+        leaf, anchor = path[0], path[-1]
         for depth, ca in enumerate(path[1:-1]):
             self._check_ca(ca, below=depth)
         self._check_ca(anchor, below=len(path) - 2, profile=False)
@@ -333,9 +382,6 @@ class Validator:
             problem = _key_usage_ok(leaf, purpose)
             if problem:
                 raise _Fail(Reason.WRONG_KEY_USAGE, f"{_name(leaf)}: not usable for {purpose}: {problem}")
-        if self.check_revocation:
-            for c, issuer in itertools.pairwise(path):
-                self._check_revocation(c, issuer, at)
 
     def _check_ca(self, ca: x509.Certificate, *, below: int, profile: bool = True) -> None:
         """RFC 5280 CA checks (always) and the SM-PKI CA profile (when enabled)."""
