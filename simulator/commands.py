@@ -1,0 +1,306 @@
+"""The gateway's command handlers: framework and the device-level objects of docs/protocol.md
+section 10 (device info, clock, certificates, logbooks, reboot).
+
+A handler gets a :class:`Ctx` (the gateway's state, the fleet services, the request) and the
+parsed XML root of the request payload, and returns an :class:`Outcome` (HTTP status and the XML
+element to seal) or raises :class:`CommandError` (section 9). Handlers change only the in-memory
+state; the session persists state, command record and log entries in one transaction afterwards.
+Asynchronous commands return status 202 with a ``later`` coroutine that produces the Notify
+content (``status``, element) once the work is done.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+import xml.etree.ElementTree as ET  # building only; parsing goes through defusedxml
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from domain.ids import parse_device_id
+from pki.profile import Role, Usage, role_of
+from simulator import xmlcodec as X
+from simulator.state import LEVEL_INFO, LEVEL_WARNING, OUTCOME_FAILURE, OUTCOME_SUCCESS, GatewayState
+from simulator.xmlcodec import Malformed
+
+if TYPE_CHECKING:
+    from simulator.fleet import Fleet
+
+# URI ids of the objects (docs/protocol.md 10.0)
+DEVICE_INFO = "1-0000600100ff"
+CLOCK = "8-0000010000ff"
+SECURITY = "64-00002b0000ff"
+LOG_OBJECTS = {"7-0000636200ff": "system", "7-0000636201ff": "calibration", "7-0000636202ff": "consumer"}
+IMAGE_TRANSFER = "18-00002c0000ff"
+REBOOT = "9-00000a0000ff"
+METER_PROFILES = "130-00005e3101ff"
+COMM_PROFILES = "131-00005e3102ff"
+EVAL_PROFILES = "132-00005e3103ff"
+LMN = "133-00005e3104ff"
+
+ERROR_STATUS = {
+    "malformed": 400, "cms_invalid": 403, "rejected": 403, "not_found": 404, "unsupported": 405,
+    "command_conflict": 409, "offset_mismatch": 409, "meter_missing": 409, "not_paired": 409,
+    "unknown_profile": 409, "unknown_recipient": 409, "certificate_invalid": 422, "invalid_profile": 422,
+    "firmware_verification_failed": 422, "firmware_activation_failed": 500, "busy": 503, "internal": 500,
+}
+
+
+class CommandError(Exception):
+    """An error answer (docs/protocol.md section 9)."""
+
+    def __init__(self, reason: str, text: str, *, status: int | None = None, **attrs: object) -> None:
+        super().__init__(text)
+        self.reason = reason
+        self.text = text
+        self.status = status or ERROR_STATUS.get(reason, 500)
+        self.attrs = attrs
+
+
+Later = Callable[[], Awaitable[tuple[int, ET.Element]]]
+
+
+@dataclass
+class Outcome:
+    status: int
+    xml: ET.Element | None = None
+    applied: bool = False  # the command changed the gateway's state (counted once per command ID)
+    later: Later | None = None  # for 202: produces the Notify's (status, child)
+    close: bool = False  # close the management connection after answering (activate, reboot)
+
+
+@dataclass
+class Ctx:
+    gw: GatewayState
+    fleet: Fleet
+    method: str
+    query: dict[str, str]
+    command_id: str | None
+    now: float = field(default_factory=time.time)
+    chunks: list[tuple[str, int, bytes]] = field(default_factory=list)  # firmware blocks to persist
+    drop_image: str | None = None
+
+    @property
+    def gid(self) -> str:
+        return self.gw.gateway_id
+
+    def root(self, tag: str, attrs: dict[str, object] | None = None) -> ET.Element:
+        """A gateway-sent root element: always carries ``gateway="<ID>"``."""
+        return X.element(tag, {"gateway": self.gid, **(attrs or {})})
+
+
+Handler = Callable[[Ctx, ET.Element | None], Outcome]
+HANDLERS: dict[tuple[str, str, str, int], tuple[str, Handler]] = {}
+
+
+def handler(verb: str, obj: str, kind: str, n: int, name: str) -> Callable[[Handler], Handler]:
+    """Register ``fn`` for ``verb .../objects/<obj>/<kind>/<n>``; ``name`` is the command kind."""
+
+    def deco(fn: Handler) -> Handler:
+        HANDLERS[(verb, obj, kind, n)] = (name, fn)
+        return fn
+
+    return deco
+
+
+def error_element(gid: str, err: CommandError) -> ET.Element:
+    return X.element("error", {"gateway": gid, "reason": err.reason, **err.attrs}, err.text)
+
+
+def expect(body: ET.Element | None, tag: str) -> ET.Element:
+    if body is None:
+        raise CommandError("malformed", f"request needs a <{tag}> body")
+    if X.local(body) != tag:
+        raise CommandError("malformed", f"expected <{tag}>, got <{X.local(body)}>")
+    return body
+
+
+# --------------------------------------------------------------------------- device info, clock
+
+
+def clock_valid(ctx: Ctx) -> bool:
+    return abs(ctx.gw.clock_offset(ctx.now)) <= ctx.fleet.settings.max_clock_offset_s
+
+
+@handler("GET", DEVICE_INFO, "attributes", 2, "read_device_info")
+def read_device_info(ctx: Ctx, _: ET.Element | None) -> Outcome:
+    gw, vendor = ctx.gw, ctx.fleet.vendor(ctx.gw)
+    root = ctx.root("deviceInfo")
+    X.sub(root, "vendor", text=vendor.vendor)
+    X.sub(root, "model", text=vendor.model)
+    X.sub(root, "serverId", text=parse_device_id(gw.gateway_id).server_id.hex())
+    X.sub(root, "state", text=gw.device_state)
+    X.sub(root, "firmware", {"slot": "active", "version": gw.firmware["active"]})
+    if gw.firmware.get("fallback"):
+        X.sub(root, "firmware", {"slot": "fallback", "version": gw.firmware["fallback"]})
+    pending = gw.firmware.get("transfer") or {}
+    if pending.get("state") in ("transferred", "verified"):
+        X.sub(root, "firmware", {"slot": "pending", "version": pending.get("version")})
+    X.sub(root, "clock", {"time": X.fmt_time(gw.gateway_time(ctx.now)), "valid": clock_valid(ctx)})
+    X.sub(root, "uptime", text=str(int(max(0, ctx.now - gw.extra.get("boot_time", ctx.now)))))
+    for mid, m in gw.meters.items():
+        X.sub(root, "meter", {"id": mid, "interface": m.get("interface", "lmn-wired"), "paired": m["paired"]})
+    for log in sorted(vendor.log_types):
+        X.sub(root, "capability", {"name": "log", "value": log})
+    X.sub(root, "capability", {"name": "firmwareFormat", "value": "cms-signed-data"})
+    X.sub(root, "capability", {"name": "firmwareProduct", "value": vendor.product})
+    X.sub(root, "capability", {"name": "maxBlockSize", "value": vendor.max_chunk_bytes})
+    for taf in sorted(vendor.tafs):
+        X.sub(root, "capability", {"name": "taf", "value": taf})
+    return Outcome(200, root)
+
+
+@handler("GET", CLOCK, "attributes", 2, "measure_clock_offset")
+def read_clock(ctx: Ctx, _: ET.Element | None) -> Outcome:
+    t = ctx.gw.gateway_time(ctx.now)
+    return Outcome(200, ctx.root("clock", {"time": X.fmt_time(t), "valid": clock_valid(ctx)}))
+
+
+@handler("PUT", CLOCK, "attributes", 2, "set_time")
+def set_time(ctx: Ctx, body: ET.Element | None) -> Outcome:
+    el = expect(body, "clock")
+    mode = el.get("mode", "set")
+    before = ctx.gw.clock_offset(ctx.now)
+    if mode == "set":
+        target = X.parse_time(X.req(el, "time"))
+    elif mode == "shift":
+        target = ctx.gw.gateway_time(ctx.now) + X.req_int(el, "shiftMs") / 1000.0
+    else:
+        raise CommandError("malformed", f"clock mode {mode!r} is neither set nor shift")
+    correction = ctx.gw.set_clock(target, ctx.now)
+    ctx.gw.log("system", LEVEL_INFO, OUTCOME_SUCCESS,
+               f"clock {mode}: corrected by {correction:+.3f} s (offset was {before:+.3f} s)")
+    return Outcome(204, None, applied=True)
+
+
+# --------------------------------------------------------------------------- certificates
+
+
+def _own_certificates(ctx: Ctx) -> list[tuple[str, x509.Certificate]]:
+    return [(u, ctx.fleet.creds.keys(ctx.gid, u).cert) for u in ("tls", "sig", "enc")]
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+@handler("GET", SECURITY, "attributes", 6, "read_certificates")
+def read_certificates(ctx: Ctx, _: ET.Element | None) -> Outcome:
+    root = ctx.root("certificates")
+    for usage, cert in _own_certificates(ctx):
+        X.sub(root, "certificate", {"owner": ctx.gid, "role": "smgw", "usage": usage},
+              base64.b64encode(_der(cert)).decode())
+    return Outcome(200, root)
+
+
+_ROLES = {"gwa": Role.GWA, "emt": Role.EMT, "smgw": Role.SMGW}
+
+
+@handler("POST", SECURITY, "methods", 6, "install_certificates")
+def install_certificates(ctx: Ctx, body: ET.Element | None) -> Outcome:
+    el = expect(body, "certificates")
+    items = list(X.children(el, "certificate"))
+    if not items:
+        raise CommandError("malformed", "no <certificate> to install")
+    validator = ctx.fleet.creds.validator()
+    staged: list[tuple[str, str, str, str, bytes]] = []  # key, owner, role, usage, der
+    for c in items:
+        owner, role, usage = X.req(c, "owner"), X.req(c, "role"), X.req(c, "usage")
+        if role not in _ROLES or usage not in ("tls", "sig", "enc"):
+            raise CommandError("malformed", f"role {role!r} / usage {usage!r} unknown")
+        try:
+            der = base64.b64decode((c.text or "").strip(), validate=True)
+            cert = x509.load_der_x509_certificate(der)
+        except ValueError:
+            raise CommandError("certificate_invalid", f"certificate of {owner}/{usage} does not parse") from None
+        verdict = validator.validate(cert, Usage(usage))
+        if not verdict.valid:
+            raise CommandError("certificate_invalid", f"{owner}/{usage}: {verdict.reason.value}: {verdict.detail}")
+        if role_of(cert) is not _ROLES[role]:
+            raise CommandError("certificate_invalid", f"{owner}/{usage}: not a {_ROLES[role].value} certificate")
+        if role == "smgw":
+            own = ctx.fleet.creds.keys(ctx.gid, usage).cert
+            if owner != ctx.gid or own.public_key() != cert.public_key():
+                raise CommandError("certificate_invalid", f"{owner}/{usage}: does not match a key this gateway holds")
+        key = f"gwa:{usage}" if role == "gwa" else f"{role}:{owner}:{usage}"
+        staged.append((key, owner, role, usage, der))
+    root = ctx.root("certificatesInstalled")
+    changed = False
+    for key, owner, role, usage, der in staged:
+        sha = hashlib.sha256(der).hexdigest()
+        old = ctx.gw.certificates.get(key)
+        status = "unchanged" if old and old["sha256"] == sha and old["owner"] == owner else "installed"
+        if status == "installed":
+            ctx.fleet.remember_certificate(sha, der)
+            ctx.gw.certificates[key] = {"owner": owner, "role": role, "usage": usage, "sha256": sha,
+                                        "installed_at": ctx.now}
+            ctx.gw.log("system", LEVEL_INFO, OUTCOME_SUCCESS, f"certificate installed: {role} {owner} {usage}")
+            changed = True
+        X.sub(root, "certificate", {"owner": owner, "usage": usage, "sha256": sha, "status": status})
+    if changed and ctx.gw.device_state == "factory":
+        ctx.gw.device_state = "personalized"
+    return Outcome(200, root, applied=changed)
+
+
+# --------------------------------------------------------------------------- logbooks
+
+
+def _log_handler(obj: str, log: str) -> None:
+    @handler("GET", obj, "attributes", 2, "read_logbook")
+    def read_logbook(ctx: Ctx, _: ET.Element | None) -> Outcome:
+        if log not in ctx.fleet.vendor(ctx.gw).log_types:
+            raise CommandError("not_found", f"this gateway offers no {log} log to the GWA")
+        qy = ctx.query
+        try:
+            from_idx = int(qy["sa.fromidx"]) if "sa.fromidx" in qy else None
+            to_idx = int(qy["sa.toidx"]) if "sa.toidx" in qy else None
+            count = min(500, int(qy.get("sa.count", "500")))
+            since = X.parse_time(qy["q.fromtime"]) if "q.fromtime" in qy else None
+            until = X.parse_time(qy["q.totime"]) if "q.totime" in qy else None
+        except (ValueError, Malformed):
+            raise CommandError("malformed", "bad logbook query parameters") from None
+        if count < 1:
+            raise CommandError("malformed", "sa.count must be >= 1")
+        ctx.fleet.flush(ctx.gw)  # entries written by this very connection are visible at once
+        entries = ctx.fleet.store.logs(ctx.gid, log, from_recno=from_idx, to_recno=to_idx, since=since,
+                                       until=until, limit=count + 1)
+        more = len(entries) > count
+        last = ctx.gw.log_recno.get(log, 0)
+        root = ctx.root("logbook", {"log": log, "first": 1 if last else 0, "last": last, "more": more})
+        for e in entries[:count]:
+            X.sub(root, "entry", {"record": e.recno, "level": e.level, "outcome": e.outcome,
+                                  "time": X.fmt_time(e.at)}, e.text)
+        return Outcome(200, root)
+
+
+for _obj, _log in LOG_OBJECTS.items():
+    _log_handler(_obj, _log)
+
+
+# --------------------------------------------------------------------------- reboot
+
+
+@handler("POST", REBOOT, "methods", 1, "reboot")
+def reboot(ctx: Ctx, body: ET.Element | None) -> Outcome:
+    el = expect(body, "reboot")
+    reason = el.get("reason", "operator")
+    gw, fleet = ctx.gw, ctx.fleet
+
+    async def later() -> tuple[int, ET.Element]:
+        boot = await fleet.restart(gw, f"reboot ({reason})")
+        return 200, X.element("rebooted", {"gateway": gw.gateway_id, "bootTime": X.fmt_time(boot)})
+
+    return Outcome(202, None, later=later, close=True)
+
+
+def log_rejection(gw: GatewayState, text: str) -> None:
+    gw.log("system", LEVEL_WARNING, OUTCOME_FAILURE, text)
+
+
+def attrs_of(el: ET.Element) -> dict[str, Any]:
+    return dict(el.attrib)

@@ -1,0 +1,221 @@
+"""Base meters on a simulated gateway's LMN: deterministic 15-minute register values.
+
+Every value is a pure function of (seed, meter ID, interval index k = unix_seconds // 900), so
+tests can predict readings and a restart changes nothing. The register is written in closed form,
+so reading interval k costs O(1) whatever the date:
+
+    R(k) = base + E * (96 * G(d) + g(d) * S(j) + b * u(k) * s(j))      (import, 1-0:1.8.0, Wh)
+
+with d the day and j the quarter hour (CET, UTC+1 fixed), s(j) a household daily shape with mean 1
+(night trough, morning and evening peaks), S(j) its running sum, g(d) a seasonal factor (winter
+high) and G(d) its closed-form running sum, u(k) uniform noise from a hash. The noise term
+telescopes: an interval's consumption is E * (g(d) * s(j) + b * (u(k+1) s(j+1) - u(k) s(j))) >= 0
+because b < min(g) * min(s), so registers are monotonic by construction, not by clamping.
+Prosumer meters (a share) also have an export register 1-0:2.8.0 with a PV shape, same scheme.
+
+A share of meters has gaps (intervals without a value: SMGW status bit 13 NoValue) and a smaller
+share has tamper events (bit 14 plus the meter's terminal-cover bit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+INTERVAL_S = 900
+PER_DAY = 96
+CET_OFFSET_INTERVALS = 4  # UTC+1: local quarter hour = (k + 4) % 96
+K_ORIGIN = 1_577_836_800 // INTERVAL_S  # 2020-01-01T00:00Z: registers count from here
+
+# SMGW status bits (upper 32 bits of the 64-bit status word) and meter bits (lower 32).
+SMGW_ERROR = 1 << 8
+SMGW_TIME_INVALID = 1 << 9
+SMGW_WARNING = 1 << 12
+SMGW_NO_VALUE = 1 << 13
+SMGW_METER_TAMPER = 1 << 14
+METER_FATAL = 1 << 0
+METER_MAGNETIC = 1 << 1
+METER_TERMINAL_COVER = 1 << 2
+
+GAP_SHARE = 0.05  # meters with gaps
+TAMPER_SHARE = 0.01  # meters with tamper events
+PROSUMER_SHARE = 0.15  # meters with PV export
+_NOISE = 0.2  # b for import: < min(g) * min(s) = 0.8 * 0.35
+_PV_NOISE = 0.25  # b for export: < min(g_pv) = 0.3
+
+
+def status_word(smgw_bits: int, meter_bits: int = 0) -> int:
+    return (smgw_bits << 32) | meter_bits
+
+
+def _shape(points: list[tuple[float, float, float]], floor: float, mean_one: bool = True) -> list[float]:
+    """96 values from Gaussian bumps (hour, height, width) on a floor; optionally mean 1."""
+    vals = []
+    for j in range(PER_DAY):
+        h = (j + 0.5) / 4
+        v = floor + sum(a * math.exp(-(((h - c) / w) ** 2)) for c, a, w in points)
+        vals.append(v)
+    if mean_one:
+        m = sum(vals) / PER_DAY
+        vals = [v / m for v in vals]
+    return vals
+
+
+# Household: low at night, morning peak ~7h, midday plateau, evening peak ~19h.
+HOUSEHOLD = _shape([(7.0, 0.9, 1.2), (12.5, 0.5, 2.0), (19.0, 1.5, 1.8)], floor=0.45)
+# PV: zero at night, bell around 13h (CET), mean 1 over the day.
+_pv_raw = [max(0.0, math.cos((((j + 0.5) / 4) - 13.0) / 7.0 * math.pi / 2)) ** 2 for j in range(PER_DAY)]
+_pv_mean = sum(_pv_raw) / PER_DAY
+PV = [v / _pv_mean for v in _pv_raw]
+
+
+def _running(values: list[float]) -> list[float]:
+    out, acc = [0.0], 0.0
+    for v in values:
+        acc += v
+        out.append(acc)
+    return out  # out[j] = sum of the first j values; out[96] = 96 for a mean-1 shape
+
+
+HOUSEHOLD_CUM = _running(HOUSEHOLD)
+PV_CUM = _running(PV)
+_THETA = 2 * math.pi / 365.25
+
+
+def _season(d: int, amplitude: float, phase_day: float) -> float:
+    return 1.0 + amplitude * math.cos(_THETA * (d - phase_day))
+
+
+def _season_cum(d: int, amplitude: float, phase_day: float) -> float:
+    """Sum of _season(d') for d' in [0, d): closed form of a sum of cosines."""
+    if d <= 0:
+        return 0.0
+    phi = -_THETA * phase_day
+    s = math.sin(d * _THETA / 2) / math.sin(_THETA / 2) * math.cos(phi + (d - 1) * _THETA / 2)
+    return d + amplitude * s
+
+
+def unit(seed: int, *parts: object) -> float:
+    """A deterministic uniform number in [0, 1) from the seed and ``parts``."""
+    h = hashlib.blake2b(":".join(str(p) for p in (seed, *parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(h, "big") / 2**64
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One 15-minute reading at the start of interval ``k`` (values None when missing)."""
+
+    k: int
+    import_wh: int | None
+    export_wh: int | None
+    status: int
+
+    @property
+    def timestamp(self) -> int:
+        return self.k * INTERVAL_S
+
+
+@dataclass(frozen=True)
+class MeterModel:
+    meter_id: str
+    seed: int = 0
+
+    @cached_property
+    def annual_kwh(self) -> float:
+        return 1500 + 6500 * unit(self.seed, self.meter_id, "annual")
+
+    @cached_property
+    def interval_wh(self) -> float:
+        return self.annual_kwh * 1000 / (365.25 * PER_DAY)
+
+    @cached_property
+    def base_import_wh(self) -> int:
+        return int(5_000_000 * unit(self.seed, self.meter_id, "base"))
+
+    @cached_property
+    def prosumer(self) -> bool:
+        return unit(self.seed, self.meter_id, "pv") < PROSUMER_SHARE
+
+    @cached_property
+    def pv_interval_wh(self) -> float:
+        kwp = 3 + 7 * unit(self.seed, self.meter_id, "kwp")
+        return kwp * 950 * 1000 / (365.25 * PER_DAY)  # ~950 kWh per kWp and year
+
+    @cached_property
+    def has_gaps(self) -> bool:
+        return unit(self.seed, self.meter_id, "gaps") < GAP_SHARE
+
+    @cached_property
+    def has_tamper(self) -> bool:
+        return unit(self.seed, self.meter_id, "tamper") < TAMPER_SHARE
+
+    @cached_property
+    def firmware(self) -> str:
+        return f"1.{int(4 * unit(self.seed, self.meter_id, 'fw'))}.0"
+
+    @cached_property
+    def _origin(self) -> tuple[float, float]:
+        return self._raw_import(K_ORIGIN), self._raw_export(K_ORIGIN)
+
+    # -- closed forms (before the origin shift)
+    def _raw_import(self, k: int) -> float:
+        d, j = divmod(k + CET_OFFSET_INTERVALS, PER_DAY)
+        g = _season(d, 0.2, 15.0)
+        noise = _NOISE * unit(self.seed, self.meter_id, "n", k) * HOUSEHOLD[j]
+        return self.interval_wh * (PER_DAY * _season_cum(d, 0.2, 15.0) + g * HOUSEHOLD_CUM[j] + noise)
+
+    def _raw_export(self, k: int) -> float:
+        d, j = divmod(k + CET_OFFSET_INTERVALS, PER_DAY)
+        g = _season(d, 0.7, 172.0)
+        noise = _PV_NOISE * unit(self.seed, self.meter_id, "p", k) * PV[j]
+        return self.pv_interval_wh * (PER_DAY * _season_cum(d, 0.7, 172.0) + g * PV_CUM[j] + noise)
+
+    # -- public
+    def import_wh(self, k: int) -> int:
+        """Import register 1-0:1.8.0 at the start of interval ``k`` (Wh)."""
+        return self.base_import_wh + max(0, math.floor(self._raw_import(k) - self._origin[0]))
+
+    def export_wh(self, k: int) -> int:
+        """Export register 1-0:2.8.0 (Wh); 0 for meters without generation."""
+        if not self.prosumer:
+            return 0
+        return max(0, math.floor(self._raw_export(k) - self._origin[1]))
+
+    def power_w(self, k: int) -> int:
+        """Mean active import power over interval ``k`` (1-0:16.7.0, W)."""
+        return (self.import_wh(k + 1) - self.import_wh(k)) * 4
+
+    def voltage_v(self, k: int, phase: int) -> float:
+        return round(230.0 + 6.0 * (unit(self.seed, self.meter_id, "v", phase, k) - 0.5), 1)
+
+    def gap(self, k: int) -> bool:
+        # gaps come in two-hour blocks, about 2 % of the time
+        return self.has_gaps and unit(self.seed, self.meter_id, "gap", k // 8) < 0.02
+
+    def tamper(self, k: int) -> bool:
+        return self.has_tamper and unit(self.seed, self.meter_id, "tamper", k) < 0.0005
+
+    def reading(self, k: int, *, missing_since: int | None = None, tamper_since: int | None = None) -> Reading:
+        """The reading the gateway holds for interval ``k``; ``missing_since``/``tamper_since``
+        (interval indices) come from faults set on the gateway."""
+        meter_bits = 0
+        smgw_bits = 0
+        if self.tamper(k) or (tamper_since is not None and k >= tamper_since):
+            smgw_bits |= SMGW_METER_TAMPER
+            meter_bits |= METER_TERMINAL_COVER
+        if self.gap(k) or (missing_since is not None and k >= missing_since):
+            return Reading(k, None, None, status_word(smgw_bits | SMGW_NO_VALUE, meter_bits))
+        return Reading(k, self.import_wh(k), self.export_wh(k), status_word(smgw_bits, meter_bits))
+
+    def readings(self, start_k: int, end_k: int, **faults: int | None) -> list[Reading]:
+        """Readings for intervals ``start_k`` <= k < ``end_k``."""
+        return [self.reading(k, **faults) for k in range(start_k, end_k)]
+
+
+def demo_mk0(meter_id: str) -> bytes:
+    """The 16-byte LMN master key MK0 of a simulated meter **[simulator choice]**: the first 16
+    bytes of SHA-256("gridgate-demo-mk0:" + meter ID). Independent of the seed, so demo master
+    data can hold the same keys. Pairing with any other key fails authentication."""
+    return hashlib.sha256(f"gridgate-demo-mk0:{meter_id}".encode()).digest()[:16]

@@ -1,0 +1,181 @@
+"""One request on a gateway's management connection, as the gateway's HTTP server sees it
+(docs/protocol.md sections 4-7 and 9): Host and URI checks, CMS opening with the signer check,
+the ``x-Command-ID`` table, faults, dispatch to the handler, persistence, sealing the answer.
+
+Only what the gateway understood is remembered per command ID: a request whose URI, CMS container
+or XML cannot be understood is answered with its error but not stored (nothing was executed, and
+storing it would turn a later correct request with that ID into a ``command_conflict``). Errors the
+handler raises (the command was understood and refused) are stored and replayed, except
+``503 busy``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+from typing import TYPE_CHECKING
+
+from pki import cms
+from pki.profile import Role, role_of
+from simulator import imagetransfer, profiles  # noqa: F401 - register their handlers
+from simulator import xmlcodec as X
+from simulator.commands import HANDLERS, CommandError, Ctx, Outcome, error_element
+from simulator.httpserver import Request, Response
+from simulator.meters import unit
+from simulator.store import CommandRecord
+
+if TYPE_CHECKING:
+    from simulator.fleet import Fleet, GatewayRuntime
+
+CONTENT_TYPE = "application/vnd.de-dke-k461-cosem+xml;encap=cms-tr03109"
+TARGET_RE = re.compile(r"^/cosem/ldevs/([^/?]+)/objects/(\d{1,5}-[0-9a-f]{12})/(attributes|methods)/(-?\d{1,3})$")
+COMMAND_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_OBJECTS = {key[1] for key in HANDLERS}
+
+
+class Session:
+    """Serves the management connection of one gateway."""
+
+    def __init__(self, fleet: Fleet, rt: GatewayRuntime) -> None:
+        self.fleet = fleet
+        self.rt = rt
+
+    async def handle(self, req: Request) -> Response:
+        fleet, gw = self.fleet, self.rt.state
+        gw.count("requests")
+        cid = req.header("x-cid") or ""
+        slow = fleet.effective_fault(gw, "slow")
+        if slow is not None:
+            await asyncio.sleep(float(slow.get("param") or fleet.settings.slow_latency_s))
+        now = time.time()
+        changing = req.method in ("PUT", "POST")
+        command_id = req.header("x-command-id")
+        digest = payload = None
+        try:
+            name, fn = self._route(req)
+            if changing and (not command_id or not COMMAND_ID_RE.fullmatch(command_id)):
+                raise CommandError("malformed", "x-Command-ID missing or not 1-64 of [A-Za-z0-9._:-]")
+            payload, body = self._open(req)
+        except CommandError as err:
+            return self._answer(cid, Outcome(err.status, error_element(gw.gateway_id, err)))
+        if changing:
+            assert command_id is not None
+            digest = hashlib.sha256(f"{req.method} {req.path}\n".encode() + (payload or b"")).hexdigest()
+            rec = fleet.store.command(gw.gateway_id, command_id)
+            if rec is not None:
+                return self._repeat(req, cid, rec, digest)
+        ctx = Ctx(gw=gw, fleet=fleet, method=req.method, query=req.query, command_id=command_id, now=now)
+        try:
+            rejected = fleet.effective_fault(gw, "reject")
+            if changing and rejected is not None and rejected.get("param") in (None, "", name):
+                raise CommandError("rejected", f"{name} refused by the gateway (fault reject)")
+            outcome = fn(ctx, body)
+        except CommandError as err:
+            gw.count("rejected")
+            outcome = Outcome(err.status, error_element(gw.gateway_id, err))
+        except X.Malformed as err:
+            gw.count("rejected")
+            outcome = Outcome(400, error_element(gw.gateway_id, CommandError("malformed", str(err))))
+        if changing and outcome.status != 503:
+            assert command_id is not None and digest is not None
+            if 200 <= outcome.status < 300 and outcome.status != 202:
+                gw.count("applied")
+                gw.count("applied_by_kind", name)
+            record = CommandRecord(
+                command_id=command_id, kind=name, digest=digest,
+                state="running" if outcome.status == 202 else "completed", status=outcome.status,
+                xml=X.to_bytes(outcome.xml) if outcome.xml is not None else b"", cid=cid,
+                contact_uri=req.header("x-contacturi") or "", at=now, request=payload or b"",
+            )
+            fleet.persist(gw, result=record, chunks=ctx.chunks, drop_image=ctx.drop_image)
+            if outcome.later is not None:
+                fleet.start_job(self.rt, command_id, name, outcome.later)
+            if self._flaky_drop(command_id):
+                gw.count("dropped")
+                fleet.persist(gw)
+                return Response(0, drop=True)
+        else:
+            if gw.pending_logs:
+                fleet.persist(gw)
+            if not changing and self._flaky_drop(None):
+                gw.count("dropped")
+                return Response(0, drop=True)
+        return self._answer(cid, outcome)
+
+    # -- steps
+    def _route(self, req: Request) -> tuple[str, object]:
+        gw = self.rt.state
+        ldev = f"{gw.gateway_id.lower()}.sm"
+        host = req.header("host")
+        if host is not None and host.lower() != ldev:
+            raise CommandError("rejected", f"Host {host} is not this gateway")
+        m = TARGET_RE.fullmatch(req.path)
+        if not m or m.group(1) != ldev or m.group(2) not in _OBJECTS:
+            raise CommandError("not_found", f"{req.path} is not exposed on this connection")
+        if req.method not in ("GET", "PUT", "POST", "DELETE"):
+            raise CommandError("unsupported", f"method {req.method} not implemented", status=501)
+        entry = HANDLERS.get((req.method, m.group(2), m.group(3), int(m.group(4))))
+        if entry is None:
+            if req.method == "DELETE" or any(k[1:] == (m.group(2), m.group(3), int(m.group(4))) for k in HANDLERS):
+                raise CommandError("unsupported", f"{req.method} not allowed on {req.path}", status=405)
+            raise CommandError("not_found", f"{req.path} is not exposed on this connection")
+        return entry
+
+    def _open(self, req: Request) -> tuple[bytes | None, object]:
+        """Open the CMS body (signer must be this gateway's GWA) and parse its XML."""
+        if not req.body:
+            return None, None
+        fleet, gw = self.fleet, self.rt.state
+        enc = fleet.creds.keys(gw.gateway_id, "enc")
+        try:
+            opened = cms.open(req.body, key=enc.key, cert=enc.cert, validator=fleet.creds.validator())
+        except cms.CmsError as err:
+            raise CommandError("cms_invalid", f"container refused: {err.reason}") from None
+        gwa = fleet.gwa_certificate(gw, "sig")
+        if role_of(opened.signer) is not Role.GWA or gwa is None or opened.signer.subject != gwa.subject:
+            raise CommandError("cms_invalid", "signer is not this gateway's GWA")
+        try:
+            return opened.payload, X.parse(opened.payload)
+        except X.Malformed as err:
+            raise CommandError("malformed", str(err)) from None
+
+    def _repeat(self, req: Request, cid: str, rec: CommandRecord, digest: str) -> Response:
+        fleet, gw = self.fleet, self.rt.state
+        if rec.digest != digest:
+            err = CommandError("command_conflict", f"command ID {rec.command_id} was used for another request")
+            return self._answer(cid, Outcome(409, error_element(gw.gateway_id, err)))
+        gw.count("repeated")
+        if rec.state == "running":
+            fleet.store.update_contact(gw.gateway_id, rec.command_id, cid, req.header("x-contacturi") or "")
+            fleet.persist(gw)
+            return self._answer(cid, Outcome(202))
+        fleet.persist(gw)
+        return self._answer(cid, Outcome(rec.status, X.parse(rec.xml) if rec.xml else None))
+
+    def _flaky_drop(self, command_id: str | None) -> bool:
+        """Fault ``flaky``: drop the connection after executing, before answering. A command ID is
+        dropped only on its first execution (the repeat gets the stored answer); reads alternate,
+        so a retried read succeeds. ``param``: share of requests affected (default 1.0)."""
+        fleet, rt = self.fleet, self.rt
+        fault = fleet.effective_fault(rt.state, "flaky")
+        if fault is None:
+            return False
+        rate = float(fault.get("param") or 1.0)
+        if command_id is None:
+            if rt.last_read_dropped:
+                rt.last_read_dropped = False
+                return False
+            n = rt.state.counters["requests"]
+            rt.last_read_dropped = unit(rt.state.seed, rt.state.gateway_id, "flaky", n) < rate
+            return rt.last_read_dropped
+        return unit(rt.state.seed, rt.state.gateway_id, "flaky", command_id) < rate
+
+    def _answer(self, cid: str, outcome: Outcome) -> Response:
+        headers = [("x-CID", cid)] if cid else []
+        body = b""
+        if outcome.xml is not None and outcome.status not in (202, 204):
+            body = self.fleet.seal(self.rt.state, X.to_bytes(outcome.xml))
+            headers.append(("Content-Type", CONTENT_TYPE))
+        return Response(outcome.status, body, headers, close=outcome.close)

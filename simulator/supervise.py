@@ -1,0 +1,23 @@
+"""`gridgate up` runs the simulated demo fleet: ``settings.demo_fleet_size`` gateways (default 50)
+with the demo test PKI (var/testpki, created and imported into the demo tenant by the bootstrap),
+connecting to the head-end. Its control API port is checked before start."""
+
+from __future__ import annotations
+
+from gridgate.config import Settings
+from gridgate.supervisor import AppProcess
+from simulator.config import SimulatorSettings
+
+
+def apps(settings: Settings) -> list[AppProcess]:
+    sim = SimulatorSettings()
+    args = ["simulate", "run", "--gateways", str(settings.demo_fleet_size), "--pki", str(settings.testpki_path),
+            "--state", str(sim.resolved_state_dir(settings.var_dir)), "--control-port", str(sim.control_port)]
+    return [AppProcess("simulator", args, [(sim.control_host, sim.control_port, "GRIDGATE_SIMULATOR_CONTROL_PORT")])]
+
+
+def banner(settings: Settings) -> list[tuple[str, str]]:
+    sim = SimulatorSettings()
+    return [("Simulator", f"{settings.demo_fleet_size} gateways -> head-end {sim.headend}; wake-ups udp://"
+                          f"{sim.udp_host}:{sim.udp_port}; control http://{sim.control_host}:{sim.control_port}"
+                          "  (gridgate simulate status)")]
