@@ -1,0 +1,25 @@
+"""``gridgate headend``: run the head-end (gateway TLS listeners, wake-ups, admin protocol)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command("headend")
+def headend(
+    host: str = typer.Option(None, help="listen address (GRIDGATE_HEADEND_HOST)"),
+    port: int = typer.Option(None, help="management port (GRIDGATE_HEADEND_PORT)"),
+    inbound_port: int = typer.Option(None, help="Notify/event port (GRIDGATE_HEADEND_INBOUND_PORT)"),
+    node_id: str = typer.Option(None, help="node ID (GRIDGATE_HEADEND_NODE_ID)"),
+) -> None:
+    """Run the head-end: TLS listeners for gateway connections, wake-ups, the admin protocol and
+    the Temporal workers of the gateway command activities (docs/protocol.md)."""
+    from gridgate.config import get_settings
+    from headend.config import HeadendSettings
+    from headend.service import main
+
+    overrides = {k: v for k, v in {"host": host, "port": port, "inbound_port": inbound_port,
+                                   "node_id": node_id}.items() if v is not None}
+    main(get_settings(), HeadendSettings(**overrides))
