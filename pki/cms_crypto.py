@@ -10,6 +10,7 @@ from the ASN.1 plumbing in :mod:`pki.cms`:
 
 from __future__ import annotations
 
+import functools
 import os
 import zlib
 
@@ -72,14 +73,20 @@ def derive_kek(
     """ECDH (x-coordinate) -> X9.63 KDF -> key-encryption key. SharedInfo carries the key-wrap
     AlgorithmIdentifier exactly as encoded in the message (that is what OpenSSL hashes)."""
     z = private_key.exchange(ec.ECDH(), peer_public)
-    info = EccCmsSharedInfo(
+    info = shared_info(wrap_algorithm_der, kek_len, ukm)
+    return X963KDF(algorithm=kdf_hash, length=kek_len, sharedinfo=info).derive(z)
+
+
+@functools.lru_cache(maxsize=64)
+def shared_info(wrap_algorithm_der: bytes, kek_len: int, ukm: bytes | None = None) -> bytes:
+    """DER ECC-CMS-SharedInfo. Without UKM it is the same for every message, hence the cache."""
+    return EccCmsSharedInfo(
         {
             "key_info": core.Any.load(wrap_algorithm_der),
             "entity_u_info": ukm,
             "supp_pub_info": (kek_len * 8).to_bytes(4, "big"),
         }
     ).dump()
-    return X963KDF(algorithm=kdf_hash, length=kek_len, sharedinfo=info).derive(z)
 
 
 def wrap(kek: bytes, key: bytes) -> bytes:

@@ -10,6 +10,7 @@ one on request; opening accepts both. Both use RFC 5753 ECC-CMS-SharedInfo as th
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -293,15 +294,22 @@ def _kari_kek(kari: Any, key: ec.EllipticCurvePrivateKey) -> bytes:
     if kdf_oid not in KEY_AGREEMENT_HASH:
         raise CmsError(FORBIDDEN_ALGORITHM, f"key agreement {kdf_oid} not allowed")
     wrap_der = kea["parameters"].dump()
-    wrap_alg = cms.KeyEncryptionAlgorithm.load(wrap_der, strict=True)
-    wrap_oid = wrap_alg["algorithm"].dotted
+    wrap_oid, wrap_params_ok = _wrap_algorithm(wrap_der)
     if wrap_oid not in AES_WRAP_KEYLEN:
         raise CmsError(FORBIDDEN_ALGORITHM, f"key wrap {wrap_oid} not allowed")
-    if not absent_or_null(wrap_alg["parameters"]):
+    if not wrap_params_ok:
         raise CmsError(MALFORMED, "key wrap algorithm parameters must be absent")
     ukm = kari["ukm"].native
     return cc.derive_kek(key, peer, wrap_algorithm_der=wrap_der, kek_len=AES_WRAP_KEYLEN[wrap_oid],
                          kdf_hash=KEY_AGREEMENT_HASH[kdf_oid], ukm=ukm)
+
+
+@functools.lru_cache(maxsize=64)
+def _wrap_algorithm(der: bytes) -> tuple[str, bool]:
+    """(OID, parameters absent/NULL) of a key-wrap AlgorithmIdentifier; cached because every
+    message carries the same few bytes."""
+    alg = cms.KeyEncryptionAlgorithm.load(der, strict=True)
+    return alg["algorithm"].dotted, absent_or_null(alg["parameters"])
 
 
 def decrypt(data: bytes, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate,

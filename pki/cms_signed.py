@@ -38,6 +38,23 @@ _ECDSA_OID_HASH = {oid: h.name for oid, h in ECDSA_WITH_SHA.items()}
 _DIGEST_OID_NAME = {oid: h.name for oid, h in DIGESTS.items()}
 
 
+_certs: dict[bytes, x509.Certificate] = {}
+_CERTS_MAX = 1024
+
+
+def _certificate(der: bytes) -> x509.Certificate:
+    """Load a carried certificate, reusing the object for bytes seen before: a peer sends the
+    same signer certificate in every message, and an object the validator has seen before is
+    validated from its memo (parsed extensions, fingerprint) instead of from scratch."""
+    cert = _certs.get(der)
+    if cert is None:
+        cert = x509.load_der_x509_certificate(der)
+        if len(_certs) >= _CERTS_MAX:
+            _certs.pop(next(iter(_certs)))
+        _certs[der] = cert
+    return cert
+
+
 def sign(
     content: bytes,
     *,
@@ -167,7 +184,7 @@ def verify(
         if not absent(sd["certificates"]):
             for choice in sd["certificates"]:
                 if choice.name == "certificate":
-                    carried.append(x509.load_der_x509_certificate(choice.chosen.dump()))
+                    carried.append(_certificate(choice.chosen.dump()))
         signer = next((c for c in [*signer_certs, *carried] if identifies(c, sid.name, sid.chosen)), None)
     if signer is None:
         raise CmsError(UNKNOWN_SIGNER, "signer certificate neither in the container nor known")

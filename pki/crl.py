@@ -98,6 +98,7 @@ def _crl_id(crl: x509.CertificateRevocationList) -> bytes:
 _checked: dict[tuple[bytes, bytes], CheckedCrl] = {}
 _checked_lock = threading.Lock()
 _CHECKED_MAX = 256
+_by_identity: dict[tuple[int, int], tuple[x509.CertificateRevocationList, x509.Certificate, CheckedCrl]] = {}
 
 
 def check_crl(crl: x509.CertificateRevocationList, issuer: x509.Certificate, at: dt.datetime) -> CheckedCrl:
@@ -106,6 +107,14 @@ def check_crl(crl: x509.CertificateRevocationList, issuer: x509.Certificate, at:
     Raises :class:`CrlError`. The signature result is cached per (CRL, issuer key) because the
     same CRL is checked for every certificate of its CA.
     """
+    # Fast path: the same CRL object checked against the same issuer object (the common case
+    # inside one Validator) needs no hashing at all. Strong references keep ids from being reused.
+    fast = _by_identity.get((id(crl), id(issuer)))
+    if fast is not None and fast[0] is crl and fast[1] is issuer:
+        checked = fast[2]
+        if checked.next_update < at:
+            raise CrlError(CRL_EXPIRED, f"CRL of {_name(issuer.subject)} expired at {checked.next_update.isoformat()}")
+        return checked
     try:
         issuer_spki = issuer.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -121,6 +130,10 @@ def check_crl(crl: x509.CertificateRevocationList, issuer: x509.Certificate, at:
             if len(_checked) >= _CHECKED_MAX:
                 _checked.pop(next(iter(_checked)))
             _checked[key] = checked
+    with _checked_lock:
+        if len(_by_identity) >= _CHECKED_MAX:
+            _by_identity.pop(next(iter(_by_identity)))
+        _by_identity[(id(crl), id(issuer))] = (crl, issuer, checked)
     if checked.next_update < at:
         who = _name(issuer.subject)
         raise CrlError(CRL_EXPIRED, f"CRL of {who} expired at {checked.next_update.isoformat()}")

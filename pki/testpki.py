@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -50,6 +50,9 @@ from pki.profile import (
     build_end_entity_certificate,
     subject_name,
 )
+
+if TYPE_CHECKING:
+    from pki.validation import Validator
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8480"
 USAGES = (Usage.TLS, Usage.SIG, Usage.ENC)
@@ -501,7 +504,7 @@ class TestPki:
     def crls(self) -> list[x509.CertificateRevocationList]:
         return [x509.load_der_x509_crl(self.crl_path(n).read_bytes()) for n in ("root", "subca")]
 
-    def validator(self, **kwargs: Any) -> Any:
+    def validator(self, **kwargs: Any) -> Validator:
         """A :class:`pki.validation.Validator` anchored at this root with the Sub-CA known.
         Without ``crls``/``crl_cache`` kwargs it uses the CRL files on disk (no HTTP)."""
         from pki.validation import Validator

@@ -79,8 +79,21 @@ class _Fail(Exception):
         self.detail = detail
 
 
+_fp_cache: dict[int, tuple[x509.Certificate, bytes]] = {}
+_FP_CACHE_MAX = 4096
+
+
 def _fp(cert: x509.Certificate) -> bytes:
-    return cert.fingerprint(_SHA256)
+    """SHA-256 of the DER, remembered per certificate object (validators see the same objects
+    again and again; the strong reference keeps the id from being reused)."""
+    hit = _fp_cache.get(id(cert))
+    if hit is not None and hit[0] is cert:
+        return hit[1]
+    fp = cert.fingerprint(_SHA256)
+    if len(_fp_cache) >= _FP_CACHE_MAX:
+        _fp_cache.clear()
+    _fp_cache[id(cert)] = (cert, fp)
+    return fp
 
 
 _SHA256 = hashes.SHA256()
@@ -204,6 +217,7 @@ class Validator:
         self.check_profile = check_profile
         self.organisations = frozenset(organisations)
         self._memo: dict[tuple[Any, ...], Any] = {}
+        self._crls_by_issuer: dict[int, tuple[x509.Certificate, list[x509.CertificateRevocationList]]] = {}
 
     # ------------------------------------------------------------------ public
     def validate(
@@ -225,9 +239,17 @@ class Validator:
                     cert = load_certificate(bytes(cert))
                 except LoadError as err:
                     return Verdict(False, Reason.MALFORMED, None, err.detail)
-            subject = _name(cert)
             usage = Usage(purpose) if purpose is not None else None
-            chain = self._validate(cert, usage, at, list(extra_certs))
+            key = (_fp(cert), tuple(sorted(_fp(c) for c in extra_certs)), usage)
+            memo = self._memo.get(key)
+            if memo is None:
+                subject = _name(cert)
+                memo = (subject, self._static(cert, usage, list(extra_certs)))
+                if len(self._memo) >= _MEMO_MAX:
+                    self._memo.clear()
+                self._memo[key] = memo
+            subject = memo[0]
+            chain = self._dynamic(memo[1], at)
             return Verdict(True, Reason.OK, subject, "valid", tuple(chain))
         except _Fail as f:
             return Verdict(False, f.reason, subject, f.detail)
@@ -236,23 +258,17 @@ class Validator:
             return Verdict(False, Reason.MALFORMED, subject, f"malformed certificate: {err}")
 
     # ------------------------------------------------------------------ internals
-    def _validate(
-        self, cert: x509.Certificate, purpose: Usage | None, at: dt.datetime, extra: list[x509.Certificate]
+    def _dynamic(
+        self,
+        static: _Fail | list[tuple[list[x509.Certificate], _Fail | None, _Fail | None]],
+        at: dt.datetime,
     ) -> list[x509.Certificate]:
-        # Everything but time and revocation is a pure function of the certificates, so it is
-        # memoised per (leaf, extra certs, purpose): validating the same signer for every CMS
-        # message then costs dictionary lookups, not parsing and ECDSA.
-        key = (_fp(cert), tuple(sorted(_fp(c) for c in extra)), purpose)
-        memo = self._memo.get(key)
-        if memo is None:
-            memo = self._static(cert, purpose, extra)
-            if len(self._memo) >= _MEMO_MAX:
-                self._memo.clear()
-            self._memo[key] = memo
-        if isinstance(memo, _Fail):
-            raise memo
+        """Apply the memoised time-independent outcome, then validity times and revocation
+        (which change with ``at`` and with newly fetched CRLs, so they run on every call)."""
+        if isinstance(static, _Fail):
+            raise static
         first: _Fail | None = None
-        for path, structure_fail, usage_fail in memo:
+        for path, structure_fail, usage_fail in static:
             try:
                 if structure_fail is not None:
                     raise structure_fail
@@ -272,7 +288,8 @@ class Validator:
         self, cert: x509.Certificate, purpose: Usage | None, extra: list[x509.Certificate]
     ) -> _Fail | list[tuple[list[x509.Certificate], _Fail | None, _Fail | None]]:
         """Paths with their time-independent outcome: (path, algorithm/signature failure,
-        profile/key-usage failure), or one failure when there is no path at all."""
+        profile/key-usage failure), or one failure when there is no path at all. Memoised per
+        (leaf, extra certificates, purpose) by :meth:`validate`."""
         try:
             _ = cert.extensions  # force parse: malformed extensions -> ValueError -> malformed
             _check_algorithms(cert)
@@ -403,9 +420,7 @@ class Validator:
     def _crls_for(self, cert: x509.Certificate, issuer: x509.Certificate, at: dt.datetime) -> CheckedCrl:
         if self.static_crls is not None:
             last: CrlError | None = None
-            for crl in self.static_crls:
-                if crl.issuer != issuer.subject:
-                    continue
+            for crl in self._static_crls_of(issuer):
                 try:
                     return check_crl(crl, issuer, at)
                 except CrlError as err:
@@ -425,6 +440,15 @@ class Validator:
                 errors.append(err)
         expired = [e for e in errors if e.reason == "crl_expired"]
         raise (expired or errors)[0]
+
+    def _static_crls_of(self, issuer: x509.Certificate) -> list[x509.CertificateRevocationList]:
+        """The given CRLs named for ``issuer``, looked up once per issuer object."""
+        hit = self._crls_by_issuer.get(id(issuer))
+        if hit is not None and hit[0] is issuer:
+            return hit[1]
+        found = [crl for crl in self.static_crls or () if crl.issuer == issuer.subject]
+        self._crls_by_issuer[id(issuer)] = (issuer, found)
+        return found
 
     def _check_revocation(self, cert: x509.Certificate, issuer: x509.Certificate, at: dt.datetime) -> None:
         try:
