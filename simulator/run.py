@@ -61,11 +61,13 @@ class Simulator:
         return self.report
 
     async def stop(self) -> None:
-        if self.control is not None:
-            await self.control.stop()
-        if self.fleet is not None:
-            await self.fleet.stop()
-        log.info("simulator.stopped")
+        control, fleet = self.control, self.fleet
+        self.control = self.fleet = None
+        if control is not None:
+            await control.stop()
+        if fleet is not None:
+            await fleet.stop()
+            log.info("simulator.stopped")
 
 
 async def serve(settings: SimulatorSettings, var_dir: Path) -> None:

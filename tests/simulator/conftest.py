@@ -88,7 +88,8 @@ def control(sim: Simulator) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=f"http://127.0.0.1:{sim.control_port}", timeout=10)
 
 
-async def connect(sim: Simulator, stub: GwaStub, gateway_id: str, pki: TestPki) -> Link:
+async def connect(sim: Simulator, stub: GwaStub, gateway_id: str, pki: TestPki, *, probe: bool = True,
+                  timestamp: int | None = None) -> Link:
     """Wake a gateway and wait for its management connection."""
-    send_wakeup(sim, gateway_id, pki)
-    return await stub.wait_link(gateway_id)
+    send_wakeup(sim, gateway_id, pki, timestamp=timestamp)
+    return await stub.wait_link(gateway_id, probe=probe)

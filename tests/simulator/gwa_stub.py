@@ -116,6 +116,7 @@ class Link:
         return Reply(status, rh, root, cn)
 
     async def close(self) -> None:
+        self.closed.set()
         self.writer.close()
         with contextlib.suppress(Exception):
             await self.writer.wait_closed()
@@ -157,6 +158,7 @@ class GwaStub:
 
     async def stop(self) -> None:
         for link in list(self.links.values()):
+            link.closed.set()
             await link.close()
         for s in self._servers:
             s.close()
@@ -199,10 +201,15 @@ class GwaStub:
         self._link_events.setdefault(gid, asyncio.Event()).set()
         await link.closed.wait()
 
-    async def wait_link(self, gateway_id: str, timeout: float = 10) -> Link:
+    async def wait_link(self, gateway_id: str, timeout: float = 10, *, probe: bool = True) -> Link:
+        """Wait for the gateway's management connection; with ``probe`` make one request on it
+        (so the gateway side has finished setting the connection up when this returns)."""
         ev = self._link_events.setdefault(gateway_id, asyncio.Event())
         await asyncio.wait_for(ev.wait(), timeout)
-        return self.links[gateway_id]
+        link = self.links[gateway_id]
+        if probe:
+            await link.request("GET", "objects/8-0000010000ff/attributes/2")
+        return link
 
     def forget(self, gateway_id: str) -> None:
         self.links.pop(gateway_id, None)

@@ -1,0 +1,76 @@
+"""Request builders for the simulator tests (XML per docs/protocol.md section 10)."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from pki.testpki import TestPki
+from simulator.meters import demo_mk0
+from tests.simulator.gwa_stub import Link, Reply, child, xml
+
+DEVICE_INFO = "objects/1-0000600100ff/attributes/2"
+CLOCK = "objects/8-0000010000ff/attributes/2"
+CERTS_READ = "objects/64-00002b0000ff/attributes/6"
+CERTS_INSTALL = "objects/64-00002b0000ff/methods/6"
+METER_PROFILE = "objects/130-00005e3101ff/methods/{}"
+COMM_PROFILE = "objects/131-00005e3102ff/methods/{}"
+EVAL_PROFILE = "objects/132-00005e3103ff/methods/{}"
+LMN = "objects/133-00005e3104ff/methods/{}"
+SYSTEM_LOG = "objects/7-0000636200ff/attributes/2"
+CONSUMER_LOG = "objects/7-0000636202ff/attributes/2"
+FIRMWARE_STATUS = "objects/18-00002c0000ff/attributes/6"
+FIRMWARE = "objects/18-00002c0000ff/methods/{}"
+REBOOT = "objects/9-00000a0000ff/methods/1"
+
+_ids = itertools.count(1)
+
+
+def new_id(prefix: str = "cmd") -> str:
+    return f"{prefix}-{next(_ids)}"
+
+
+def cert_el(owner: str, role: str, usage: str, cert: x509.Certificate) -> Any:
+    der = cert.public_bytes(serialization.Encoding.DER)
+    return child("certificate", {"owner": owner, "role": role, "usage": usage}, base64.b64encode(der).decode())
+
+
+def emt_certificates(pki: TestPki, name: str = "emt1") -> bytes:
+    emt = pki.emts[name]
+    return xml("certificates", {}, *(cert_el(name, "emt", u, emt.credential(u).cert) for u in ("tls", "sig", "enc")))
+
+
+async def post(link: Link, path: str, body: bytes, command_id: str | None = None) -> Reply:
+    return await link.request("POST", path, body, command_id=command_id or new_id())
+
+
+async def pair(link: Link, stub: Any, meter: str, mk0: bytes | None = None) -> Any:
+    cid = new_id("pair")
+    body = xml("pairMeter", {"meter": meter, "interface": "lmn-wired"},
+               child("mk0", text=(mk0 or demo_mk0(meter)).hex()))
+    reply = await post(link, LMN.format(1), body, cid)
+    assert reply.status == 202, reply
+    return await stub.wait_notify(cid)
+
+
+async def commission(link: Link, stub: Any, pki: TestPki, meter: str) -> None:
+    """Install EMT certificates, pair the meter, write meter/communication/evaluation profiles."""
+    assert (await post(link, CERTS_INSTALL, emt_certificates(pki))).status == 200
+    notify = await pair(link, stub, meter)
+    assert notify.get("status") == "200"
+    mp = xml("meterProfile", {"id": f"mp-{meter}", "meter": meter, "interface": "lmn-wired", "capturePeriod": 900},
+             child("register", {"obis": "1-0:1.8.0", "unit": 30, "scaler": 0}),
+             child("register", {"obis": "1-0:2.8.0", "unit": 30, "scaler": 0}))
+    assert (await post(link, METER_PROFILE.format(1), mp)).status == 200
+    cp = xml("communicationProfile", {"id": "cp-emt1", "peer": "emt1", "role": "emt",
+                                      "endpoint": "https://emt1.gridgate.test:443/smgw"})
+    assert (await post(link, COMM_PROFILE.format(1), cp)).status == 200
+    ep = xml("evaluationProfile", {"id": f"ep-taf7-{meter}", "taf": 7, "recipient": "emt1",
+                                   "communicationProfile": "cp-emt1", "meterProfile": f"mp-{meter}",
+                                   "interval": 900, "deliveryPeriod": 86400, "active": "true"},
+             child("register", {"obis": "1-0:1.8.0"}))
+    assert (await post(link, EVAL_PROFILE.format(1), ep)).status == 200

@@ -1,0 +1,189 @@
+"""Every admin command of docs/protocol.md section 10, end to end over real sockets: wake-up ->
+TLS -> request (CMS sealed for the gateway) -> answer (CMS from the gateway) or 202 + Notify."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+import defusedxml.ElementTree as DET
+
+from pki import cms
+from pki.testpki import TestPki
+from simulator.meters import INTERVAL_S, MeterModel
+from simulator.run import Simulator
+from simulator.state import meter_ids
+from simulator.xmlcodec import parse_time
+from tests.simulator.conftest import connect, gid
+from tests.simulator.gwa_stub import GwaStub, child, local, xml
+from tests.simulator.helpers import (
+    CERTS_INSTALL,
+    CERTS_READ,
+    CLOCK,
+    COMM_PROFILE,
+    CONSUMER_LOG,
+    DEVICE_INFO,
+    EVAL_PROFILE,
+    LMN,
+    METER_PROFILE,
+    SYSTEM_LOG,
+    cert_el,
+    commission,
+    emt_certificates,
+    new_id,
+    pair,
+    post,
+)
+
+Q = "{urn:gridgate:gwa:1}"
+
+
+async def test_device_info_per_vendor(sim: Simulator, stub: GwaStub, sim_pki: TestPki) -> None:
+    expected = {0: ("Theben", "CONEXA 3.0", {"system", "calibration"}), 1: ("EMH", "CASA",
+                {"system", "calibration", "consumer"}), 2: ("PPC", "SMGW", {"system"})}
+    for i, (vendor, model, logs) in expected.items():
+        link = await connect(sim, stub, gid(i), sim_pki)
+        root = (await link.request("GET", DEVICE_INFO)).root
+        assert root is not None and root.findtext(Q + "vendor") == vendor and root.findtext(Q + "model") == model
+        assert root.findtext(Q + "state") == "personalized"
+        assert {c.get("value") for c in root.findall(Q + "capability") if c.get("name") == "log"} == logs
+        assert [m.get("id") for m in root.findall(Q + "meter")] == meter_ids(i)
+        assert root.findtext(Q + "serverId") == "0a0e" + gid(i)[1:4].encode().hex() + "01" + \
+            (16_900_000 + i).to_bytes(4, "big").hex()
+
+
+async def test_clock_read_set_and_shift(sim: Simulator, stub: GwaStub, sim_pki: TestPki) -> None:
+    link = await connect(sim, stub, gid(0), sim_pki)
+    root = (await link.request("GET", CLOCK)).root
+    assert root is not None and local(root) == "clock" and root.get("valid") == "true"
+    target = "2030-01-01T00:00:00.000Z"
+    assert (await link.request("PUT", CLOCK, xml("clock", {"time": target, "mode": "set"}),
+                               command_id=new_id())).status == 204
+    assert (await link.request("GET", CLOCK)).root.get("time").startswith("2030-01-01T00:00:0")  # type: ignore[union-attr]
+    assert (await link.request("PUT", CLOCK, xml("clock", {"mode": "shift", "shiftMs": -5000}),
+                               command_id=new_id())).status == 204
+    assert (await link.request("GET", CLOCK)).root.get("time").startswith("2029-12-31T23:59:5")  # type: ignore[union-attr]
+
+
+async def test_certificates_read_and_install_all_or_nothing(sim: Simulator, stub: GwaStub, sim_pki: TestPki,
+                                                            tmp_path) -> None:  # type: ignore[no-untyped-def]
+    link = await connect(sim, stub, gid(0), sim_pki)
+    own = (await link.request("GET", CERTS_READ)).root
+    assert own is not None
+    assert sorted(c.get("usage") for c in own.findall(Q + "certificate")) == ["enc", "sig", "tls"]
+    first = await post(link, CERTS_INSTALL, emt_certificates(sim_pki))
+    assert first.status == 200
+    assert {c.get("status") for c in first.root.findall(Q + "certificate")} == {"installed"}  # type: ignore[union-attr]
+    again = await post(link, CERTS_INSTALL, emt_certificates(sim_pki))
+    assert {c.get("status") for c in again.root.findall(Q + "certificate")} == {"unchanged"}  # type: ignore[union-attr]
+    from pki.testpki import init_test_pki
+
+    foreign = init_test_pki(tmp_path / "foreign")
+    mixed = xml("certificates", {}, cert_el("emt2", "emt", "enc", sim_pki.emts["emt2"].enc.cert),
+                cert_el("emt9", "emt", "enc", foreign.emts["emt1"].enc.cert))
+    bad = await post(link, CERTS_INSTALL, mixed)
+    assert bad.status == 422 and bad.reason == "certificate_invalid"
+    st = sim.fleet.gateways[gid(0)].state  # type: ignore[union-attr]
+    assert not any(k.startswith("emt:emt2") for k in st.certificates)  # nothing of the failed batch installed
+
+
+async def test_pairing_profiles_readout_final_readout(sim: Simulator, stub: GwaStub, sim_pki: TestPki) -> None:
+    g = gid(0)
+    meter = meter_ids(0)[0]
+    link = await connect(sim, stub, g, sim_pki)
+    # a profile for a meter that is not paired yet is refused
+    mp = xml("meterProfile", {"id": "mp-x", "meter": meter, "interface": "lmn-wired", "capturePeriod": 900},
+             child("register", {"obis": "1-0:1.8.0"}))
+    assert (await post(link, METER_PROFILE.format(1), mp)).reason == "not_paired"
+    wrong = await pair(link, stub, meter, mk0=bytes(16))
+    assert wrong.get("status") == "403" and wrong.find(Q + "error").get("reason") == "rejected"  # type: ignore[union-attr]
+    await commission(link, stub, sim_pki, meter)
+    again = await pair(link, stub, meter)
+    assert again.find(Q + "meterPaired").get("status") == "already_paired"  # type: ignore[union-attr]
+    info = (await link.request("GET", DEVICE_INFO)).root
+    assert info.findtext(Q + "state") == "operational"  # type: ignore[union-attr]
+    # unknown references and vendor limits
+    bad_ep = xml("evaluationProfile", {"id": "ep-bad", "taf": 7, "recipient": "emt1", "communicationProfile": "nope",
+                                       "meterProfile": f"mp-{meter}", "interval": 900, "deliveryPeriod": 86400},
+                 child("register", {"obis": "1-0:1.8.0"}))
+    assert (await post(link, EVAL_PROFILE.format(1), bad_ep)).reason == "unknown_profile"
+    # on-demand readout: an EMT container the head-end cannot open, with the model's value
+    req = xml("readoutRequest", {"recipient": "emt1", "meter": meter, "reason": "on_demand"},
+              child("register", {"obis": "1-0:1.8.0"}))
+    out = await post(link, EVAL_PROFILE.format(4), req)
+    assert out.status == 200 and local(out.root) == "readout"  # type: ignore[arg-type]
+    container = base64.b64decode(out.root.text)  # type: ignore[union-attr, arg-type]
+    emt = sim_pki.emts["emt1"]
+    opened = cms.open(container, key=emt.enc.key, cert=emt.enc.cert, validator=sim_pki.validator())
+    reading = DET.fromstring(opened.payload)
+    assert reading.get("meter") == meter and opened.signer_subject and g in opened.signer_subject
+    value = reading.find(Q + "value")
+    assert value is not None and value.get("obis") == "1-0:1.8.0"
+    k = int(parse_time(value.get("time", "")) // INTERVAL_S)
+    assert int(value.text or 0) == MeterModel(meter).import_wh(k)
+    assert abs(k * INTERVAL_S - time.time()) < 2 * INTERVAL_S
+    # deinstallation: final readout (202 + Notify), then deactivate
+    cid = new_id("final")
+    assert (await post(link, EVAL_PROFILE.format(5), xml("finalReadoutRequest", {"reason": "deinstallation"}),
+                       cid)).status == 202
+    notify = await stub.wait_notify(cid)
+    readouts = notify.find(Q + "finalReadout").findall(Q + "readout")  # type: ignore[union-attr]
+    assert [r.get("profile") for r in readouts] == [f"ep-taf7-{meter}"]
+    deact = await post(link, EVAL_PROFILE.format(3), xml("deactivateProfiles", {"all": "true"}))
+    assert [p.get("wasActive") for p in deact.root.findall(Q + "profile")] == ["true"]  # type: ignore[union-attr]
+    # removal order is enforced: meter profile in use, meter in use
+    assert (await post(link, METER_PROFILE.format(2), xml("profileRef", {"id": f"mp-{meter}"}))).reason == "rejected"
+    assert (await post(link, EVAL_PROFILE.format(2), xml("profileRef", {"id": f"ep-taf7-{meter}"}))).status == 200
+    assert (await post(link, LMN.format(2), xml("unpairMeter", {"meter": meter}))).reason == "rejected"
+    assert (await post(link, METER_PROFILE.format(2), xml("profileRef", {"id": f"mp-{meter}"}))).status == 200
+    unp = await post(link, LMN.format(2), xml("unpairMeter", {"meter": meter}))
+    assert unp.root.get("existed") == "true"  # type: ignore[union-attr]
+
+
+async def test_vendor_capabilities_refuse(sim: Simulator, stub: GwaStub, sim_pki: TestPki) -> None:
+    link = await connect(sim, stub, gid(2), sim_pki)  # PPC: system log only, TAF 1/2/6/7
+    assert (await link.request("GET", CONSUMER_LOG)).reason == "not_found"
+    meter = meter_ids(2)[0]
+    await commission(link, stub, sim_pki, meter)
+    taf10 = xml("evaluationProfile", {"id": "ep-10", "taf": 10, "recipient": "emt1", "communicationProfile": "cp-emt1",
+                                      "meterProfile": f"mp-{meter}", "interval": 900, "deliveryPeriod": 900},
+                child("register", {"obis": "1-0:1.8.0"}))
+    r = await post(link, EVAL_PROFILE.format(1), taf10)
+    assert (r.status, r.reason) == (501, "unsupported")
+
+
+async def test_logbook_range_and_paging(sim: Simulator, stub: GwaStub, sim_pki: TestPki) -> None:
+    link = await connect(sim, stub, gid(1), sim_pki)
+    for n in range(5):
+        await link.request("PUT", CLOCK, xml("clock", {"mode": "shift", "shiftMs": n}), command_id=new_id())
+    full = (await link.request("GET", SYSTEM_LOG)).root
+    assert full is not None and full.get("log") == "system"
+    records = [int(e.get("record", 0)) for e in full.findall(Q + "entry")]
+    assert records == list(range(1, len(records) + 1)) and int(full.get("last", 0)) == records[-1] >= 7
+    page = (await link.request("GET", SYSTEM_LOG, query="sa.fromidx=2&sa.toidx=6&sa.count=3")).root
+    assert [int(e.get("record", 0)) for e in page.findall(Q + "entry")] == [2, 3, 4]  # type: ignore[union-attr]
+    assert page.get("more") == "true"  # type: ignore[union-attr]
+    e = page.find(Q + "entry")  # type: ignore[union-attr]
+    assert e is not None and e.get("level") in {"1", "2", "3", "4"} and e.get("outcome") in {"0", "1"} and e.get("time")
+    assert (await link.request("GET", SYSTEM_LOG, query="sa.count=x")).reason == "malformed"
+
+
+async def test_protocol_errors(sim: Simulator, stub: GwaStub, sim_pki: TestPki) -> None:
+    link = await connect(sim, stub, gid(0), sim_pki)
+    assert (await link.request("DELETE", METER_PROFILE.format(1))).status == 405
+    assert (await link.request("GET", "objects/3-0100010800ff/attributes/2")).reason == "not_found"
+    assert (await link.request("GET", DEVICE_INFO, host="other.sm")).status == 403
+    no_id = await link.request("POST", COMM_PROFILE.format(1), xml("profileRef", {"id": "x"}))
+    assert (no_id.status, no_id.reason) == (400, "malformed")
+    # a container signed by someone other than the GWA (here: an EMT) is refused
+    emt = sim_pki.emts["emt1"]
+    forged = cms.seal(xml("profileRef", {"id": "x"}), sign_key=emt.sig.key, sign_cert=emt.sig.cert,
+                      recipient_cert=sim_pki.gateway(gid(0)).enc.cert)
+    r = await link.request("POST", COMM_PROFILE.format(2), raw_body=forged, command_id=new_id())
+    assert (r.status, r.reason) == (403, "cms_invalid")
+    r = await link.request("POST", COMM_PROFILE.format(2), raw_body=b"garbage", command_id=new_id())
+    assert (r.status, r.reason) == (403, "cms_invalid")
+    r = await link.request("POST", COMM_PROFILE.format(2), b"<notxml", command_id=new_id())
+    assert (r.status, r.reason) == (400, "malformed")
+    # the connection is still usable
+    assert (await link.request("GET", DEVICE_INFO)).status == 200
