@@ -36,6 +36,9 @@ class CmsError(Exception):
         return {"valid": False, "reason": self.reason, "detail": self.detail}
 
 
+_ASN1_ERRORS: tuple[type[Exception], ...] = (*PARSE_ERRORS, KeyError, IndexError, OverflowError, AttributeError)
+
+
 @contextmanager
 def parsing(what: str) -> Iterator[None]:
     """asn1crypto parses lazily and raises assorted errors on bad DER: all of them are
@@ -44,7 +47,7 @@ def parsing(what: str) -> Iterator[None]:
         yield
     except CmsError:
         raise
-    except (*PARSE_ERRORS, KeyError, IndexError, OverflowError, AttributeError) as err:
+    except _ASN1_ERRORS as err:
         raise CmsError(MALFORMED, f"{what}: {type(err).__name__}: {str(err)[:200]}") from None
 
 

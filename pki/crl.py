@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from pki.loader import PARSE_ERRORS, write_atomic
 from pki.oids import ECDSA_WITH_SHA
 from pki.profile import authority_key_id, crl_urls, subject_key_id
 
@@ -120,11 +121,13 @@ def check_crl(crl: x509.CertificateRevocationList, issuer: x509.Certificate, at:
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         key = (_crl_id(crl), issuer_spki)
-    except ValueError as err:
+    except PARSE_ERRORS as err:
         raise CrlError(CRL_UNAVAILABLE, f"CRL unreadable: {err}") from None
     with _checked_lock:
-        checked = _checked.get(key)
-    if checked is None:
+        known = _checked.get(key)
+    if known is not None:
+        checked = known
+    else:
         checked = _verify_crl(crl, issuer)
         with _checked_lock:
             if len(_checked) >= _CHECKED_MAX:
@@ -246,8 +249,6 @@ class CrlCache:
             self._failed_at.pop(url, None)
         path = self._path(url)
         if path is not None:
-            from pki.loader import write_atomic
-
             write_atomic(path, crl.public_bytes(serialization.Encoding.DER))
 
     def cached(self, url: str) -> x509.CertificateRevocationList | None:

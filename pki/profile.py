@@ -68,7 +68,7 @@ def subject_name(common_name: str, serial_number: int | str = 1, organisation: s
     )
 
 
-def _hash_for(key: ec.EllipticCurvePrivateKey) -> hashes.HashAlgorithm:
+def _hash_for(key: ec.EllipticCurvePrivateKey) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA512:
     # Root on brainpoolP384r1 signs with SHA-384, Sub-CA on brainpoolP256r1 with SHA-256.
     size = key.curve.key_size
     return hashes.SHA512() if size > 384 else hashes.SHA384() if size > 256 else hashes.SHA256()
