@@ -119,3 +119,8 @@ def demo_gateway_id(index: int) -> str:
 def demo_meter_id(gateway_index: int, slot: int) -> str:
     flag = DEMO_METER_VENDORS[(gateway_index + slot) % len(DEMO_METER_VENDORS)][0]
     return str(DeviceId("1", flag, 5, 30_000_000 + gateway_index * 4 + slot))
+
+
+def demo_meter_count(gateway_index: int) -> int:
+    """Meters behind demo gateway ``gateway_index`` (slots 0..n-1): every fourth has two."""
+    return 2 if gateway_index % 4 == 0 else 1

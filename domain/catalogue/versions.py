@@ -40,6 +40,7 @@ def version_key(value: str) -> tuple[int, ...]:
 
 
 def version_key_sql(column: str) -> str:
-    """SQL for the generated key column; immutable, NULL for NULL."""
-    return (f"(string_to_array(substring({column} from '[0-9]+(?:\\.[0-9]+)*'), '.')::integer[]"
-            f" || '{{0,0,0,0}}'::integer[])[1:{KEY_PARTS}]")
+    """SQL for the generated key column; immutable, NULL for NULL (array || NULL is not NULL)."""
+    return (f"CASE WHEN {column} IS NULL THEN NULL ELSE "
+            f"(string_to_array(substring({column} from '[0-9]+(?:\\.[0-9]+)*'), '.')::integer[]"
+            f" || '{{0,0,0,0}}'::integer[])[1:{KEY_PARTS}] END")

@@ -1,0 +1,176 @@
+"""Importing assignments: ``kind,subject,target,valid_from,valid_to`` rows.
+
+A row equal to a stored assignment (same kind, subject, target and start) is that assignment: a
+different ``valid_to`` re-dates its end (that is how a file ends an installation), an equal one
+changes nothing. Every other row is a new assignment. Overlaps with stored assignments (as they
+will be after the file) and between rows of the file are reported per line before anything is
+written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain import validators as v
+from domain.imports.columns import Column
+from domain.imports.errors import ErrorLog
+from domain.imports.kinds import Context, Kind, duplicates
+from domain.imports.upsert import Counts
+from domain.topology.kinds import KINDS, AssignmentKind
+from gridgate.errors import InvalidInput
+
+
+def _kind(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in KINDS:
+        raise InvalidInput(f"unknown assignment kind {raw!r}; one of: {', '.join(KINDS)}",
+                           code="unknown_assignment_kind")
+    return value
+
+
+def _row(row: dict[str, Any], ctx: Context, line: int, errors: ErrorLog) -> None:
+    k = KINDS.get(row.get("kind") or "")
+    if k is not None:
+        for col, side in (("subject", k.subject), ("target", k.target)):
+            if row.get(col) is not None:
+                try:
+                    row[col] = side.normalise(row[col])
+                except InvalidInput as err:
+                    errors.add(line, col, err.code, f"{side.name}: {err.message}")
+    start, end = row.get("valid_from"), row.get("valid_to")
+    if start and end and end <= start:
+        errors.add(line, "valid_to", "invalid_period", "valid_to must be after valid_from")
+    row["subject_id"] = row["target_id"] = None
+
+
+def _stage_col(k: AssignmentKind, column: str) -> str:
+    return "subject_id" if column == k.subject.column else "target_id"
+
+
+class AssignmentImport(Kind):
+    async def check(self, session: AsyncSession, stage: str, present: set[str], errors: ErrorLog) -> None:
+        kinds = [r[0] for r in await session.execute(text(f"SELECT DISTINCT kind FROM {stage}"))]
+        for name in kinds:
+            k = KINDS[name]
+            for col, side in (("subject", k.subject), ("target", k.target)):
+                await session.execute(text(
+                    f"UPDATE {stage} s SET {col}_id = x.id FROM {side.model.__tablename__} x "
+                    f"WHERE s.kind = :k AND x.{side.key} = s.{col}"), {"k": name})
+                missing = await session.execute(text(
+                    f"SELECT line, {col} FROM {stage} WHERE kind = :k AND {col}_id IS NULL ORDER BY line LIMIT 1000"),
+                    {"k": name})
+                for line, value in missing:
+                    errors.add(line, col, "unknown_reference", f"no {side.name.replace('_', ' ')} {value}")
+        await duplicates(session, stage, "(kind, subject, target, valid_from)", errors)
+        if errors:
+            return
+        await session.execute(text(f"ANALYZE {stage}"))
+        for name in kinds:
+            await _overlaps(session, stage, KINDS[name], errors)
+
+    async def apply(self, session: AsyncSession, stage: str, present: set[str], params: dict[str, Any]) -> Counts:
+        kinds = [r[0] for r in await session.execute(text(f"SELECT DISTINCT kind FROM {stage}"))]
+        total = Counts()
+        for name in kinds:
+            total = total + await _apply(session, stage, KINDS[name], params)
+        return total
+
+
+async def _overlaps(session: AsyncSession, stage: str, k: AssignmentKind, errors: ErrorLog) -> None:
+    a = k.model.__tablename__
+    subj, tgt = k.subject.column, k.target.column
+    excl = [_stage_col(k, c) for c in k.exclusive]
+    same_excl = " AND ".join(f"c1.{c} = c2.{c}" for c in excl)
+    sql = f"""
+        WITH f AS (SELECT line, subject_id, target_id, valid_from, valid_to FROM {stage} WHERE kind = :k),
+        ex AS (SELECT a.id, a.{subj} AS subject_id, a.{tgt} AS target_id, a.valid_from, a.valid_to FROM {a} a
+               WHERE ({", ".join(f"a.{c}" for c in k.exclusive)}) IN (SELECT {", ".join(excl)} FROM f)),
+        cand AS (
+            SELECT e.id, e.subject_id, e.target_id, e.valid_from,
+                   CASE WHEN f.line IS NULL THEN e.valid_to ELSE f.valid_to END AS valid_to, f.line
+            FROM ex e LEFT JOIN f ON f.subject_id = e.subject_id AND f.target_id = e.target_id
+                                 AND f.valid_from = e.valid_from
+            UNION ALL
+            SELECT NULL, f.subject_id, f.target_id, f.valid_from, f.valid_to, f.line FROM f
+            WHERE NOT EXISTS (SELECT 1 FROM ex e WHERE e.subject_id = f.subject_id AND e.target_id = f.target_id
+                              AND e.valid_from = f.valid_from)
+        )
+        SELECT DISTINCT ON (c1.line) c1.line, c2.line, c2.id, c2.valid_from, c2.valid_to
+        FROM cand c1 JOIN cand c2 ON {same_excl}
+             AND tstzrange(c1.valid_from, c1.valid_to, '[)') && tstzrange(c2.valid_from, c2.valid_to, '[)')
+             AND NOT (c1.id IS NOT DISTINCT FROM c2.id AND c1.line IS NOT DISTINCT FROM c2.line)
+        WHERE c1.line IS NOT NULL
+        ORDER BY c1.line, c2.line NULLS FIRST
+        LIMIT 1000"""
+    side = " and ".join(c.removesuffix("_id").replace("_", " ") for c in k.exclusive)
+    for line, other_line, other_id, start, end in await session.execute(text(sql), {"k": k.name}):
+        period = f"{start.isoformat()} .. {end.isoformat() if end else 'open'}"
+        other = f"line {other_line}" if other_line else f"stored assignment {other_id}"
+        errors.add(line, "valid_from", "assignment_overlap",
+                   f"{k.name}: overlaps {other} ({period}); the same {side} cannot be assigned twice at a time")
+
+
+async def _apply(session: AsyncSession, stage: str, k: AssignmentKind, params: dict[str, Any]) -> Counts:
+    a = k.model.__tablename__
+    subj, tgt = k.subject.column, k.target.column
+    match = f"a.{subj} = f.subject_id AND a.{tgt} = f.target_id AND a.valid_from = f.valid_from"
+    f_sql = f"SELECT * FROM {stage} WHERE kind = :k"
+    ts = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"')"
+    update_sql = f"""
+        WITH f AS ({f_sql}),
+        old AS (SELECT a.id, a.valid_to FROM {a} a JOIN f ON {match}),
+        up AS (
+            UPDATE {a} a SET valid_to = f.valid_to, "leading" = CAST(:leading AS boolean),
+                source_system = CAST(:source_system AS varchar), updated_at = now(), updated_by = :actor
+            FROM f WHERE {match}
+              AND (a.valid_to, a."leading", a.source_system)
+                  IS DISTINCT FROM (f.valid_to, CAST(:leading AS boolean), CAST(:source_system AS varchar))
+            RETURNING a.id, a.valid_to
+        ),
+        aud AS (
+            INSERT INTO audit_log (actor, action, object_type, object_id, changes, request_id)
+            SELECT :actor, 'end', :k, up.id::text, jsonb_build_object('valid_to', jsonb_build_object(
+                'old', {ts.format("old.valid_to")}, 'new', {ts.format("up.valid_to")})), :request_id
+            FROM up JOIN old ON old.id = up.id
+        )
+        SELECT count(*) FROM up"""
+    insert_sql = f"""
+        WITH f AS ({f_sql}),
+        ins AS (
+            INSERT INTO {a} ({subj}, {tgt}, valid_from, valid_to, "leading", source_system, created_by, updated_by)
+            SELECT f.subject_id, f.target_id, f.valid_from, f.valid_to, CAST(:leading AS boolean),
+                   CAST(:source_system AS varchar), :actor, :actor
+            FROM f WHERE NOT EXISTS (SELECT 1 FROM {a} a WHERE {match})
+            RETURNING id, {subj} AS subject_id, {tgt} AS target_id, valid_from, valid_to
+        ),
+        aud AS (
+            INSERT INTO audit_log (actor, action, object_type, object_id, changes, request_id)
+            SELECT :actor, 'assign', :k, ins.id::text, jsonb_build_object(
+                '{k.subject.name}', jsonb_build_object('old', NULL, 'new', f.subject),
+                '{k.target.name}', jsonb_build_object('old', NULL, 'new', f.target),
+                'valid_from', jsonb_build_object('old', NULL, 'new', {ts.format("ins.valid_from")}),
+                'valid_to', jsonb_build_object('old', NULL, 'new', {ts.format("ins.valid_to")})), :request_id
+            FROM ins JOIN f ON f.subject_id = ins.subject_id AND f.target_id = ins.target_id
+                           AND f.valid_from = ins.valid_from
+        )
+        SELECT count(*) FROM ins"""
+    bind = {**params, "k": k.name}
+    updated = int((await session.execute(text(update_sql), bind)).scalar_one())
+    created = int((await session.execute(text(insert_sql), bind)).scalar_one())
+    return Counts(created=created, updated=updated)
+
+
+ASSIGNMENTS = AssignmentImport(
+    name="assignments", table="", key="", object_type="assignment",
+    columns=(
+        Column("kind", "text", _kind, required=True, doc=", ".join(KINDS)),
+        Column("subject", "text", str, required=True, doc="natural key of the first side (e.g. the meter ID)"),
+        Column("target", "text", str, required=True, doc="natural key of the second side (e.g. the gateway ID)"),
+        Column("valid_from", "timestamptz", v.iso_datetime, required=True, doc="ISO 8601; without offset: German time"),
+        Column("valid_to", "timestamptz", v.iso_datetime, doc="exclusive end; empty: open-ended"),
+    ),
+    targets=lambda present: [], row_check=_row, derived=(("subject_id", "bigint"), ("target_id", "bigint")),
+)
