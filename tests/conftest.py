@@ -239,3 +239,31 @@ def gridgate_cli(settings: Settings, dbs: Databases):  # type: ignore[no-untyped
                               timeout=120)
 
     return call
+
+
+@pytest.fixture(scope="session")
+async def gridgate_worker(settings: Settings, dbs: Databases, temporal_clients: TemporalClients):  # type: ignore[no-untyped-def]
+    """The real worker (worker.TenantWorkers) serving every tenant namespace of this session on the
+    main task queue, picking up tenants created later in the session."""
+    import asyncio
+    from contextlib import suppress
+
+    from worker import TenantWorkers
+
+    workers = TenantWorkers(settings, dbs, temporal_clients)
+    stop = asyncio.Event()
+
+    async def keep_in_sync() -> None:
+        while not stop.is_set():
+            await workers.sync()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+
+    task = asyncio.create_task(keep_in_sync())
+    await workers.sync()
+    try:
+        yield workers
+    finally:
+        stop.set()
+        await task
+        await asyncio.wait_for(workers.shutdown(), 60)

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from workflows.logbook import LogbookReadoutWorkflow
+from workflows.mass import MassProcessWorkflow
 from workflows.selfcheck import TenantSelfCheckWorkflow
+from workflows.time_sync import TimeSyncWorkflow
 
-WORKFLOWS: list[type] = [TenantSelfCheckWorkflow]
+WORKFLOWS: list[type] = [
+    TenantSelfCheckWorkflow,
+    MassProcessWorkflow,
+    TimeSyncWorkflow,
+    LogbookReadoutWorkflow,
+]

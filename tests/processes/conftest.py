@@ -1,0 +1,34 @@
+"""Process fixtures: a tenant of its own, gateways in master data, and the real worker."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from domain.devices.schemas import GatewayCreate
+from domain.devices.service import create_gateway
+from domain.ids import DeviceId
+from domain.tenancy.service import TenantContext
+
+_serials = itertools.count(20_000_000)
+
+
+@pytest.fixture(scope="module")
+async def procs(tenant_factory, gridgate_worker) -> TenantContext:  # type: ignore[no-untyped-def]
+    return await tenant_factory("procs")
+
+
+@pytest.fixture
+def make_gateways(procs: TenantContext):  # type: ignore[no-untyped-def]
+    """``await make_gateways(n, state="in_operation")`` -> their IDs (unique per call)."""
+
+    async def make(n: int, state: str = "in_operation", segment: str | None = None) -> list[str]:
+        ids = [str(DeviceId("E", "EMH", 7, next(_serials))) for _ in range(n)]
+        async with procs.sessions() as session, session.begin():
+            for gid in ids:
+                await create_gateway(session, GatewayCreate(device_id=gid, device_type="emh-casa", state=state,
+                                                            network_segment=segment))
+        return ids
+
+    return make

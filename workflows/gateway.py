@@ -1,0 +1,100 @@
+"""Talking to one gateway from a workflow: find (or wake) the head-end node holding its connection,
+run a command there, and recover from the connection going away.
+
+Command IDs are ``<workflow id>/<step>``: stable across every retry of one step, so a gateway that
+already applied a command answers with the stored result instead of applying it twice.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import gateway_commands_models as gc
+
+R = TypeVar("R")
+
+# How long a head-end node may take to pick up a command before we look for the connection again.
+SCHEDULE_TO_START = timedelta(seconds=30)
+
+
+class GatewayStepFailed(Exception):
+    """A step failed for good; ``error_type`` is the reason code kept in the outcome."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+
+
+def error_of(err: BaseException) -> tuple[str, str]:
+    """(reason code, message) of an activity or child failure."""
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, GatewayStepFailed):
+            return cause.error_type, cause.message
+        if isinstance(cause, ApplicationError):
+            return cause.type or "error", cause.message
+        if isinstance(cause, TimeoutError):
+            return "timeout", str(cause) or "timed out"
+        cause = cause.__cause__
+    return type(err).__name__, str(err)
+
+
+class GatewayLink:
+    def __init__(self, gateway_id: str, *, priority: int = gc.PRIORITY_PROCESS, attempts: int = 4,
+                 connect_timeout_s: float = 120.0) -> None:
+        self.gateway_id = gateway_id
+        self.priority = priority
+        self.attempts = attempts
+        self.connect_timeout_s = connect_timeout_s
+        self._queue: str | None = None
+
+    def command_id(self, step: str) -> str:
+        return f"{workflow.info().workflow_id}/{step}"
+
+    async def connect(self, step: str = "connect") -> str:
+        """The task queue of the node holding the gateway's connection (waking it if needed)."""
+        result = await workflow.execute_activity(
+            "ensure_gateway_connected",
+            gc.EnsureConnectedInput(gateway_id=self.gateway_id, command_id=self.command_id(step),
+                                    priority=self.priority, timeout_s=self.connect_timeout_s),
+            task_queue=gc.TASK_QUEUE,
+            result_type=gc.EnsureConnectedResult,
+            schedule_to_start_timeout=timedelta(seconds=min(60.0, self.connect_timeout_s)),
+            start_to_close_timeout=timedelta(seconds=self.connect_timeout_s + 30),
+            retry_policy=RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5),
+                                     non_retryable_error_types=sorted(_NON_RETRYABLE)),
+        )
+        self._queue = result.task_queue
+        return result.task_queue
+
+    async def run(self, activity: str, make_input: Any, result_type: type[R], *, step: str,
+                  timeout: timedelta = timedelta(minutes=2)) -> R:
+        """Run ``activity`` with ``make_input(command_id)``; reconnect and retry on retryable errors."""
+        command_id = self.command_id(step)
+        last: tuple[str, str] = ("unreachable", "no attempt made")
+        for attempt in range(self.attempts):
+            try:
+                queue = self._queue or await self.connect(f"{step}/connect-{attempt}")
+                return await workflow.execute_activity(
+                    activity, make_input(command_id), task_queue=queue, result_type=result_type,
+                    schedule_to_start_timeout=SCHEDULE_TO_START, start_to_close_timeout=timeout,
+                    retry_policy=RetryPolicy(maximum_attempts=1),
+                )
+            except ActivityError as err:
+                last = error_of(err)
+                if last[0] not in gc.RETRYABLE_ERRORS and last[0] != "timeout":
+                    raise GatewayStepFailed(*last) from None
+                self._queue = None
+                await workflow.sleep(timedelta(seconds=min(5 * 2**attempt, 60)))
+        raise GatewayStepFailed(last[0] if last[0] != "timeout" else "unreachable",
+                                f"{activity} failed after {self.attempts} attempts: {last[1]}")
+
+
+_NON_RETRYABLE = {gc.ERROR_UNKNOWN_GATEWAY}
