@@ -36,6 +36,10 @@ EXTRA_ROUTERS: list[tuple[str, str]] = [
     ("api.routers.communications", "router"),
     ("api.routers.processes", "router"),
     ("api.routers.emt", "router"),
+    ("api.routers.tariffs", "router"),
+    ("api.routers.logbooks", "router"),
+    ("api.routers.codec", "router"),
+    ("api.routers.schedules", "router"),
 ]
 
 
