@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from pki import cms_crypto as cc
 from pki.cms_common import (
+    ATTR_CONTENT_TYPE,
+    CT_NAMES,
     DECRYPT_FAILED,
     FORBIDDEN_ALGORITHM,
     MALFORMED,
@@ -30,6 +32,7 @@ from pki.cms_common import (
     absent,
     absent_or_null,
     identifies,
+    oid,
     parsing,
     require_ski,
     set_tagged,
@@ -82,12 +85,12 @@ def decompress(der: bytes, *, max_payload: int = MAX_PAYLOAD) -> bytes:
         cd = cms.CompressedData.load(der, strict=True)
         if cd["version"].native != "v0":
             raise CmsError(MALFORMED, "CompressedData version must be 0")
-        if cd["compression_algorithm"]["algorithm"].dotted != "1.2.840.113549.1.9.16.3.8":
+        if oid(cd["compression_algorithm"]["algorithm"]) != "1.2.840.113549.1.9.16.3.8":
             raise CmsError(FORBIDDEN_ALGORITHM, "compression algorithm is not zlib")
         if not absent_or_null(cd["compression_algorithm"]["parameters"]):
             raise CmsError(MALFORMED, "zlib compression takes no parameters")
         eci = cd["encap_content_info"]
-        if eci["content_type"].dotted != "1.2.840.113549.1.7.1":
+        if oid(eci["content_type"]) != "1.2.840.113549.1.7.1":
             raise CmsError(MALFORMED, "compressed content is not id-data")
         data = None if absent(eci["content"]) else bytes(eci["content"])
         if data is None:
@@ -204,19 +207,20 @@ def decrypt_auth_enveloped(
         kari, rek = _find_recipient(aed, cert)
         kek = _kari_kek(kari, key)
         aeci = aed["auth_encrypted_content_info"]
-        content_type = aeci["content_type"].native
+        ct_oid = oid(aeci["content_type"])
+        content_type = CT_NAMES.get(ct_oid, ct_oid)
         if content_type not in ("data", "compressed_data"):
-            raise CmsError(MALFORMED, f"encrypted content type {aeci['content_type'].dotted} not supported")
+            raise CmsError(MALFORMED, f"encrypted content type {ct_oid} not supported")
         aad = b""
         if not absent(aed["auth_attrs"]):
             aad = set_tagged(aed["auth_attrs"].dump())
-            declared = [a["values"][0].native for a in aed["auth_attrs"] if a["type"].native == "content_type"]
-            if declared != [content_type]:
+            declared = [oid(a["values"][0]) for a in aed["auth_attrs"] if oid(a["type"]) == ATTR_CONTENT_TYPE]
+            if declared != [ct_oid]:
                 raise CmsError(MALFORMED, "authAttrs contentType does not match the encrypted content type")
         elif content_type != "data":
             raise CmsError(MALFORMED, "authAttrs with contentType required for non-data content (RFC 5083)")
         alg = aeci["content_encryption_algorithm"]
-        alg_oid = alg["algorithm"].dotted
+        alg_oid = oid(alg["algorithm"])
         params = alg["parameters"]
         ct = aeci["encrypted_content"].native
         if ct is None:
@@ -277,12 +281,12 @@ def _kari_kek(kari: Any, key: ec.EllipticCurvePrivateKey) -> bytes:
     if orig.name != "originator_key":
         raise CmsError(MALFORMED, "originator must be an ephemeral originatorKey")
     pki_ = orig.chosen
-    if pki_["algorithm"]["algorithm"].dotted != "1.2.840.10045.2.1":
+    if oid(pki_["algorithm"]["algorithm"]) != "1.2.840.10045.2.1":
         raise CmsError(FORBIDDEN_ALGORITHM, "originator key is not id-ecPublicKey")
     params = pki_["algorithm"]["parameters"]
     # DS: if present, namedCurve and it must be the recipient key's curve
     if not absent_or_null(params) and (
-        params.name != "named" or params.chosen.dotted != _CURVE_OIDS.get(key.curve.name)
+        params.name != "named" or oid(params.chosen) != _CURVE_OIDS.get(key.curve.name)
     ):
         raise CmsError(MALFORMED, "originator key curve differs from the recipient key's curve")
     try:
@@ -290,7 +294,7 @@ def _kari_kek(kari: Any, key: ec.EllipticCurvePrivateKey) -> bytes:
     except ValueError:
         raise CmsError(MALFORMED, "originator public key is not a point on the recipient's curve") from None
     kea = kari["key_encryption_algorithm"]
-    kdf_oid = kea["algorithm"].dotted
+    kdf_oid = oid(kea["algorithm"])
     if kdf_oid not in KEY_AGREEMENT_HASH:
         raise CmsError(FORBIDDEN_ALGORITHM, f"key agreement {kdf_oid} not allowed")
     wrap_der = kea["parameters"].dump()
@@ -317,8 +321,8 @@ def decrypt(data: bytes, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate
     """ContentInfo(AuthEnvelopedData) -> content (decompressed if it was CompressedData)."""
     with parsing("ContentInfo"):
         ci = cms.ContentInfo.load(data, strict=True)
-        if ci["content_type"].native != "authenticated_enveloped_data":
-            raise CmsError(MALFORMED, f"not AuthEnvelopedData but {ci['content_type'].dotted}")
+        if CT_NAMES.get(oid(ci["content_type"])) != "authenticated_enveloped_data":
+            raise CmsError(MALFORMED, f"not AuthEnvelopedData but {oid(ci['content_type'])}")
         inner = ci["content"].untag().dump()  # dump() would keep the [0] EXPLICIT wrapper
     dec = decrypt_auth_enveloped(inner, key, cert)
     return decompress(dec.content, max_payload=max_payload) if dec.content_type == "compressed_data" else dec.content

@@ -16,7 +16,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from pki.cms_common import (
+    ATTR_CONTENT_TYPE,
+    ATTR_MESSAGE_DIGEST,
     BAD_SIGNATURE,
+    CT_NAMES,
     FORBIDDEN_ALGORITHM,
     MALFORMED,
     UNKNOWN_SIGNER,
@@ -25,6 +28,7 @@ from pki.cms_common import (
     absent_or_null,
     digest_algorithm,
     identifies,
+    oid,
     parsing,
     require_ski,
     set_tagged,
@@ -124,8 +128,8 @@ def verify(
     besides those the container carries. Raises :class:`CmsError`."""
     with parsing("SignedData"):
         ci = cms.ContentInfo.load(data, strict=True)
-        if ci["content_type"].native != "signed_data":
-            raise CmsError(MALFORMED, f"not SignedData but {ci['content_type'].dotted}")
+        if CT_NAMES.get(oid(ci["content_type"])) != "signed_data":
+            raise CmsError(MALFORMED, f"not SignedData but {oid(ci['content_type'])}")
         sd = ci["content"]
         infos = sd["signer_infos"]
         if len(infos) != 1:
@@ -136,8 +140,8 @@ def verify(
         if (sid.name, si_version) not in (("subject_key_identifier", "v3"), ("issuer_and_serial_number", "v1")):
             raise CmsError(MALFORMED, f"SignerInfo version {si_version} does not fit signer id {sid.name}")
         eci = sd["encap_content_info"]
-        e_type = eci["content_type"].native
-        e_dotted = eci["content_type"].dotted
+        e_dotted = oid(eci["content_type"])
+        e_type = CT_NAMES.get(e_dotted, e_dotted)
         want_version = "v3" if si_version == "v3" or e_type != "data" else "v1"
         if sd["version"].native != want_version:
             raise CmsError(MALFORMED, f"SignedData version must be {want_version}")
@@ -151,16 +155,16 @@ def verify(
         content = bytes(eci["content"])
         if not content:
             raise CmsError(MALFORMED, "detached content not supported here")
-        digest_oid = si["digest_algorithm"]["algorithm"].dotted
+        digest_oid = oid(si["digest_algorithm"]["algorithm"])
         digest_name = _DIGEST_OID_NAME.get(digest_oid)
         if digest_name is None:
             raise CmsError(FORBIDDEN_ALGORITHM, f"digest {digest_oid} not allowed")
         if not absent_or_null(si["digest_algorithm"]["parameters"]):
             raise CmsError(MALFORMED, "digest algorithm parameters must be absent or NULL")
-        listed = [a["algorithm"].dotted for a in sd["digest_algorithms"]]
+        listed = [oid(a["algorithm"]) for a in sd["digest_algorithms"]]
         if digest_oid not in listed or any(o not in _DIGEST_OID_NAME for o in listed):
             raise CmsError(MALFORMED, "digestAlgorithms does not match the SignerInfo")
-        sig_oid = si["signature_algorithm"]["algorithm"].dotted
+        sig_oid = oid(si["signature_algorithm"]["algorithm"])
         if _ECDSA_OID_HASH.get(sig_oid) != digest_name:
             raise CmsError(FORBIDDEN_ALGORITHM, f"signature algorithm {sig_oid} is not ECDSA with {digest_name}")
         if not absent_or_null(si["signature_algorithm"]["parameters"]):
@@ -168,16 +172,18 @@ def verify(
         attrs = si["signed_attrs"]
         if absent(attrs):
             raise CmsError(MALFORMED, "signed attributes are required")
-        attr_types = [a["type"].dotted for a in attrs]
-        if len(set(attr_types)) != len(attr_types):
-            raise CmsError(MALFORMED, "duplicate signed attribute")
-        by_type = {a["type"].native: a["values"] for a in attrs}
-        for needed in ("content_type", "message_digest"):
+        by_type = {}
+        for a in attrs:
+            t = oid(a["type"])
+            if t in by_type:
+                raise CmsError(MALFORMED, "duplicate signed attribute")
+            by_type[t] = a["values"]
+        for needed, label in ((ATTR_CONTENT_TYPE, "contentType"), (ATTR_MESSAGE_DIGEST, "messageDigest")):
             if needed not in by_type or len(by_type[needed]) != 1:
-                raise CmsError(MALFORMED, f"signed attribute {needed} missing or multi-valued")
-        if by_type["content_type"][0].dotted != e_dotted:
+                raise CmsError(MALFORMED, f"signed attribute {label} missing or multi-valued")
+        if oid(by_type[ATTR_CONTENT_TYPE][0]) != e_dotted:
             raise CmsError(BAD_SIGNATURE, "signed contentType does not match eContentType")
-        md = by_type["message_digest"][0].native
+        md = by_type[ATTR_MESSAGE_DIGEST][0].native
         signed_bytes = set_tagged(attrs.dump())
         signature = si["signature"].native
         carried = []
@@ -201,4 +207,4 @@ def verify(
         pub.verify(signature, signed_bytes, ec.ECDSA(_DIGEST_NAME[digest_name]))
     except InvalidSignature:
         raise CmsError(BAD_SIGNATURE, "signature does not verify with the signer's key") from None
-    return Signed(e_type if isinstance(e_type, str) else e_dotted, content, signer, verdict)
+    return Signed(e_type, content, signer, verdict)
