@@ -1,0 +1,69 @@
+"""Base meter values: deterministic from the seed, monotonic registers, a plausible yearly
+consumption and daily shape, the documented shares of prosumers, gaps and tamper events."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+from simulator.meters import INTERVAL_S, PER_DAY, SMGW_METER_TAMPER, SMGW_NO_VALUE, MeterModel, demo_mk0
+from simulator.run import Simulator
+from simulator.state import meter_ids
+from tests.simulator.conftest import control, gid
+
+NOW_K = int(time.time()) // INTERVAL_S
+
+
+def test_registers_are_monotonic_and_plausible() -> None:
+    for i in range(40):
+        for meter in meter_ids(i):
+            m = MeterModel(meter)
+            values = [m.import_wh(k) for k in range(NOW_K - 400 * PER_DAY, NOW_K, 7)]
+            assert all(b >= a for a, b in itertools.pairwise(values)), meter
+            year = (m.import_wh(NOW_K) - m.import_wh(NOW_K - 365 * PER_DAY)) / 1000
+            assert 1400 < year < 8200 and abs(year - m.annual_kwh) / m.annual_kwh < 0.02
+            if m.prosumer:
+                export = [m.export_wh(k) for k in range(NOW_K - 30 * PER_DAY, NOW_K)]
+                assert all(b >= a for a, b in itertools.pairwise(export))
+                night = NOW_K - NOW_K % PER_DAY  # 00:00 UTC = 01:00 CET: no sun
+                assert m.export_wh(night + 1) == m.export_wh(night)
+
+
+def test_daily_shape_evening_peak_above_night() -> None:
+    m = MeterModel(meter_ids(1)[0])
+    day0 = NOW_K - NOW_K % PER_DAY - 4 - 10 * PER_DAY  # a CET midnight ten days ago
+    per_interval = [m.import_wh(day0 + j + 1) - m.import_wh(day0 + j) for j in range(PER_DAY)]
+    night = sum(per_interval[8:16]) / 8  # 02:00-04:00
+    evening = sum(per_interval[74:82]) / 8  # 18:30-20:30
+    assert evening > 2 * night > 0
+
+
+def test_deterministic_and_seeded() -> None:
+    a, b, c = MeterModel("1EMH0530000000", 0), MeterModel("1EMH0530000000", 0), MeterModel("1EMH0530000000", 7)
+    assert a.import_wh(NOW_K) == b.import_wh(NOW_K) and a.import_wh(NOW_K) != c.import_wh(NOW_K)
+    assert demo_mk0("1EMH0530000000") == demo_mk0("1EMH0530000000") and len(demo_mk0("1EMH0530000000")) == 16
+
+
+def test_shares_of_gaps_tamper_and_prosumers() -> None:
+    models = [MeterModel(m) for i in range(3000) for m in meter_ids(i)]
+    n = len(models)
+    assert 0.03 < sum(m.has_gaps for m in models) / n < 0.07
+    assert 0.003 < sum(m.has_tamper for m in models) / n < 0.02
+    assert 0.11 < sum(m.prosumer for m in models) / n < 0.19
+    gappy = next(m for m in models if m.has_gaps)
+    readings = gappy.readings(NOW_K - 60 * PER_DAY, NOW_K)
+    missing = [r for r in readings if r.import_wh is None]
+    assert missing and all(r.status & (SMGW_NO_VALUE << 32) for r in missing)
+    tampered = next(m for m in models if m.has_tamper)
+    flags = [r for r in tampered.readings(NOW_K - 120 * PER_DAY, NOW_K) if r.status & (SMGW_METER_TAMPER << 32)]
+    assert flags and all(r.import_wh is not None for r in flags)
+
+
+async def test_control_api_readings_match_the_model(sim: Simulator) -> None:
+    meter = meter_ids(0)[0]
+    async with control(sim) as api:
+        data = (await api.get(f"/gateways/{gid(0)}/meters/{meter}/readings",
+                              params={"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"})).json()
+    assert len(data["readings"]) == PER_DAY
+    k0 = 1767225600 // INTERVAL_S
+    assert [r["import_wh"] for r in data["readings"]] == [MeterModel(meter).import_wh(k0 + j) for j in range(PER_DAY)]
