@@ -334,7 +334,7 @@ class TestPki:
     def gateway_ids(self) -> list[str]:
         """IDs of all gateways issued so far, sorted."""
         d = self.directory / "smgw"
-        return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.exists() else []
+        return sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")) if d.exists() else []
 
     def issue_gateway(
         self,
@@ -345,14 +345,17 @@ class TestPki:
         sequence: int = 1,
     ) -> Entity:
         """Issue the TLS/SIG/ENC triple of one SMGW (CN ``<ID>.SMGW``, no SAN). Idempotent: an
-        existing triple is returned unchanged unless ``force``. Safe to call from several
-        processes for different gateways."""
+        existing triple is returned unchanged unless ``force``. Safe to call concurrently from
+        several processes, also for the same gateway: the triple is written to a private temp
+        directory and renamed into place, so a reader never sees keys and certificates of two
+        different issuances mixed."""
         ent = self.gateway(gateway_id)
         if ent.exists and not force:
             return ent
         now = (now or _utcnow()).astimezone(dt.UTC)
+        tmp = ent.directory.with_name(f".{ent.name}.{os.getpid()}.{id(self)}.tmp")
         _write_entity(
-            ent.directory,
+            tmp,
             Role.SMGW,
             f"{ent.name}.SMGW",
             issuer_cert=self.subca,
@@ -364,6 +367,15 @@ class TestPki:
             san=None,
             sequence=sequence,
         )
+        if force and ent.directory.exists():
+            old = ent.directory.with_name(f".{ent.name}.{os.getpid()}.{id(self)}.old")
+            os.replace(ent.directory, old)
+            shutil.rmtree(old, ignore_errors=True)
+        try:
+            os.rename(tmp, ent.directory)
+        except OSError:
+            # Another process won the race with a complete triple of its own: keep that one.
+            shutil.rmtree(tmp, ignore_errors=True)
         return ent
 
     @cached_property

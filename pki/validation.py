@@ -232,6 +232,7 @@ class Validator:
         ``at`` (default now). ``extra_certs``: untrusted certificates that may complete the path
         (e.g. those a CMS container or TLS peer carried). Never raises for bad input."""
         at = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+        usage = Usage(purpose) if purpose is not None else None  # ValueError: caller's bug
         subject: str | None = None
         try:
             if isinstance(cert, bytes | bytearray):
@@ -239,7 +240,6 @@ class Validator:
                     cert = load_certificate(bytes(cert))
                 except LoadError as err:
                     return Verdict(False, Reason.MALFORMED, None, err.detail)
-            usage = Usage(purpose) if purpose is not None else None
             key = (_fp(cert), tuple(sorted(_fp(c) for c in extra_certs)), usage)
             memo = self._memo.get(key)
             if memo is None:

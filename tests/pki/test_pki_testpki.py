@@ -153,3 +153,23 @@ def test_cli_init_and_issue(tmp_path: Path) -> None:
     assert bad.returncode == 2 and b"Traceback" not in bad.stderr
     again = subprocess.run([gridgate_bin(), "pki", "testpki", "init", str(d)], capture_output=True, timeout=60)
     assert again.returncode == 2 and b"not empty" in again.stderr
+
+
+def test_concurrent_issuance_of_one_gateway_never_mixes_keys(test_pki: TestPki) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cryptography.hazmat.primitives import serialization
+
+    gid = "EDNT0116999999"
+
+    def issue(_: int) -> None:
+        TestPki(test_pki.directory).issue_gateway(gid)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(issue, range(8)))
+    ent = test_pki.gateway(gid)
+    for usage in ("tls", "sig", "enc"):
+        cred = ent.credential(usage)
+        spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        assert cred.key.public_key().public_bytes(*spki) == cred.cert.public_key().public_bytes(*spki)
+    assert not [p for p in (test_pki.directory / "smgw").iterdir() if p.name.startswith(".")]
