@@ -95,7 +95,9 @@ class GatewayCommandActivities:
         async def locate() -> str | None:
             if node.registry.get(tenant, inp.gateway_id) is not None:
                 return node.node_id
-            return await node.store.locate(ep.context, inp.gateway_id, node.settings.node_stale_s)
+            other = await node.store.locate(ep.context, inp.gateway_id, node.settings.node_stale_s)
+            # This node's own rows may lag behind its memory (batched writes): memory decides.
+            return other if other != node.node_id else None
 
         def result(node_id: str, woken: bool) -> M.EnsureConnectedResult:
             return M.EnsureConnectedResult(gateway_id=inp.gateway_id, node_id=node_id,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from domain.ids import demo_gateway_id, demo_meter_id
+from domain.ids import demo_gateway_id
 from domain.tenancy.service import TenantContext
 from gridgate.config import Settings
 from gridgate.procs import free_port
@@ -27,7 +27,10 @@ UNKNOWN_GATEWAY = demo_gateway_id(7)  # has certificates, but no master data rec
 
 
 def meters_of(index: int) -> list[str]:
-    return [demo_meter_id(index, slot) for slot in range(2)]
+    """The meters on gateway ``index``'s LMN (the simulator and master data agree on them)."""
+    from simulator.state import meter_ids
+
+    return meter_ids(index)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,39 @@
+"""Queries on the head-end's tenant tables for the API: communication history, events, connection."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Select, select
+
+from headend.models import GatewayCommunication, GatewayConnection, GatewayEvent
+
+
+def communications(gateway_id: str, *, command: str | None = None, direction: str | None = None,
+                   since: datetime | None = None, before_id: int | None = None,
+                   limit: int = 100) -> Select[tuple[GatewayCommunication]]:
+    """A gateway's exchanges, newest first, keyset-paginated by id."""
+    stmt = select(GatewayCommunication).where(GatewayCommunication.gateway_id == gateway_id)
+    if command:
+        stmt = stmt.where(GatewayCommunication.command == command)
+    if direction:
+        stmt = stmt.where(GatewayCommunication.direction == direction)
+    if since is not None:
+        stmt = stmt.where(GatewayCommunication.at >= since)
+    if before_id is not None:
+        stmt = stmt.where(GatewayCommunication.id < before_id)
+    return stmt.order_by(GatewayCommunication.id.desc()).limit(limit)
+
+
+def events(gateway_id: str, *, code: str | None = None, before_id: int | None = None,
+           limit: int = 100) -> Select[tuple[GatewayEvent]]:
+    stmt = select(GatewayEvent).where(GatewayEvent.gateway_id == gateway_id)
+    if code:
+        stmt = stmt.where(GatewayEvent.code == code)
+    if before_id is not None:
+        stmt = stmt.where(GatewayEvent.id < before_id)
+    return stmt.order_by(GatewayEvent.id.desc()).limit(limit)
+
+
+def connection(gateway_id: str) -> Select[tuple[GatewayConnection]]:
+    return select(GatewayConnection).where(GatewayConnection.gateway_id == gateway_id)

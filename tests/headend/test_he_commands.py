@@ -1,0 +1,174 @@
+"""Every command of docs/protocol.md section 10, end to end over real sockets: the head-end wakes a
+simulated gateway, the gateway connects back over TLS, the command runs over h11 with CMS bodies
+and the answer comes back (synchronously or as a Notify on a second connection)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import pytest
+from temporalio.exceptions import ApplicationError
+
+from activities import gateway_commands_models as M
+from pki import cms
+from tests.headend.conftest import GATEWAYS, meters_of
+
+# The commissioning story runs on gateway 1 (EMH CASA; its certificates are NOT in the store, so
+# the head-end reads the gateway's ENC certificate from the gateway first).
+GID = GATEWAYS[1]
+METER = meters_of(1)[0]
+
+
+def sim_gateway(sim, gid: str):  # type: ignore[no-untyped-def]
+    return sim.fleet.gateways[gid].state
+
+
+async def test_commissioning_story(sim, acts, he_tenant) -> None:  # type: ignore[no-untyped-def]
+    """Install EMT certificates, pair a meter, write meter, communication and evaluation profiles,
+    read the values for the EMT, read logs and the clock: each step answered by the gateway."""
+    emt = he_tenant.pki.emts["emt1"]
+    conn = await acts("ensure_gateway_connected", M.EnsureConnectedInput(gateway_id=GID, command_id="c-0"))
+    assert conn.task_queue == "headend-n1"
+
+    certs = await acts("install_certificates", M.InstallCertificatesInput(
+        gateway_id=GID, command_id="c-certs", certificates=tuple(
+            M.CertificateToInstall(owner="emt1", role="emt", usage=u, pem=emt.credential(u).cert_path.read_text())
+            for u in ("tls", "enc"))))
+    assert {c.status for c in certs.certificates} == {"installed"}
+
+    paired = await acts("pair_meter", M.PairMeterInput(gateway_id=GID, command_id="c-pair", meter_id=METER))
+    assert (paired.meter_id, paired.status) == (METER, "paired")
+
+    mp = await acts("write_meter_profile", M.WriteMeterProfileInput(gateway_id=GID, command_id="c-mp", profile=(
+        M.MeterProfile(profile_id="mp-1", meter_id=METER, registers=(
+            M.RegisterSpec(obis="1-0:1.8.0", unit=30, scaler=-1),
+            M.RegisterSpec(obis="1-0:2.8.0", unit=30, scaler=-1))))))
+    assert (mp.kind, mp.profile_id, mp.status) == ("meter", "mp-1", "created")
+
+    cp = await acts("write_communication_profile", M.WriteCommunicationProfileInput(
+        gateway_id=GID, command_id="c-cp", profile=M.CommunicationProfile(
+            profile_id="cp-emt1", peer="emt1", role="emt", endpoint="https://emt1.gridgate.test:443/smgw")))
+    assert cp.status == "created"
+
+    ep = await acts("write_evaluation_profile", M.WriteEvaluationProfileInput(
+        gateway_id=GID, command_id="c-ep", profile=M.EvaluationProfile(
+            profile_id="ep-taf7", taf=7, recipient="emt1", communication_profile="cp-emt1", meter_profile="mp-1",
+            registers=("1-0:1.8.0",))))
+    assert (ep.kind, ep.status) == ("evaluation", "created")
+
+    readout = await acts("trigger_readout", M.TriggerReadoutInput(
+        gateway_id=GID, command_id="c-ro", recipient="emt1", meter_id=METER, registers=("1-0:1.8.0",)))
+    container = base64.b64decode(readout.readout.container_b64)
+    assert hashlib.sha256(container).hexdigest() == readout.readout.sha256
+    # Opaque for the GWA, readable for the EMT: sealed by the gateway for the EMT's ENC certificate.
+    with pytest.raises(cms.CmsError):
+        cms.open(container, key=he_tenant.pki.gwa.enc.key, cert=he_tenant.pki.gwa.enc.cert,
+                 validator=he_tenant.pki.validator())
+    opened = cms.open(container, key=emt.enc.key, cert=emt.enc.cert, validator=he_tenant.pki.validator())
+    assert b"meterReading" in opened.payload and b"1-0:1.8.0" in opened.payload
+    assert opened.signer.subject == he_tenant.pki.gateway(GID).sig.cert.subject
+
+    log = await acts("read_logbook", M.ReadLogbookInput(gateway_id=GID, command_id="c-log", log="system",
+                                                        max_entries=50))
+    assert log.entries and all(1 <= e.level <= 4 and e.outcome in (0, 1) for e in log.entries)
+    records = [e.record for e in log.entries]
+    assert records == sorted(records)
+    part = await acts("read_logbook", M.ReadLogbookInput(gateway_id=GID, command_id="c-log2", log="system",
+                                                         from_record=records[0], to_record=records[0]))
+    assert [e.record for e in part.entries] == [records[0]]
+
+    offset = await acts("measure_clock_offset", M.MeasureClockOffsetInput(gateway_id=GID, command_id="c-clk"))
+    assert abs(offset.offset_ms) < 5_000 and offset.round_trip_ms >= 0
+    st = await acts("set_time", M.SetTimeInput(gateway_id=GID, command_id="c-time"))
+    assert st.sent_time
+    shifted = await acts("set_time", M.SetTimeInput(gateway_id=GID, command_id="c-shift", mode="shift", shift_ms=0))
+    assert shifted.mode == "shift"
+
+    info = await acts("read_device_info", M.ReadDeviceInfoInput(gateway_id=GID, command_id="c-info"))
+    assert info.vendor == "EMH" and any(m.meter_id == METER and m.paired for m in info.meters)
+
+
+async def test_deinstallation_story(sim, acts) -> None:  # type: ignore[no-untyped-def]
+    """Final readout to the EMTs, profiles deactivated and removed, meter unpaired."""
+    gid, meter = GATEWAYS[3], meters_of(3)[0]
+    await acts("pair_meter", M.PairMeterInput(gateway_id=gid, command_id="d-pair", meter_id=meter))
+    await acts("write_meter_profile", M.WriteMeterProfileInput(gateway_id=gid, command_id="d-mp", profile=(
+        M.MeterProfile(profile_id="mp-d", meter_id=meter, registers=(M.RegisterSpec(obis="1-0:1.8.0"),)))))
+    final = await acts("final_readout", M.FinalReadoutInput(gateway_id=gid, command_id="d-final"))
+    assert final.gateway_id == gid
+    deact = await acts("deactivate_profiles", M.DeactivateProfilesInput(gateway_id=gid, command_id="d-deact"))
+    assert deact.gateway_id == gid
+    gone = await acts("delete_meter_profile", M.DeleteMeterProfileInput(gateway_id=gid, command_id="d-del",
+                                                                        profile_id="mp-d"))
+    assert gone.existed
+    absent = await acts("delete_evaluation_profile", M.DeleteEvaluationProfileInput(
+        gateway_id=gid, command_id="d-del-ep", profile_id="never-written"))
+    assert not absent.existed
+    unpaired = await acts("unpair_meter", M.UnpairMeterInput(gateway_id=gid, command_id="d-unpair", meter_id=meter))
+    assert unpaired.existed
+
+
+async def test_firmware_update_story(sim, acts, headend) -> None:  # type: ignore[no-untyped-def]
+    """Chunked download (resumed after an interruption), manufacturer signature verified by the
+    gateway, activation with restart, reboot: the Notifies arrive after the gateway reconnects."""
+    from simulator.firmware import build_image, image_id
+    from simulator.vendors import vendor_for
+
+    gid = GATEWAYS[2]
+    vendor = vendor_for(gid)
+    image = build_image(sim.fleet.creds, vendor, "9.9.9", size=200_000)
+    name = "fw-ppc-9.9.9.bin"
+    (headend.firmware_dir / name).write_bytes(image)
+    sha = hashlib.sha256(image).hexdigest()
+    img_id = image_id(vendor, "9.9.9")
+    inp = M.DownloadFirmwareInput(gateway_id=gid, command_id="f-dl", image_id=img_id, version="9.9.9",
+                                  image_file=name, sha256=sha)
+    # First attempt without verification, then the full command: the transfer resumes.
+    first = await acts("download_firmware", M.DownloadFirmwareInput(
+        gateway_id=gid, command_id="f-dl0", image_id=img_id, version="9.9.9", image_file=name, sha256=sha,
+        verify=False))
+    assert first.blocks_sent == 4 and first.size == len(image)
+    done = await acts("download_firmware", inp)
+    assert done.resumed_from == len(image) and done.blocks_sent == 0 and done.verified
+    assert done.signer and done.signer.endswith(".GWH")
+
+    act = await acts("activate_firmware", M.ActivateFirmwareInput(gateway_id=gid, command_id="f-act", image_id=img_id,
+                                                                  version="9.9.9"))
+    assert act.version == "9.9.9" and act.previous_version
+    info = await acts("read_device_info", M.ReadDeviceInfoInput(gateway_id=gid, command_id="f-info"))
+    assert info.active_firmware == "9.9.9"
+
+    rebooted = await acts("reboot", M.RebootInput(gateway_id=gid, command_id="f-reboot"))
+    assert rebooted.boot_time
+
+
+async def test_firmware_with_wrong_signature_fails_verification(sim, acts, headend) -> None:  # type: ignore[no-untyped-def]
+    from simulator.firmware import build_image, image_id
+    from simulator.vendors import vendor_for
+
+    gid = GATEWAYS[4]
+    vendor = vendor_for(gid)
+    other = vendor_for(GATEWAYS[5])
+    image = build_image(sim.fleet.creds, vendor, "6.6.6", size=70_000, signer=other)
+    (headend.firmware_dir / "bad.bin").write_bytes(image)
+    with pytest.raises(ApplicationError) as err:
+        await acts("download_firmware", M.DownloadFirmwareInput(
+            gateway_id=gid, command_id="f-bad", image_id=image_id(vendor, "6.6.6"), version="6.6.6",
+            image_file="bad.bin", sha256=hashlib.sha256(image).hexdigest()))
+    assert err.value.type == "firmware_verification_failed" and err.value.non_retryable
+
+
+async def test_repeated_command_id_is_not_applied_twice(sim, acts, he_tenant) -> None:  # type: ignore[no-untyped-def]
+    gid = GATEWAYS[5]
+    enc = he_tenant.pki.emts["emt1"].enc.cert_path.read_text()
+    await acts("install_certificates", M.InstallCertificatesInput(gateway_id=gid, command_id="r-certs", certificates=(
+        M.CertificateToInstall(owner="emt1", role="emt", usage="enc", pem=enc),)))
+    inp = M.WriteCommunicationProfileInput(gateway_id=gid, command_id="r-cp", profile=M.CommunicationProfile(
+        profile_id="cp-r", peer="emt1", endpoint="https://emt1.gridgate.test/smgw"))
+    counters = sim_gateway(sim, gid).counters
+    first = await acts("write_communication_profile", inp)
+    applied = counters["applied"]
+    again = await acts("write_communication_profile", inp)
+    assert first == again
+    assert counters["applied"] == applied and counters["repeated"] >= 1
