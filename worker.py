@@ -69,7 +69,7 @@ async def run(settings: Settings | None = None, stop: asyncio.Event | None = Non
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
     dbs = Databases(settings)
-    clients = TemporalClients(settings.temporal_address)
+    clients = TemporalClients(settings.temporal_address, settings)
     workers = TenantWorkers(settings, dbs, clients)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from prometheus_client import Counter, Histogram
 from starlette.routing import Match
@@ -102,7 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = AppState(
             settings=settings,
             dbs=Databases(settings),
-            temporal=TemporalClients(settings.temporal_address),
+            temporal=TemporalClients(settings.temporal_address, settings),
             token_secret=settings.resolved_secret("secret_key"),
         )
         app.state.gridgate = state
@@ -119,6 +120,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(RequestContextMiddleware)
+    # The Temporal UI calls the codec endpoint from the browser (another origin, same site).
+    app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
+                       allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type", "X-Namespace"])
     install_error_handlers(app)
     for r in (health.router, auth.router, platform.router, members.router):
         app.include_router(r)

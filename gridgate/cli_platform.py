@@ -64,7 +64,7 @@ async def databases(settings: Settings) -> AsyncIterator[Databases]:
 async def _temporal_root(settings: Settings):  # type: ignore[no-untyped-def]
     from gridgate.temporal_clients import TemporalClients
 
-    clients = TemporalClients(settings.temporal_address)
+    clients = TemporalClients(settings.temporal_address, settings)
     if not await clients.healthy():
         raise ServiceUnavailable(f"Temporal at {settings.temporal_address} is not reachable "
                                  "(is `gridgate up` running, or GRIDGATE_TEMPORAL_ADDRESS set?)",

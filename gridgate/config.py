@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     worker_max_concurrent_activities: int = 200
     worker_tenant_poll_seconds: float = 5.0
 
+    # Origins allowed to call the API from a browser (the Temporal UI, for the codec endpoint).
+    cors_origins: list[str] = ["http://127.0.0.1:8233", "http://localhost:8233"]
+
     api_host: str = "127.0.0.1"
     api_port: int = 8000
 

@@ -138,8 +138,9 @@ class Supervisor:
         self.child_env["GRIDGATE_DATABASE_URL"] = url
         if self.plan.embedded_temporal:
             host, port = s.temporal_address.rsplit(":", 1)
-            self.temporal = TemporalDevServer(self.var / "temporal" / "temporal.db", ip=host, port=int(port),
-                                              ui_port=s.temporal_ui_port)
+            self.temporal = TemporalDevServer(
+                self.var / "temporal" / "temporal.db", ip=host, port=int(port), ui_port=s.temporal_ui_port,
+                codec_endpoint=f"http://{s.api_host}:{s.api_port}/api/v1/codec")
             self.temporal.start()
             log.info("supervisor.started", child="temporal",
                      pid=self.temporal.process.pid if self.temporal.process else None, address=s.temporal_address)
@@ -154,7 +155,7 @@ class Supervisor:
             try:
                 tenants = await migrate_everything(dbs)
                 log.info("supervisor.migrated", tenants=tenants)
-                demo = await ensure_demo(settings, dbs, TemporalClients(settings.temporal_address))
+                demo = await ensure_demo(settings, dbs, TemporalClients(settings.temporal_address, settings))
                 for area in _areas():
                     prepare = getattr(area, "prepare", None)
                     if prepare is not None:

@@ -1,4 +1,5 @@
-"""One Temporal connection per process, handed out as a client bound to one tenant's namespace."""
+"""One Temporal connection per process, handed out as a client bound to one tenant's namespace,
+with that tenant's payload encryption (``gridgate.codec``)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ import asyncio
 
 from temporalio.client import Client
 
+from gridgate.codec import data_converter
+from gridgate.config import Settings, get_settings
 from gridgate.temporal import connect
 
 
 class TemporalClients:
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, settings: Settings | None = None) -> None:
         self.address = address
+        # Every process of an installation derives the same tenant keys from GRIDGATE_MASTER_KEY.
+        self._master_key = (settings or get_settings()).resolved_secret("master_key")
         self._root: Client | None = None
         self._by_namespace: dict[str, Client] = {}
         self._lock = asyncio.Lock()
@@ -27,7 +32,8 @@ class TemporalClients:
         client = self._by_namespace.get(namespace)
         if client is None:
             root = await self.root()
-            client = Client(root.service_client, namespace=namespace)
+            client = Client(root.service_client, namespace=namespace,
+                            data_converter=data_converter(self._master_key, namespace))
             self._by_namespace[namespace] = client
         return client
 

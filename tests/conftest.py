@@ -32,6 +32,14 @@ from gridgate.temporal_clients import TemporalClients
 
 RUN_ID = secrets.token_hex(3)
 
+# One installation secret for every client the tests build, with or without explicit settings
+# (payload encryption keys derive from it; a process that used another key could not read payloads).
+os.environ["GRIDGATE_MASTER_KEY"] = secrets.token_urlsafe(40)
+os.environ["GRIDGATE_SECRET_KEY"] = secrets.token_urlsafe(40)
+from gridgate.config import reset_settings_cache  # noqa: E402
+
+reset_settings_cache()
+
 
 @pytest.fixture(scope="session")
 def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -110,7 +118,7 @@ def _drop_session_databases(databases: Databases) -> None:
 
 @pytest.fixture(scope="session")
 async def temporal_clients(settings: Settings) -> TemporalClients:
-    return TemporalClients(settings.temporal_address)
+    return TemporalClients(settings.temporal_address, settings)
 
 
 TenantFactory = Callable[[str], Awaitable[TenantContext]]
@@ -190,6 +198,7 @@ async def make_user(dbs: Databases, api: httpx.AsyncClient) -> UserFactory:
         response = await api.post("/api/v1/auth/token", data={"username": username, "password": password})
         assert response.status_code == 200, response.text
         token = response.json()["access_token"]
+        api.cookies.clear()  # the login also sets the codec cookie; tests authenticate explicitly
         return ApiUser(username, password, {"Authorization": f"Bearer {token}"})
 
     return make

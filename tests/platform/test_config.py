@@ -8,6 +8,13 @@ from pydantic import ValidationError
 from gridgate.config import Settings
 
 
+@pytest.fixture(autouse=True)
+def _no_secrets_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the defaults: the suite's own secrets must not leak in."""
+    monkeypatch.delenv("GRIDGATE_MASTER_KEY", raising=False)
+    monkeypatch.delenv("GRIDGATE_SECRET_KEY", raising=False)
+
+
 def test_production_refuses_default_secrets() -> None:
     with pytest.raises(ValidationError, match="GRIDGATE_SECRET_KEY"):
         Settings(mode="production", database_url="postgresql://db/gridgate")
