@@ -28,6 +28,15 @@ from headend.tenants import build_endpoint, refresh_validator
 log = structlog.get_logger("headend.service")
 
 
+def temporal_clients(settings: Settings) -> TemporalClients:
+    """Clients with the installation's payload codec (tenant keys from the master key) where the
+    platform provides one."""
+    try:
+        return TemporalClients(settings.temporal_address, settings)  # type: ignore[call-arg]
+    except TypeError:
+        return TemporalClients(settings.temporal_address)
+
+
 @dataclass
 class HeadendService:
     settings: Settings
@@ -133,7 +142,7 @@ async def run(settings: Settings, hsettings: HeadendSettings, stop: asyncio.Even
         with suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     dbs = Databases(settings)
-    service = HeadendService(settings, hsettings, dbs, TemporalClients(settings.temporal_address),
+    service = HeadendService(settings, hsettings, dbs, temporal_clients(settings),
                              StoreIdentitySource(settings))
     if hsettings.metrics_port:
         from prometheus_client import start_http_server

@@ -99,16 +99,15 @@ async def he_tenant(tenant_factory, settings: Settings, he_pki: TestPki) -> HeTe
 @pytest.fixture(scope="session")
 async def headend(settings: Settings, dbs, he_tenant: HeTenant, tmp_path_factory):  # type: ignore[no-untyped-def]
     """A running head-end node (real listeners on free ports, Temporal workers per tenant)."""
-    from gridgate.temporal_clients import TemporalClients
     from headend.config import HeadendSettings
     from headend.identity import StoreIdentitySource
-    from headend.service import HeadendService
+    from headend.service import HeadendService, temporal_clients
 
     firmware_dir = tmp_path_factory.mktemp("he-firmware")
     hs = HeadendSettings(host="127.0.0.1", port=0, inbound_port=0, metrics_port=0, node_id="n1",
                          tenant_poll_s=0.5, history_flush_s=0.1, connect_timeout_s=15, wakeup_retry_s=3,
                          response_timeout_s=5, firmware_dir=str(firmware_dir), default_tenant=TENANT)
-    service = HeadendService(settings, hs, dbs, TemporalClients(settings.temporal_address),
+    service = HeadendService(settings, hs, dbs, temporal_clients(settings),
                              StoreIdentitySource(settings))
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
