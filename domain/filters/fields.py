@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Integer, and_, false, func, literal, not_, or_, true
+from sqlalchemy import ColumnElement, Integer, and_, any_, false, func, literal, not_, or_, true
 from sqlalchemy.dialects.postgresql import ARRAY, array
 
 from domain.catalogue.versions import version_key
@@ -169,7 +169,7 @@ def predicate(name: str, field: Field, cmp: Comparison, text: str, at: Any) -> C
             return func.cardinality(col) > 0 if field.array else col.is_not(None)
         if field.array:
             if positive_op == "=":
-                return col.any(vals[0])  # type: ignore[no-any-return]
+                return any_(col) == vals[0]  # type: ignore[no-any-return]
             return col.overlap(array(vals))  # type: ignore[no-any-return]
         match positive_op:
             case "=":

@@ -186,6 +186,8 @@ def _gateway_targets(present: set[str]) -> list[Target]:
                            audit="state"),
                     Target("state_changed_at", "CASE WHEN s.state IS NOT NULL AND s.state <> t.state THEN now() "
                            "ELSE t.state_changed_at END", insert="now()", compare=False)]
+    else:
+        targets.append(Target("state", "t.state", insert="'in_stock'", compare=False))
     return targets + ownership()
 
 

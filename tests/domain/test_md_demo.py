@@ -1,0 +1,36 @@
+"""The demo tenant of ``make run``: a realistic fleet, derived from the shared demo ID scheme,
+seeded again without duplicates."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from domain.demo import DEMO_GRID_OPERATOR, DEMO_SUPPLIER, demo_meter_mk0, seed_demo_fleet
+from domain.devices.models import Gateway, Meter
+from domain.devices.service import get_gateway, meter_mk0
+from domain.filters import count
+from domain.ids import demo_gateway_id, demo_meter_count, demo_meter_id
+from domain.secrets import SecretBox
+from domain.topology.service import gateway_topology
+
+
+async def test_demo_fleet_is_complete_consistent_and_idempotent(tenant_factory, settings) -> None:  # type: ignore[no-untyped-def]
+    tenant = await tenant_factory("mddemo")
+    box = SecretBox(settings, tenant.name)
+    async with tenant.sessions() as session, session.begin():
+        await seed_demo_fleet(session, 8, box=box)
+    async with tenant.sessions() as session, session.begin():
+        await seed_demo_fleet(session, 12, box=box)  # grows; what exists stays as it is
+        assert await session.scalar(select(func.count()).select_from(Gateway)) == 12
+        meters = sum(demo_meter_count(i) for i in range(12))
+        assert await session.scalar(select(func.count()).select_from(Meter)) == meters
+        assert await count(session, "gateway", "state = in_operation and meter_count >= 1") == 12
+        assert await count(session, "gateway", "manufacturer = Theben") == 4
+        assert await count(session, "meter", "grid_area = DEMO-SUED") > 0
+
+        gw0 = await get_gateway(session, demo_gateway_id(0))
+        topology = await gateway_topology(session, gw0)
+        assert [m.device_id for m in topology.meters] == sorted(demo_meter_id(0, s) for s in range(2))
+        assert all(m.metering_points and m.metering_points[0].market_locations for m in topology.meters)
+        assert {p.mp_id for p in topology.market_partners} == {DEMO_GRID_OPERATOR.mp_id, DEMO_SUPPLIER.mp_id}
+        assert await meter_mk0(session, box, demo_meter_id(0, 0)) == bytes.fromhex(demo_meter_mk0(demo_meter_id(0, 0)))
