@@ -259,6 +259,12 @@ def init_test_pki(
     return pki
 
 
+def issue_gateway(directory: str | os.PathLike[str], gateway_id: str, **kwargs: Any) -> Entity:
+    """Issue (or return the existing) TLS/SIG/ENC triple of ``gateway_id`` in the test PKI at
+    ``directory``; see :meth:`TestPki.issue_gateway` for the keyword arguments."""
+    return TestPki(directory).issue_gateway(gateway_id, **kwargs)
+
+
 def _save_state(pki: TestPki, ca_name: str, state: dict[str, Any]) -> None:
     write_atomic(pki.directory / "ca" / f"{ca_name}.state.json", json.dumps(state, indent=1).encode())
 

@@ -447,6 +447,8 @@ class Validator:
         if hit is not None and hit[0] is issuer:
             return hit[1]
         found = [crl for crl in self.static_crls or () if crl.issuer == issuer.subject]
+        if len(self._crls_by_issuer) >= _MEMO_MAX:
+            self._crls_by_issuer.clear()
         self._crls_by_issuer[id(issuer)] = (issuer, found)
         return found
 
