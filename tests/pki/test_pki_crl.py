@@ -46,6 +46,3 @@ async def test_refresh_reports_failures_per_url(test_pki: TestPki, foreign_pki: 
     assert set(report.failed) == {test_pki.config.crl_url("subca"), "http://127.0.0.1:9/crl/x.crl"}
     assert all(msg.startswith("crl_unavailable") for msg in report.failed.values())
 
-
-async def test_ca_test_fixture_is_used(test_ca: TestCA) -> None:
-    assert test_ca.url.startswith("http://127.0.0.1:")
