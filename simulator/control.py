@@ -142,6 +142,7 @@ class ControlApi:
             "faulty": sum(1 for rt in f.gateways.values() if rt.state.faults),
             "unrouted_wakeups": f.unrouted_wakeups, "outbox": sum(len(rt.outbox) for rt in f.gateways.values()),
             "totals": totals, "process": process_stats(f.started_at), "store": f.store.stats(),
+            "startup_s": f.startup_s,
         })
 
     async def counters(self, req: Request, m: re.Match[str]) -> Response:

@@ -31,6 +31,8 @@ from pki.testpki import TestPki, init_test_pki
 from pki.validation import Validator
 from simulator.vendors import Vendor
 
+CONTEXT_CACHE = 512
+
 
 @dataclass(frozen=True)
 class KeyPair:
@@ -46,6 +48,7 @@ class FleetCredentials:
         self._validator: Validator | None = None
         self._crl_stamp: tuple[float, ...] = ()
         self._lock = threading.Lock()
+        self._contexts: dict[tuple[str, str], ssl.SSLContext] = {}
 
     # -- the GWA side
     @functools.cached_property
@@ -86,8 +89,18 @@ class FleetCredentials:
         return ent.tls.cert_path, ent.tls.key_path, [self.pki.subca_path]
 
     def client_context(self, gateway_id: str, variant: str = "normal") -> ssl.SSLContext:
-        cert, key, inter = self.tls_paths(gateway_id, variant)
-        return tls.client_context(cert, key, [self.pki.root_path], intermediates=inter, group=self.group)
+        """A TLS client context; the last few hundred are kept (about 35 KB each), so a gateway
+        that reconnects soon (Notify after a command, reboot, cyclic contact) skips ~1.5 ms of
+        PEM parsing. A connection keeps its context alive anyway while it is open."""
+        key = (gateway_id, variant)
+        ctx = self._contexts.pop(key, None)
+        if ctx is None:
+            cert, keyfile, inter = self.tls_paths(gateway_id, variant)
+            ctx = tls.client_context(cert, keyfile, [self.pki.root_path], intermediates=inter, group=self.group)
+        self._contexts[key] = ctx
+        while len(self._contexts) > CONTEXT_CACHE:
+            self._contexts.pop(next(iter(self._contexts)))
+        return ctx
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019 - one instance per process
     def keys(self, gateway_id: str, usage: str) -> KeyPair:

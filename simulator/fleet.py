@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 from cryptography import x509
 
+from domain.ids import parse_device_id
 from pki import cms
 from simulator import xmlcodec as X
 from simulator.commands import HANDLERS, CommandError, Ctx, Later, error_element
@@ -75,15 +76,16 @@ class Fleet:
         self.connected = 0
         self.unrouted_wakeups = 0
         self.started_at = time.time()
+        self.startup_s: float | None = None
         self.wakeup_port: int | None = None
         self._certs: dict[str, x509.Certificate] = {}
+        self._factory_gwa: tuple[str, dict[str, str]] | None = None
         self._transports: list[asyncio.DatagramTransport] = []
         self._stopping = False
 
     # ------------------------------------------------------------------ lifecycle
     def load(self, gateway_ids: list[str]) -> list[str]:
         """Load the gateways' states (creating new ones); returns the IDs created."""
-        self.creds.ensure_gateways(gateway_ids)
         docs = self.store.load_all()
         created: dict[str, dict[str, Any]] = {}
         now = time.time()
@@ -91,21 +93,18 @@ class Fleet:
             doc = docs.get(gid)
             if doc is not None:
                 state = GatewayState.from_doc(doc)
+                del docs[gid]
             else:
                 state = GatewayState.new(gid, seed=self.settings.seed, now=now)
                 self._personalise(state, now)
             state.extra["boot_time"] = state.extra.get("boot_time", now)
             rt = GatewayRuntime(state, vendor_for(gid))
             self.gateways[gid] = rt
-            from domain.ids import parse_device_id
-
             self.by_recipient[parse_device_id(gid).recipient] = rt
             if doc is None:
                 created[gid] = state.to_doc()
         if created:
-            self.store.save_many(created)
-            for gid in created:
-                self.persist(self.gateways[gid].state)  # their first log entries
+            self.store.save_many(created, {gid: self.gateways[gid].state.take_logs() for gid in created})
         self.store.prune_commands(now=now)
         for _id, gid, kind, cmd, xml, first_at in self.store.outbox():
             if gid in self.gateways:
@@ -114,11 +113,13 @@ class Fleet:
 
     def _personalise(self, state: GatewayState, now: float) -> None:
         """A new gateway trusts the test PKI's GWA (its certificates installed at the factory)."""
-        gwa = self.creds.pki.gwa
-        for usage in ("tls", "sig", "enc"):
-            cert = gwa.credential(usage).cert
-            sha = self.remember_certificate_obj(cert)
-            state.certificates[f"gwa:{usage}"] = {"owner": gwa.name, "role": "gwa", "usage": usage, "sha256": sha,
+        if self._factory_gwa is None:
+            gwa = self.creds.pki.gwa
+            self._factory_gwa = (gwa.name, {u: self.remember_certificate_obj(gwa.credential(u).cert)
+                                            for u in ("tls", "sig", "enc")})
+        name, shas = self._factory_gwa
+        for usage, sha in shas.items():
+            state.certificates[f"gwa:{usage}"] = {"owner": name, "role": "gwa", "usage": usage, "sha256": sha,
                                                   "installed_at": now}
         state.device_state = "personalized"
 
@@ -126,7 +127,8 @@ class Fleet:
         s = self.settings
         if s.wakeup_mode == "per_gateway":
             for rt in self.gateways.values():
-                transport, port = await listen(s.udp_host, 0, lambda _r, d, _a, rt=rt: self._wakeup(rt, d))
+                transport, port = await listen(s.udp_host, 0, lambda _r, d, _a, rt=rt: self._wakeup(rt, d),
+                                               shared=False)
                 self._transports.append(transport)
                 rt.wakeup_port = port
         else:

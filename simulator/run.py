@@ -55,6 +55,7 @@ class Simulator:
         self.control = ControlApi(fleet)
         self.control_port = await self.control.start(self.settings.control_host, self.settings.control_port)
         self.report = StartupReport(len(self.gateway_ids), len(created), len(missing), time.perf_counter() - t0)
+        fleet.startup_s = round(self.report.seconds, 3)
         log.info("simulator.started", gateways=len(self.gateway_ids), created=len(created),
                  issued=len(missing), seconds=round(self.report.seconds, 2), wakeup_port=fleet.wakeup_port,
                  control_port=self.control_port, headend=self.settings.headend)

@@ -155,11 +155,17 @@ class Store:
                 [(gateway_id, image, offset, data) for image, offset, data in chunks],
             )
 
-    def save_many(self, docs: dict[str, dict[str, Any]]) -> None:
+    def save_many(self, docs: dict[str, dict[str, Any]], logs: dict[str, list[LogEntry]] | None = None) -> None:
+        """Write many gateway documents (and their log entries) in one transaction."""
         with self._tx() as db:
             db.executemany(
                 "INSERT INTO gateway(id, doc) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
                 [(gid, json.dumps(doc, separators=(",", ":"))) for gid, doc in docs.items()],
+            )
+            db.executemany(
+                "INSERT INTO logentry(gateway, log, recno, level, outcome, text, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(gid, e.log, e.recno, e.level, e.outcome, e.text, e.at) for gid, es in (logs or {}).items()
+                 for e in es],
             )
 
     # -- commands

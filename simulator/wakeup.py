@@ -20,7 +20,9 @@ that timestamp is persisted, so a restart does not reopen the window.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -79,10 +81,20 @@ class WakeupProtocol(asyncio.DatagramProtocol):
         pass
 
 
+RECEIVE_BUFFER = 4 * 1024 * 1024
+
+
 async def listen(
-    host: str, port: int, route: Callable[[bytes, bytes, Any], None]
+    host: str, port: int, route: Callable[[bytes, bytes, Any], None], *, shared: bool = True
 ) -> tuple[asyncio.DatagramTransport, int]:
+    """Bind a wake-up socket. The shared socket gets a large receive buffer (best effort; the
+    kernel caps it at net.core.rmem_max): a burst of wake-ups waits there while the loop verifies
+    signatures instead of being dropped."""
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(lambda: WakeupProtocol(route), local_addr=(host, port))
+    if shared:
+        sock = transport.get_extra_info("socket")
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
     bound = transport.get_extra_info("sockname")[1]
     return transport, int(bound)
