@@ -8,12 +8,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from activities.commissioning_steps import CommissioningSteps
 from activities.gwa_steps import GwaSteps
+from activities.meter_steps import MeterSteps
 from activities.processes import ProcessActivities
+from activities.readout_steps import ReadoutSteps
+from activities.renewal_steps import RenewalSteps
 from activities.runtime import TenantRuntime
 from activities.selfcheck import SelfCheckActivities
+from activities.tariff_steps import TariffSteps
+
+# Domain steps of the per-gateway process types (commissioning, rollout, pairing, exchange, ...).
+PROCESS_STEPS = (TariffSteps, CommissioningSteps, MeterSteps, ReadoutSteps, RenewalSteps)
 
 
 def activities_for(runtime: TenantRuntime) -> list[Callable[..., Any]]:
     selfcheck = SelfCheckActivities(runtime)
-    return [selfcheck.check_tenant_database, *ProcessActivities(runtime).all(), *GwaSteps(runtime).all()]
+    return [selfcheck.check_tenant_database, *ProcessActivities(runtime).all(), *GwaSteps(runtime).all(),
+            *(a for steps in PROCESS_STEPS for a in steps(runtime).all())]

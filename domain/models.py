@@ -15,6 +15,8 @@ from domain.locations import models as locations_models  # noqa: F401
 from domain.logbooks import models as logbooks_models  # noqa: F401
 from domain.partners import models as partners_models  # noqa: F401
 from domain.processes import models as processes_models  # noqa: F401
+from domain.readouts import models as readouts_models  # noqa: F401
+from domain.tariffs import models as tariffs_models  # noqa: F401
 from domain.tenancy import models as tenancy_models  # noqa: F401
 from domain.topology import models as topology_models  # noqa: F401
 from headend import models as headend_models  # noqa: F401

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from workflows.certificate_renewal import CertificateRenewalWorkflow
+from workflows.commissioning import CommissioningWorkflow
+from workflows.deinstallation import DeinstallationWorkflow
+from workflows.emt_readout import EmtReadoutWorkflow
 from workflows.logbook import LogbookReadoutWorkflow
 from workflows.mass import MassProcessWorkflow
+from workflows.meter_exchange import MeterExchangeWorkflow
+from workflows.meter_pairing import MeterPairingWorkflow
+from workflows.profile_rollout import ProfileRolloutWorkflow
 from workflows.selfcheck import TenantSelfCheckWorkflow
 from workflows.time_sync import TimeSyncWorkflow
 
@@ -12,4 +19,11 @@ WORKFLOWS: list[type] = [
     MassProcessWorkflow,
     TimeSyncWorkflow,
     LogbookReadoutWorkflow,
+    ProfileRolloutWorkflow,
+    CommissioningWorkflow,
+    MeterPairingWorkflow,
+    MeterExchangeWorkflow,
+    DeinstallationWorkflow,
+    CertificateRenewalWorkflow,
+    EmtReadoutWorkflow,
 ]

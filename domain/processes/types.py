@@ -4,8 +4,9 @@ gateway must be in to take part, and the workflow that runs one gateway."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from domain.devices.lifecycle import GatewayState as S
 from domain.ids import parse_device_id
@@ -39,6 +40,22 @@ class MeterExchangeParams(_Params):
     def _ids(cls, v: str) -> str:
         return str(parse_device_id(v, gateway=False))
 
+    @field_validator("exchanged_at")
+    @classmethod
+    def _when(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        at = datetime.fromisoformat(v)
+        if at.tzinfo is None:
+            raise ValueError("exchanged_at needs a UTC offset, e.g. 2026-01-01T10:00:00+01:00")
+        return at.isoformat()
+
+    @model_validator(mode="after")
+    def _two_meters(self) -> MeterExchangeParams:
+        if self.old_meter_id == self.new_meter_id:
+            raise ValueError("old_meter_id and new_meter_id are the same meter")
+        return self
+
 
 class ProfileRolloutParams(_Params):
     taf_order_ids: list[int] = Field(default_factory=list,
@@ -70,6 +87,7 @@ class DeinstallationParams(_Params):
 
 class CertificateRenewalParams(_Params):
     usages: list[str] = Field(default_factory=lambda: ["tls", "sig", "enc"])
+    renew_before_days: int = Field(default=60, ge=1, le=730, description="renew certificates expiring within")
 
     @field_validator("usages")
     @classmethod

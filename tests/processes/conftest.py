@@ -32,3 +32,27 @@ def make_gateways(procs: TenantContext):  # type: ignore[no-untyped-def]
         return ids
 
     return make
+
+
+# -- a simulated fleet for end-to-end process tests (tests/fleet.py) ----------------------------
+
+FLEET_TENANT = "fleet"
+
+
+@pytest.fixture(scope="session")
+async def fleet(settings, dbs, tenant_factory, gridgate_worker, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """Demo master data, test PKI, head-end node and simulator for tenant ``fleet`` (32 gateways;
+    tests take distinct ones with ``fleet.take``)."""
+    from tests.fleet import start_fleet, stop_fleet
+
+    built = await start_fleet(settings, dbs, tenant_factory, tmp_path_factory.mktemp("fleet"), tenant=FLEET_TENANT,
+                              size=32)
+    try:
+        yield built
+    finally:
+        await stop_fleet(built)
+
+
+@pytest.fixture(scope="session")
+async def fleet_operator(make_user, fleet):  # type: ignore[no-untyped-def]
+    return await make_user(tenant=FLEET_TENANT, role="operator")

@@ -1,0 +1,75 @@
+"""Domain steps of readouts: sealed containers from the gateway into the EMTs' outbox, and the
+outcome of an EMT's on-demand readout request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from temporalio import activity
+
+from activities.steps_common import Steps, domain_refusals
+from domain.locations.models import MeteringPoint
+from domain.readouts import service as readouts
+from domain.tariffs.models import GatewayProfile, TafOrder
+
+
+@dataclass(frozen=True)
+class SealedReadout:
+    recipient: str
+    meter_id: str
+    container_b64: str
+    profile_id: str | None = None
+    metering_point: str | None = None
+
+
+@dataclass(frozen=True)
+class StoreReadoutsInput:
+    gateway_id: str
+    reason: str  # on_demand | first_readout | final_readout | meter_exchange_final | meter_exchange_initial
+    readouts: list[SealedReadout] = field(default_factory=list)
+    process_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredReadouts:
+    ids: list[int]
+
+
+@dataclass(frozen=True)
+class FinishEmtReadoutInput:
+    request_id: str
+    container_id: int | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+
+
+class ReadoutSteps(Steps):
+    @activity.defn(name="deliver_readouts_to_outbox")
+    @domain_refusals
+    async def store(self, inp: StoreReadoutsInput) -> StoredReadouts:
+        async with self._session() as session, session.begin():
+            # Containers named by profile only (final readout): their metering point from the order.
+            profiles = [r.profile_id for r in inp.readouts if r.profile_id and not r.metering_point]
+            melos: dict[str, str] = {}
+            if profiles:
+                rows = await session.execute(
+                    select(GatewayProfile.profile_id, MeteringPoint.melo)
+                    .join(TafOrder, TafOrder.id == GatewayProfile.taf_order_id)
+                    .join(MeteringPoint, MeteringPoint.id == TafOrder.metering_point_id)
+                    .where(GatewayProfile.profile_id.in_(profiles)))
+                melos = {p: m for p, m in rows}
+            ids = await readouts.store_containers(session, inp.gateway_id, inp.reason, [
+                readouts.Container(r.recipient, r.meter_id, r.container_b64, r.profile_id,
+                                   r.metering_point or melos.get(r.profile_id or "")) for r in inp.readouts],
+                workflow_id=activity.info().workflow_id, process_id=inp.process_id)
+        return StoredReadouts(ids)
+
+    @activity.defn(name="finish_emt_readout_request")
+    async def finish(self, inp: FinishEmtReadoutInput) -> None:
+        async with self._session() as session, session.begin():
+            await readouts.finish_request(session, inp.request_id, container_id=inp.container_id,
+                                          error_type=inp.error_type, error_message=inp.error_message)
+
+    def all(self) -> list[object]:
+        return [self.store, self.finish]

@@ -1,0 +1,120 @@
+"""Commissioning (Inbetriebnahme) through the API against a head-end and simulated gateways."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from pki import cms
+from tests.fleet import GRID_OPERATOR, SUPPLIER, Fleet, melos_of, meters_of, run_process
+
+T = "fleet"
+
+
+async def order(api, headers, melo: str, taf: int, emt: str, params=None) -> dict:  # type: ignore[no-untyped-def]
+    r = await api.post(f"/api/v1/tenants/{T}/taf-orders", headers=headers,
+                       json={"metering_point": melo, "taf": taf, "emt": emt, "params": params or {}})
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+async def supplier_client(make_user, fleet):  # type: ignore[no-untyped-def]
+    return await make_user(tenant=T, role="emt", market_partner_id=SUPPLIER)
+
+
+async def test_commission_six_gateways_one_offline(api, fleet: Fleet, fleet_operator, supplier_client) -> None:  # type: ignore[no-untyped-def]
+    """Six installed gateways with a register profile for the supplier and a billing value for the
+    grid operator; one of them is offline. Five end in operation with their meters paired, profiles
+    written once each and a first readout in the supplier's outbox; the offline one ends faulty with
+    reason unreachable and received nothing."""
+    h = fleet_operator.headers
+    idx = fleet.take(6, where=lambda i: i % 4 != 0)
+    gids = [fleet.gid(i) for i in idx]
+    for i in idx:
+        await order(api, h, melos_of(i)[0], 7, SUPPLIER)
+        await order(api, h, melos_of(i)[0], 1, GRID_OPERATOR)
+    await fleet.move_to(gids, "installed")
+    offline = gids[-1]
+    await fleet.fault(offline, "offline")
+
+    done = await run_process(api, h, T, "commissioning", gids, {"first_readout": True},
+                             options={"connect_timeout_s": 4, "attempts": 1, "concurrency": 6})
+    assert done["state"] == "completed"
+    assert (done["counts"]["succeeded"], done["counts"]["failed"]) == (5, 1), done["targets"]
+    assert done["targets"][offline]["error_type"] == "unreachable"
+    assert await fleet.gateway_db_state(offline) == "faulty"
+    assert fleet.applied(offline) == {}
+
+    for i, gid in zip(idx[:-1], gids[:-1], strict=True):
+        assert await fleet.gateway_db_state(gid) == "in_operation"
+        # every command exactly once: nothing was applied twice
+        assert fleet.applied(gid) == {"install_certificates": 1, "set_time": 1, "pair_meter": 1,
+                                      "write_meter_profile": 1, "write_communication_profile": 2,
+                                      "write_evaluation_profile": 2, "trigger_readout": 2}, gid
+        assert fleet.repeated(gid) == 0
+        on_gateway = fleet.gateway_state(gid)
+        assert all(m["paired"] for m in on_gateway.meters.values())
+        assert len(on_gateway.profiles["evaluation"]) == 2 and on_gateway.device_state == "operational"
+        history = (await api.get(f"/api/v1/tenants/{T}/gateways/{gid}/profiles", headers=h)).json()["items"]
+        assert sorted((p["kind"], p["status"]) for p in history) == [
+            ("communication", "active"), ("communication", "active"), ("evaluation", "active"),
+            ("evaluation", "active"), ("meter", "active")]
+        assert done["targets"][gid]["result"]["meters_paired"] == len(meters_of(i))
+
+    # The supplier fetches its first readouts: sealed for it, opened only with its own key.
+    box = (await api.get(f"/api/v1/tenants/{T}/emt/outbox?unfetched=true", headers=supplier_client.headers)).json()
+    mine = [c for c in box["items"] if c["metering_point"] in {melos_of(i)[0] for i in idx}]
+    assert len(mine) == 5 and {c["reason"] for c in mine} == {"first_readout"}
+    item = (await api.get(f"/api/v1/tenants/{T}/emt/outbox/{mine[0]['id']}", headers=supplier_client.headers)).json()
+    emt2 = fleet.pki.emts["emt2"]
+    opened = cms.open(base64.b64decode(item["container"]), key=emt2.enc.key, cert=emt2.enc.cert,
+                      validator=fleet.pki.validator())
+    assert b"<meterReading" in opened.payload and b"first_readout" in opened.payload
+
+
+async def test_incomplete_master_data_is_refused_and_nothing_is_sent(api, fleet: Fleet, fleet_operator) -> None:  # type: ignore[no-untyped-def]
+    """A meter that measures no metering point: commissioning refuses with the reason, the gateway
+    stays installed and is never contacted."""
+    h = fleet_operator.headers
+    (i,) = fleet.take(1, where=lambda i: i % 4 != 0)
+    gid, meter = fleet.gid(i), meters_of(i)[0]
+    links = (await api.get(f"/api/v1/tenants/{T}/assignments/meter-metering-point?subject={meter}",
+                           headers=h)).json()
+    ended = await api.post(f"/api/v1/tenants/{T}/assignments/meter-metering-point/{links[0]['id']}/end", json={},
+                           headers=h)
+    assert ended.status_code == 200, ended.text
+    await fleet.move_to([gid], "installed")
+
+    done = await run_process(api, h, T, "commissioning", [gid])
+    target = done["targets"][gid]
+    assert target["state"] == "failed" and target["error_type"] == "master_data_incomplete"
+    assert f"meter {meter} measures no metering point" in target["error_message"]
+    assert await fleet.gateway_db_state(gid) == "installed"
+    assert fleet.applied(gid) == {} and fleet.gateway_state(gid).counters["wakeups_accepted"] == 0
+
+
+async def test_a_refused_step_leaves_the_gateway_faulty_and_removes_what_this_run_wrote(
+    api, fleet: Fleet, fleet_operator  # type: ignore[no-untyped-def]
+) -> None:
+    """The gateway refuses the evaluation profile: commissioning stops, deletes the meter profile it
+    had created (no half-configured gateway), and leaves the gateway faulty with the reason."""
+    h = fleet_operator.headers
+    (i,) = fleet.take(1, where=lambda i: i % 4 != 0)
+    gid = fleet.gid(i)
+    await order(api, h, melos_of(i)[0], 7, SUPPLIER)
+    await fleet.move_to([gid], "installed")
+    await fleet.fault(gid, "reject", "write_evaluation_profile")
+
+    done = await run_process(api, h, T, "commissioning", [gid])
+    target = done["targets"][gid]
+    assert target["error_type"] == "rejected"
+    assert target["error_message"].startswith("write_evaluation_profile/")
+    assert await fleet.gateway_db_state(gid) == "faulty"
+    on_gateway = fleet.gateway_state(gid)
+    assert on_gateway.profiles["meter"] == {} and on_gateway.profiles["evaluation"] == {}
+    assert fleet.applied(gid)["delete_meter_profile"] == 1
+    history = (await api.get(f"/api/v1/tenants/{T}/gateways/{gid}/profiles", headers=h)).json()["items"]
+    assert history == []
+    fleet.clear_fault(gid, "reject")

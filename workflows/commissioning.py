@@ -1,0 +1,110 @@
+"""Commissioning (Inbetriebnahme) of one gateway: master data check, wake and connect, operational
+certificates (GWA and EMTs), time, LMN pairing of every assigned meter, meter/communication/
+evaluation profiles of the assigned TAFs, verification of what the gateway reports, a first readout
+for the EMTs, and the gateway in operation.
+
+Once the gateway has been contacted, a failure leaves it ``faulty`` with the reason, and the
+profiles this run created are deleted again (a half-configured gateway must not deliver data).
+A refusal of the master data check changes nothing (the gateway stays ``installed``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    # (imported by its full name so the workflow sandbox registers it: the converter resolves the
+    # type hints of nested command dataclasses through sys.modules)
+    import activities.gateway_commands_models as gc
+    from activities.commissioning_steps import GatewayRef, TransitionInput
+    from activities.readout_steps import SealedReadout, StoredReadouts, StoreReadoutsInput
+    from activities.tariff_steps import RolloutPlan
+    from workflows.base import GatewayProcessWorkflow, domain_step
+    from workflows.common import GatewayProcessInput, GatewayProcessResult
+    from workflows.gateway import GatewayLink, GatewayStepFailed, error_of
+    from workflows.profiles import ProfileWork
+
+
+@workflow.defn(name="Commissioning")
+class CommissioningWorkflow(GatewayProcessWorkflow):
+    @workflow.run
+    async def run(self, inp: GatewayProcessInput) -> GatewayProcessResult:
+        return await self.execute(inp)
+
+    async def steps(self, inp: GatewayProcessInput, link: GatewayLink) -> dict[str, Any]:
+        gw = inp.gateway_id
+        self.at("check_commissioning_readiness")
+        plan: RolloutPlan = await domain_step("check_commissioning_readiness", GatewayRef(gw), RolloutPlan)
+        work = ProfileWork()
+        paired: list[str] = []
+        try:
+            await link.connect(self.at("wake_and_connect"))
+            await work.install_certificates(self, link, plan, step="install_operational_certificates")
+            await link.run("set_time", lambda cid: gc.SetTimeInput(gateway_id=gw, command_id=cid, mode="set"),
+                           gc.SetTimeResult, step=self.at("set_time"))
+            for meter in plan.meters:
+                r = await link.run("pair_meter", lambda cid, m=meter: gc.PairMeterInput(
+                    gateway_id=gw, command_id=cid, meter_id=m.meter_id, interface=m.interface),
+                    gc.PairMeterResult, step=self.at(f"pair_meter/{meter.meter_id}"))
+                paired.append(r.meter_id)
+            await work.write(self, link, plan)
+            info = await link.run("read_device_info", lambda cid: gc.ReadDeviceInfoInput(
+                gateway_id=gw, command_id=cid), gc.DeviceInfoResult, step=self.at("verify_configuration"))
+            _verify(plan, info)
+            readouts = 0
+            if inp.params.get("first_readout", True) and plan.readouts:
+                sealed = []
+                for spec in plan.readouts:
+                    r = await link.run("trigger_readout", lambda cid, s=spec: gc.TriggerReadoutInput(
+                        gateway_id=gw, command_id=cid, recipient=s.recipient, meter_id=s.meter_id,
+                        registers=tuple(s.registers), reason="first_readout"), gc.TriggerReadoutResult,
+                        step=self.at(f"first_readout/{spec.profile_id}"))
+                    sealed.append(SealedReadout(spec.recipient, spec.meter_id, r.readout.container_b64,
+                                                spec.profile_id, spec.metering_point))
+                self.at("deliver_first_readouts")
+                stored: StoredReadouts = await domain_step("deliver_readouts_to_outbox", StoreReadoutsInput(
+                    gw, "first_readout", sealed, inp.process_id), StoredReadouts)
+                readouts = len(stored.ids)
+            self.at("record_profile_history")
+            await work.record(gw)
+            self.at("move_to_in_operation")
+            await domain_step("move_gateway_to_state", TransitionInput(
+                gw, "in_operation", f"commissioned by process {inp.process_id}"), str)
+        except (GatewayStepFailed, ActivityError, ChildWorkflowError, ApplicationError) as err:
+            code, message = error_of(err)
+            failed_step = self.step
+            undone = await self._undo(link, gw, work)
+            self.at(failed_step)
+            await domain_step("move_gateway_to_state", TransitionInput(
+                gw, "faulty", f"commissioning failed at {failed_step}: {code}: {message}"[:500]), str)
+            if not undone:
+                message += " (undo incomplete: profiles may remain on the gateway)"
+            raise GatewayStepFailed(code, message) from None
+        return {"meters_paired": len(paired), "profiles_written": len(work.written),
+                "certificates_installed": work.certificates_installed, "first_readouts": readouts}
+
+    async def _undo(self, link: GatewayLink, gw: str, work: ProfileWork) -> bool:
+        """Delete the profiles this run created, evaluation profiles first. Best effort, briefly."""
+        created = [r for r in work.created if r.kind == "evaluation"] + [r for r in work.created if r.kind == "meter"]
+        if not created:
+            return True
+        link.attempts = 1  # an unreachable gateway should not hold the faulty state back for long
+        try:
+            await ProfileWork().delete(self, link, gw, created, prefix="undo")
+        except (GatewayStepFailed, ActivityError):
+            return False
+        return True
+
+
+def _verify(plan: RolloutPlan, info: gc.DeviceInfoResult) -> None:
+    """The gateway must report every assigned meter as paired on its LMN."""
+    paired = {m.meter_id for m in info.meters if m.paired}
+    missing = [m.meter_id for m in plan.meters if m.meter_id not in paired]
+    if missing:
+        raise GatewayStepFailed("verification_failed", f"gateway reports meter(s) {', '.join(missing)} as not paired")
+    if plan.evaluation_profiles and info.state not in ("operational",):
+        raise GatewayStepFailed("verification_failed", f"gateway reports state {info.state} after configuration")
+

@@ -1,0 +1,113 @@
+"""Meter exchange (Zählerwechsel) at one gateway: final reading of the old meter for the EMTs of its
+metering points, its profiles deleted and the meter removed from the LMN, assignments moved to the
+new meter at the exchange time, the new meter paired and profiled, an initial reading for the EMTs.
+
+Register values: the GWA cannot read them in clear (docs/protocol.md 10.9: readouts are sealed for
+the EMT), so the final and initial readings are the gateway's sealed containers in the EMTs' outbox;
+gridgate records their hashes. An old meter that no longer answers gets no final reading (noted).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    # (imported by its full name so the workflow sandbox registers it: the converter resolves the
+    # type hints of nested command dataclasses through sys.modules)
+    import activities.gateway_commands_models as gc
+    from activities.meter_steps import MeterExchangeInput, MeterExchangePlan, MovedAssignments
+    from activities.readout_steps import SealedReadout, StoredReadouts, StoreReadoutsInput
+    from activities.tariff_steps import ProfilePlanInput, ReadoutSpec, RolloutPlan
+    from workflows.base import GatewayProcessWorkflow, domain_step
+    from workflows.common import GatewayProcessInput, GatewayProcessResult
+    from workflows.gateway import GatewayLink, GatewayStepFailed
+    from workflows.profiles import ProfileWork
+
+
+@workflow.defn(name="MeterExchange")
+class MeterExchangeWorkflow(GatewayProcessWorkflow):
+    @workflow.run
+    async def run(self, inp: GatewayProcessInput) -> GatewayProcessResult:
+        return await self.execute(inp)
+
+    async def steps(self, inp: GatewayProcessInput, link: GatewayLink) -> dict[str, Any]:
+        gw = inp.gateway_id
+        at = inp.params.get("exchanged_at") or workflow.now().isoformat()
+        exchange = MeterExchangeInput(gw, inp.params["old_meter_id"], inp.params["new_meter_id"], at)
+        self.at("check_meter_exchange")
+        plan: MeterExchangePlan = await domain_step("check_meter_exchange", exchange, MeterExchangePlan)
+        old, new = plan.old.meter_id, plan.new.meter_id
+        details: dict[str, Any] = {"old_meter": old, "new_meter": new, "exchanged_at": at}
+
+        # 1. final reading of the old meter for every EMT of its metering points
+        final, missing = await self._readouts(link, gw, plan.final_readouts, "final_reading", "meter_exchange")
+        details["final_readings"] = await self._store(gw, "meter_exchange_final", final, inp.process_id)
+        if missing:
+            details["final_reading"] = "old meter does not answer: no final reading"
+
+        # 2. the old meter off the gateway: its profiles, then the LMN
+        work = ProfileWork()
+        await work.delete(self, link, gw, plan.profiles_to_delete)
+        await link.run("unpair_meter", lambda cid: gc.UnpairMeterInput(gateway_id=gw, command_id=cid, meter_id=old),
+                       gc.UnpairMeterResult, step=self.at(f"unpair_meter/{old}"))
+
+        # 3. master data: assignments from the old to the new meter at the exchange time
+        self.at("move_meter_assignments")
+        moved: MovedAssignments = await domain_step("move_meter_assignments", exchange, MovedAssignments)
+        details.update(assignments_ended=moved.ended, assignments_created=moved.created)
+
+        # 4. the new meter on the LMN, its profiles, an initial reading
+        await link.run("pair_meter", lambda cid: gc.PairMeterInput(
+            gateway_id=gw, command_id=cid, meter_id=new, interface=plan.new.interface),
+            gc.PairMeterResult, step=self.at(f"pair_meter/{new}"))
+        self.at("plan_profiles_of_new_meter")
+        rollout: RolloutPlan = await domain_step("plan_profile_rollout", ProfilePlanInput(gw), RolloutPlan)
+        try:
+            await work.install_certificates(self, link, rollout, step="install_emt_certificates")
+            await work.write(self, link, rollout)
+            await work.delete(self, link, gw, [d for d in rollout.deletes if d not in work.deleted])
+        finally:
+            if work.written or work.deleted:
+                await work.record(gw)
+        initial_specs = [r for r in rollout.readouts if r.meter_id == new]
+        initial, missing_new = await self._readouts(link, gw, _one_per_emt(initial_specs), "initial_reading",
+                                                    "meter_exchange")
+        if missing_new:
+            raise GatewayStepFailed("meter_missing", f"the new meter {new} does not answer on the LMN")
+        details["initial_readings"] = await self._store(gw, "meter_exchange_initial", initial, inp.process_id)
+        details["profiles_written"] = len(work.written)
+        return details
+
+    async def _readouts(self, link: GatewayLink, gw: str, specs: list[ReadoutSpec], step: str, reason: str
+                        ) -> tuple[list[SealedReadout], bool]:
+        out: list[SealedReadout] = []
+        for spec in specs:
+            try:
+                r = await link.run("trigger_readout", lambda cid, s=spec: gc.TriggerReadoutInput(
+                    gateway_id=gw, command_id=cid, recipient=s.recipient, meter_id=s.meter_id,
+                    registers=tuple(s.registers), reason=reason), gc.TriggerReadoutResult,
+                    step=self.at(f"{step}/{spec.recipient}/{spec.metering_point}"))
+            except GatewayStepFailed as err:
+                if err.error_type == gc.ERROR_METER_MISSING:
+                    return out, True
+                raise
+            out.append(SealedReadout(spec.recipient, spec.meter_id, r.readout.container_b64, spec.profile_id,
+                                     spec.metering_point))
+        return out, False
+
+    async def _store(self, gw: str, reason: str, sealed: list[SealedReadout], process_id: str) -> int:
+        if not sealed:
+            return 0
+        self.at(f"deliver_{reason}")
+        stored: StoredReadouts = await domain_step("deliver_readouts_to_outbox", StoreReadoutsInput(
+            gw, reason, sealed, process_id), StoredReadouts)
+        return len(stored.ids)
+
+
+def _one_per_emt(specs: list[ReadoutSpec]) -> list[ReadoutSpec]:
+    chosen: dict[tuple[str, str], ReadoutSpec] = {}
+    for s in specs:
+        chosen.setdefault((s.recipient, s.metering_point), s)
+    return list(chosen.values())
