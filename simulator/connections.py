@@ -29,7 +29,7 @@ import h11
 import structlog
 
 from pki.profile import Role
-from pki.tls import validate_peer
+from pki.tls import MAX_SESSION_LIFETIME, validate_peer
 from simulator.httpserver import close_writer, serve_connection
 
 if TYPE_CHECKING:
@@ -117,11 +117,16 @@ async def run_management(fleet: Fleet, rt: GatewayRuntime, reason: str) -> None:
     fleet.connected_changed(rt, True)
     log.debug("simulator.connected", gateway=gw.gateway_id, reason=reason)
     try:
-        why = await serve_connection(
+        serving = serve_connection(
             reader, writer, Session(fleet, rt).handle, max_body=fleet.settings.max_body_bytes,
             idle_timeout=fleet.settings.idle_timeout_s or None,
             on_error=lambda e: log.info("simulator.bad_request", gateway=gw.gateway_id, error=e),
         )
+        try:  # TR-03116-3: a connection lives at most 48 h
+            why = await asyncio.wait_for(serving, MAX_SESSION_LIFETIME.total_seconds())
+        except TimeoutError:
+            why = "lifetime"
+            writer.transport.abort()
         log.debug("simulator.disconnected", gateway=gw.gateway_id, why=why)
     finally:
         if rt.management is writer:

@@ -85,10 +85,12 @@ def set_fleet_faults(fleet: Fleet, offline_pct: float | None = None, flaky_pct: 
             if not 0 <= value <= 100:
                 raise FaultError("bad_param", f"{name} must be between 0 and 100")
             setattr(fleet, name, float(value))
-    if offline_pct:
-        for rt in fleet.gateways.values():
-            if rt.management is not None and fleet.effective_fault(rt.state, "offline") is not None:
+    for rt in fleet.gateways.values():
+        if fleet.effective_fault(rt.state, "offline") is not None:
+            if rt.management is not None:
                 rt.management.transport.abort()
+        elif rt.outbox:
+            fleet.kick_delivery(rt)  # back online: deliver what waited
     return {"offline_pct": fleet.offline_pct, "flaky_pct": fleet.flaky_pct,
             "offline": sum(1 for rt in fleet.gateways.values() if fleet.effective_fault(rt.state, "offline")),
             "flaky": sum(1 for rt in fleet.gateways.values() if fleet.effective_fault(rt.state, "flaky"))}

@@ -333,8 +333,8 @@ class Fleet:
         """Open a management connection unless one is open (or opening) or the gateway is offline."""
         if self._stopping or self.effective_fault(rt.state, "offline") is not None:
             return False
-        if rt.management is not None or rt.connecting:
-            return False
+        if (rt.management is not None and not rt.management.is_closing()) or rt.connecting:
+            return False  # keep the open connection (a closing one does not count)
         rt.connecting = True
         self._spawn(rt, run_management(self, rt, reason))
         return True

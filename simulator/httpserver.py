@@ -128,13 +128,13 @@ async def serve_connection(
             except BodyTooLarge as err:
                 if on_error:
                     on_error(str(err))
-                await _error(conn, writer, 413, str(err))
+                await _error(conn, writer, 413)
                 reason = "body_too_large"
                 break
             except h11.RemoteProtocolError as err:
                 if on_error:
                     on_error(f"bad HTTP: {err}")
-                await _error(conn, writer, 400, "bad request")
+                await _error(conn, writer, 400)
                 reason = "bad_http"
                 break
             if req is None:
@@ -161,11 +161,12 @@ async def serve_connection(
     return reason
 
 
-async def _error(conn: h11.Connection, writer: asyncio.StreamWriter, status: int, text: str) -> None:
+async def _error(conn: h11.Connection, writer: asyncio.StreamWriter, status: int) -> None:
+    """Answer a request that could not be read at all: status only, empty body (the admin
+    protocol's bodies are CMS containers; "the status alone speaks"), then close."""
     if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
         with contextlib.suppress(h11.LocalProtocolError, ConnectionError, OSError):
-            await send_response(conn, writer, Response(status, text.encode(), [("Content-Type", "text/plain")],
-                                                       close=True))
+            await send_response(conn, writer, Response(status, close=True))
 
 
 async def close_writer(writer: asyncio.StreamWriter) -> None:
