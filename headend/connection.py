@@ -7,8 +7,8 @@ cheap).
 * :class:`InboundConnection`: the gateway is the HTTP client and POSTs Notifies and events; the
   head-end answers (h11 server).
 
-TLS is started explicitly (``loop.start_tls``) after accepting TCP, so handshake failures (garbage
-on the port, foreign certificates) are seen, counted and logged with the peer address.
+TLS is wired in explicitly after accepting TCP, so handshake failures (garbage on the port,
+foreign certificates) are seen, counted and logged with the peer address.
 """
 
 from __future__ import annotations
@@ -60,43 +60,53 @@ class _TlsAccepting(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.admission: Admission | None = None
         self.closed = False
+        self._tls_started = False
         self.peer = "?"
         self.opened = time.monotonic()
 
-    # raw TCP
+    # TCP accepted: wire the TLS layer in synchronously (no byte can slip past it), the way
+    # loop.start_tls does internally. start_tls itself is racy under uvloop: uvloop starts reading
+    # after connection_made even if the protocol paused, so a ClientHello could reach us raw.
+    # uvloop's own SSLProtocol keeps an idle session at ~25 KB; asyncio's preallocates 256 KB.
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        if self.transport is None:
-            transport.pause_reading()  # nothing may be read before start_tls takes over
-            peer = transport.get_extra_info("peername")
-            self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
-            self.node.spawn(self._handshake(transport))
-
-    async def _handshake(self, raw: asyncio.Transport) -> None:
-        loop = asyncio.get_running_loop()
+        if self._tls_started:
+            self.transport = transport  # type: ignore[assignment]  # the TLS application transport
+            self.node.spawn(self._admit(transport))  # type: ignore[arg-type]
+            return
+        self._tls_started = True
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         node = self.node
         try:
-            tls = await loop.start_tls(raw, self, node.base_ssl_context(), server_side=True,
-                                       ssl_handshake_timeout=node.settings.handshake_timeout_s)
-        except (TimeoutError, OSError, ConnectionError) as err:
-            raw.abort()
-            node.metrics.handshake_failures.labels(reason=_handshake_reason(err)).inc()
-            log.info("headend.handshake_failed", peer=self.peer, kind=self.kind, reason=_handshake_reason(err),
-                     detail=str(err)[:200])
+            ctx = node.base_ssl_context()
+        except AssertionError:
+            transport.abort()  # type: ignore[attr-defined]
             return
-        except Exception as err:  # pragma: no cover - defensive: never let one peer hurt the loop
-            raw.abort()
-            log.warning("headend.handshake_error", peer=self.peer, error=repr(err))
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        proto = _ssl_protocol_class(loop)(loop, self, ctx, waiter, server_side=True,
+                                           ssl_handshake_timeout=node.settings.handshake_timeout_s)
+        transport.set_protocol(proto)  # type: ignore[attr-defined]
+        proto.connection_made(transport)
+        waiter.add_done_callback(self._handshake_done)
+
+    def _handshake_done(self, fut: asyncio.Future[None]) -> None:
+        err = fut.exception() if not fut.cancelled() else asyncio.CancelledError()
+        if err is None:
             return
-        if tls is None:
-            raw.abort()
-            return
-        self.transport = tls
-        admission = await node.admit(tls, self.kind, self.peer)
+        reason = _handshake_reason(err)
+        self.closed = True
+        self.node.metrics.handshake_failures.labels(reason=reason).inc()
+        log.info("headend.handshake_failed", peer=self.peer, kind=self.kind, reason=reason, detail=str(err)[:200])
+
+    async def _admit(self, tls: asyncio.Transport) -> None:
+        admission = await self.node.admit(tls, self.kind, self.peer)
         if admission is None:
             self.closed = True
             tls.abort()
             return
+        if self.closed:
+            return  # the peer went away while we looked it up
         self.admission = admission
         self.admitted()
 
@@ -118,6 +128,19 @@ class _TlsAccepting(asyncio.Protocol):
         self.node.protocol_violation(a.tenant.name if a else None, a.gateway_id if a else None, self.peer,
                                      reason, detail)
         self.abort()
+
+
+def _ssl_protocol_class(loop: asyncio.AbstractEventLoop) -> type:
+    try:
+        import uvloop
+        import uvloop.loop
+    except ImportError:  # pragma: no cover
+        uvloop = None  # type: ignore[assignment]
+    if uvloop is not None and isinstance(loop, uvloop.Loop):
+        return uvloop.loop.SSLProtocol  # type: ignore[no-any-return]
+    from asyncio import sslproto
+
+    return sslproto.SSLProtocol
 
 
 def _handshake_reason(err: BaseException) -> str:

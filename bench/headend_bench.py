@@ -1,0 +1,365 @@
+"""Head-end benchmark (results: docs/benchmarks.md, ## Head-end).
+
+Three processes on this machine: the bench driver (embedded PostgreSQL, a tenant database with N
+gateways, the test PKI), the head-end node (``HeadendNode``, no Temporal: commands are called the
+way the activities call them), and the simulator (``simulator.run.Simulator``) as the fleet.
+
+1. Latency: ``--burst`` gateways (default 1,000) are woken at once under the configured throttle;
+   per gateway the time from the request to the connection and to the device-info answer;
+   head-end and simulator CPU reported separately.
+2. Idle sessions: the rest of the fleet (``--gateways``, default 10,000) is woken the same way and
+   stays connected; resident memory of the head-end per session.
+3. Handshakes: head-end CPU seconds per admitted connection (TLS 1.2 mutual authentication on
+   brainpoolP256r1 + SM-PKI validation + admission) against what ``openssl speed`` says the
+   brainpool operations of one handshake cost on one core.
+
+Usage: ``python bench/headend_bench.py [--gateways 10000] [--burst 1000] [--json out.json]``.
+The test PKI is kept under ``var/bench/headend-pki`` (issuing 10,000 triples takes a while once).
+Loopback only; every phase is bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TENANT = "bench"
+SNI = f"{TENANT}.gwa.gridgate.test"
+
+
+def raise_nofile() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1_048_576
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        target = soft
+    return target
+
+
+def gateway_ids(n: int) -> list[str]:
+    from domain.ids import demo_gateway_id
+
+    return [demo_gateway_id(i) for i in range(n)]
+
+
+def ensure_pki(directory: Path, n: int) -> None:
+    from pki.testpki import TestPki, init_test_pki
+
+    pki = TestPki(directory) if (directory / "pki.json").exists() else init_test_pki(directory)
+    have = set(pki.gateway_ids())
+    missing = [g for g in gateway_ids(n) if g not in have]
+    if missing:
+        t0 = time.perf_counter()
+        print(f"issuing {len(missing)} gateway certificate triples ...", flush=True)
+        pki.issue_gateways(gateway_ids=missing)
+        print(f"  done in {time.perf_counter() - t0:.0f}s", flush=True)
+
+
+# --------------------------------------------------------------------------- head-end process
+def headend_main(db_url: str, pki_dir: str, keys_dir: str, port_q: Any, cmd: Any, settings_kw: dict[str, Any]) -> None:
+    raise_nofile()
+    import uvloop
+
+    uvloop.run(_headend(db_url, pki_dir, keys_dir, port_q, cmd, settings_kw))
+
+
+async def _headend(db_url: str, pki_dir: str, keys_dir: str, port_q: Any, cmd: Any,
+                   settings_kw: dict[str, Any]) -> None:
+    import gc
+
+    import psutil
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+    from activities import gateway_commands_models as M
+    from domain.certificates import service as cert_service
+    from domain.tenancy.service import TenantContext
+    from gridgate.logging import configure_logging
+    from headend import commands as C
+    from headend.client import AdminClient
+    from headend.config import HeadendSettings
+    from headend.identity import TestPkiIdentitySource
+    from headend.node import HeadendNode
+    from headend.tenants import build_endpoint
+    from pki.profile import crl_urls
+    from pki.testpki import TestPki
+
+    configure_logging("warning", "console")
+    engine = create_async_engine(db_url, pool_size=20, max_overflow=20)
+    ctx = TenantContext(id=1, name=TENANT, db_name="bench", namespace="-", keys_dir=Path(keys_dir),
+                        sessions=async_sessionmaker(engine, expire_on_commit=False))
+    pki = TestPki(pki_dir)
+    cache = cert_service.crl_cache(ctx)
+    for ca_name, cert in (("root", pki.subca), ("subca", pki.gwa.tls.cert)):
+        from cryptography import x509
+
+        crl = x509.load_der_x509_crl(pki.crl_path(ca_name).read_bytes())
+        for url in crl_urls(cert):
+            cache.put(url, crl)
+    hs = HeadendSettings(host="127.0.0.1", port=0, inbound_port=0, metrics_port=0, node_id="bench",
+                         history_flush_s=0.5, idle_timeout_s=0, **settings_kw)
+    node = HeadendNode(hs)
+    node.add_endpoint(await build_endpoint(ctx, TestPkiIdentitySource(Path(pki_dir)), "bench"))
+    port, inbound = await node.start_servers()
+    stop = asyncio.Event()
+    store_task = asyncio.create_task(node.store.run(stop))
+    proc = psutil.Process()
+    port_q.put((port, inbound))
+    loop = asyncio.get_running_loop()
+
+    async def one(gid: str) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        try:
+            conn, _ = await node.connection(TENANT, gid, priority=M.PRIORITY_PROCESS, timeout=120)
+            t1 = time.perf_counter()
+            await C.read_device_info(AdminClient(node, conn), M.ReadDeviceInfoInput(gateway_id=gid, command_id="b"))
+            return {"ok": True, "connect": t1 - t0, "total": time.perf_counter() - t0}
+        except Exception as err:  # counted, not fatal
+            return {"ok": False, "error": type(err).__name__, "total": time.perf_counter() - t0}
+
+    while True:
+        op, arg = await loop.run_in_executor(None, cmd.recv)
+        if op == "stats":
+            gc.collect()
+            cpu = proc.cpu_times()
+            cmd.send({"rss": proc.memory_info().rss, "cpu": cpu.user + cpu.system, "connections": len(node.registry),
+                      "admitted": _admitted(node)})
+        elif op == "wake_read":
+            results = await asyncio.gather(*(one(g) for g in arg))
+            cmd.send(results)
+        elif op == "wake_only":
+            async def connect(gid: str) -> bool:
+                try:
+                    await node.connection(TENANT, gid, priority=M.PRIORITY_BULK, timeout=300)
+                    return True
+                except Exception:
+                    return False
+            results = await asyncio.gather(*(connect(g) for g in arg))
+            cmd.send(sum(results))
+        elif op == "stop":
+            stop.set()
+            await node.stop_servers()
+            await store_task
+            await engine.dispose()
+            cmd.send("bye")
+            return
+
+
+def _admitted(node: Any) -> float:
+    return sum(s.value for m in node.metrics.registry.collect() if m.name == "gridgate_headend_admissions"
+               for s in m.samples if s.name.endswith("_total") and s.labels.get("outcome") == "admitted")
+
+
+# --------------------------------------------------------------------------- simulator process
+def simulator_main(kw: dict[str, Any], var_dir: str, ids: list[str], ready: Any, stop_ev: Any, stats_q: Any) -> None:
+    raise_nofile()
+    import uvloop
+
+    uvloop.run(_simulator(kw, var_dir, ids, ready, stop_ev, stats_q))
+
+
+async def _simulator(kw: dict[str, Any], var_dir: str, ids: list[str], ready: Any, stop_ev: Any,
+                     stats_q: Any) -> None:
+    import psutil
+
+    from gridgate.logging import configure_logging
+    from simulator.config import SimulatorSettings
+    from simulator.run import Simulator
+
+    configure_logging("warning", "console")
+    sim = Simulator(SimulatorSettings(**kw), Path(var_dir), gateway_ids=ids)
+    await sim.start()
+    ready.set()
+    loop = asyncio.get_running_loop()
+    proc = psutil.Process()
+    while not await loop.run_in_executor(None, stop_ev.wait, 0.5):
+        cpu = proc.cpu_times()
+        while not stats_q.empty():
+            try:
+                stats_q.get_nowait()
+            except Exception:
+                break
+        stats_q.put({"cpu": cpu.user + cpu.system, "rss": proc.memory_info().rss})
+    await sim.stop()
+
+
+# --------------------------------------------------------------------------- driver
+def openssl_speed() -> dict[str, float]:
+    out = subprocess.run(["openssl", "speed", "-seconds", "2", "ecdsabrp256r1", "ecdhbrp256r1"],
+                         capture_output=True, text=True, timeout=120, check=False).stdout
+    rates: dict[str, float] = {}
+    m = re.search(r"256 bits ecdsa \(brainpoolP256r1\)\s+\S+s\s+\S+s\s+([\d.]+)\s+([\d.]+)", out)
+    if m:
+        rates["sign_per_s"], rates["verify_per_s"] = float(m.group(1)), float(m.group(2))
+    m = re.search(r"256 bits ecdh \(brainpoolP256r1\)\s+\S+s\s+([\d.]+)", out)
+    if m:
+        rates["ecdh_per_s"] = float(m.group(1))
+    return rates
+
+
+async def setup_db(pg_url: str, n: int, udp_port: int) -> str:
+    from sqlalchemy import insert, select
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from domain.catalogue.models import DeviceType
+    from domain.devices.models import Gateway
+    from gridgate import migrate
+    from gridgate.db import create_database, with_database
+
+    base = __import__("sqlalchemy").make_url(pg_url)
+    await create_database(base, "bench_t")
+    url = with_database(base, "bench_t")
+    await migrate.upgrade("tenant", url)
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        types = {r.code: r.id for r in (await conn.execute(select(DeviceType.code, DeviceType.id))).all()}
+        codes = ("theben-conexa-3.0", "emh-casa", "ppc-smgw")
+        rows = [dict(device_id=g, device_type_id=types[codes[i % 3]], wakeup_address=f"127.0.0.1:{udp_port}",
+                     network_segment=f"cell-{i % 20}", state="in_operation", created_by="bench", updated_by="bench")
+                for i, g in enumerate(gateway_ids(n))]
+        for i in range(0, len(rows), 2000):
+            await conn.execute(insert(Gateway), rows[i:i + 2000])
+    await engine.dispose()
+    return url.render_as_string(hide_password=False)
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, round(p / 100 * (len(values) - 1))))
+    return values[k]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--gateways", type=int, default=10_000)
+    ap.add_argument("--burst", type=int, default=1_000)
+    ap.add_argument("--tenant-wakeups-per-s", type=float, default=200.0)
+    ap.add_argument("--segment-wakeups-per-s", type=float, default=50.0)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    nofile = raise_nofile()
+    from gridgate.pg import EmbeddedPostgres
+    from gridgate.procs import free_port
+
+    pki_dir = ROOT / "var" / "bench" / "headend-pki"
+    ensure_pki(pki_dir, args.gateways)
+    tmp = Path(tempfile.mkdtemp(prefix="he-bench-"))
+    pg = EmbeddedPostgres(tmp / "pg", free_port())
+    pg.start()
+    report: dict[str, Any] = {"gateways": args.gateways, "burst": args.burst, "nofile": nofile,
+                              "cpus": os.cpu_count()}
+    ctx = mp.get_context("spawn")
+    try:
+        udp_port = free_port()
+        db_url = asyncio.run(setup_db(pg.url, args.gateways, udp_port))
+        port_q, (cmd, child) = ctx.Queue(), ctx.Pipe()
+        settings_kw = {"tenant_wakeups_per_s": args.tenant_wakeups_per_s,
+                       "segment_wakeups_per_s": args.segment_wakeups_per_s,
+                       "tenant_max_sessions": 2000, "segment_max_sessions": 200, "wakeup_retry_s": 15.0}
+        report["throttle"] = settings_kw
+        he = ctx.Process(target=headend_main, args=(db_url, str(pki_dir), str(tmp / "keys"), port_q, child,
+                                                    settings_kw), daemon=True)
+        he.start()
+        port, inbound = port_q.get(timeout=120)
+        ids = gateway_ids(args.gateways)
+        ready, stop_ev, stats_q = ctx.Event(), ctx.Event(), ctx.Queue()
+        sim_kw = dict(gateways=len(ids), headend=f"127.0.0.1:{port}", inbound_port=inbound, pki_dir=pki_dir,
+                      state_dir=tmp / "sim-state", udp_port=udp_port, control_port=0, sni=SNI, cyclic_contact_s=0,
+                      idle_timeout_s=0, contact_concurrency=200)
+        sim = ctx.Process(target=simulator_main, args=(sim_kw, str(tmp), ids, ready, stop_ev, stats_q), daemon=True)
+        t0 = time.perf_counter()
+        sim.start()
+        if not ready.wait(900):
+            raise SystemExit("simulator did not start")
+        report["simulator_start_s"] = round(time.perf_counter() - t0, 1)
+
+        def he_stats() -> dict[str, Any]:
+            cmd.send(("stats", None))
+            return cmd.recv()  # type: ignore[no-any-return]
+
+        def sim_stats() -> dict[str, Any]:
+            return stats_q.get(timeout=10)  # type: ignore[no-any-return]
+
+        base = he_stats()
+        # Phase 1: burst latency
+        s0, h0, w0 = sim_stats(), he_stats(), time.perf_counter()
+        cmd.send(("wake_read", ids[:args.burst]))
+        results = cmd.recv()
+        wall = time.perf_counter() - w0
+        s1, h1 = sim_stats(), he_stats()
+        ok = [r for r in results if r["ok"]]
+        report["latency"] = {
+            "ok": len(ok), "failed": len(results) - len(ok), "wall_s": round(wall, 2),
+            "connect_p50_s": round(pct([r["connect"] for r in ok], 50), 3),
+            "connect_p99_s": round(pct([r["connect"] for r in ok], 99), 3),
+            "device_info_p50_s": round(pct([r["total"] for r in ok], 50), 3),
+            "device_info_p99_s": round(pct([r["total"] for r in ok], 99), 3),
+            "device_info_mean_s": round(statistics.mean([r["total"] for r in ok]), 3) if ok else None,
+            "headend_cpu_s": round(h1["cpu"] - h0["cpu"], 2), "simulator_cpu_s": round(s1["cpu"] - s0["cpu"], 2),
+            "errors": sorted({r.get("error", "") for r in results if not r["ok"]}),
+        }
+        print("latency", json.dumps(report["latency"]), flush=True)
+        # Phase 2: everyone else connects and stays idle
+        rest = ids[args.burst:]
+        h2, s2, w2 = he_stats(), sim_stats(), time.perf_counter()
+        cmd.send(("wake_only", rest))
+        connected_rest = cmd.recv()
+        wall2 = time.perf_counter() - w2
+        h3, s3 = he_stats(), sim_stats()
+        time.sleep(2)
+        h4 = he_stats()
+        sessions = h4["connections"]
+        report["idle"] = {
+            "sessions": sessions, "woken_now": len(rest), "connected_now": connected_rest, "wall_s": round(wall2, 1),
+            "rss_before_mb": round(base["rss"] / 2**20, 1), "rss_after_mb": round(h4["rss"] / 2**20, 1),
+            "rss_per_session_kb": round((h4["rss"] - base["rss"]) / max(1, sessions) / 1024, 1),
+            "simulator_rss_mb": round(s3["rss"] / 2**20, 1),
+        }
+        print("idle", json.dumps(report["idle"]), flush=True)
+        # Phase 3: handshake cost in the head-end process (handshake + validation + admission)
+        admitted = h3["admitted"] - h2["admitted"]
+        cpu = h3["cpu"] - h2["cpu"]
+        speed = openssl_speed()
+        per_core = 1.0 / (1 / speed["sign_per_s"] + 2 / speed["ecdh_per_s"] + 2 / speed["verify_per_s"]) \
+            if len(speed) == 3 else None
+        measured = admitted / cpu if cpu > 0 else None
+        report["handshakes"] = {
+            "admitted": int(admitted), "headend_cpu_s": round(cpu, 2), "wall_s": round(wall2, 1),
+            "per_headend_cpu_s": round(measured, 1) if measured else None,
+            "wall_rate_per_s": round(admitted / wall2, 1) if wall2 else None,
+            "simulator_cpu_s": round(s3["cpu"] - s2["cpu"], 2),
+            "openssl_speed": speed, "brainpool_bound_per_core": round(per_core, 1) if per_core else None,
+            "share_of_bound": round(measured / per_core, 2) if measured and per_core else None,
+        }
+        print("handshakes", json.dumps(report["handshakes"]), flush=True)
+        cmd.send(("stop", None))
+        cmd.recv()
+        stop_ev.set()
+        sim.join(60)
+        he.join(30)
+    finally:
+        pg.stop()
+    print(json.dumps(report, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
