@@ -16,6 +16,7 @@ from temporalio.worker import Worker
 from activities.registry import activities_for
 from activities.runtime import TenantRuntime
 from domain.tenancy.service import context_for, list_tenants
+from gridgate import schedules
 from gridgate.config import Settings, get_settings
 from gridgate.db import Databases
 from gridgate.logging import configure_logging
@@ -52,6 +53,9 @@ class TenantWorkers:
                 graceful_shutdown_timeout=timedelta(seconds=10),
             )
             self.workers[tenant.name] = (worker, asyncio.create_task(worker.run(), name=f"worker-{tenant.name}"))
+            created = await schedules.ensure(client, self.settings.temporal_task_queue)
+            if created:
+                log.info("worker.schedules_created", tenant=tenant.name, schedules=created)
             log.info("worker.tenant_started", tenant=tenant.name, namespace=tenant.namespace,
                      task_queue=self.settings.temporal_task_queue)
 

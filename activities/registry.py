@@ -15,6 +15,7 @@ from activities.processes import ProcessActivities
 from activities.readout_steps import ReadoutSteps
 from activities.renewal_steps import RenewalSteps
 from activities.runtime import TenantRuntime
+from activities.schedule_steps import ScheduleSteps
 from activities.selfcheck import SelfCheckActivities
 from activities.tariff_steps import TariffSteps
 
@@ -25,4 +26,5 @@ PROCESS_STEPS = (TariffSteps, CommissioningSteps, MeterSteps, ReadoutSteps, Rene
 def activities_for(runtime: TenantRuntime) -> list[Callable[..., Any]]:
     selfcheck = SelfCheckActivities(runtime)
     return [selfcheck.check_tenant_database, *ProcessActivities(runtime).all(), *GwaSteps(runtime).all(),
+            *ScheduleSteps(runtime).all(),
             *(a for steps in PROCESS_STEPS for a in steps(runtime).all())]

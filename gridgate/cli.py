@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -61,7 +62,7 @@ _SUBAPPS: list[tuple[str, str, str]] = [
     ("domain.cli", "", ""),  # master data commands (gateways, meters, imports, filters)
     ("headend.cli", "", ""),  # gridgate headend
     ("simulator.cli", "simulate", "Simulated SMGW fleet"),
-    ("workflows.cli", "", ""),  # gridgate process ...
+    ("gridgate.cli_processes", "", ""),  # gridgate process ..., gridgate schedule ...
 ]
 
 T = TypeVar("T")
@@ -111,8 +112,19 @@ _register()
 
 
 def main() -> None:
+    code: int | str | None = 0
     try:
         app()
     except GridgateError as err:
         typer.echo(f"error: {err.message} ({err.code})", err=True)
-        sys.exit(2)
+        code = 2
+    except SystemExit as done:
+        code = done.code
+    # Temporal's native runtime keeps threads that may call into Python while the interpreter
+    # finalizes ("PyGILState_Release ... finalizing" aborts). Everything is closed by now, so leave
+    # without finalizing once it was loaded.
+    if "temporalio.bridge" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code if isinstance(code, int) else (0 if code is None else 1))
+    sys.exit(code)

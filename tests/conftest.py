@@ -241,6 +241,8 @@ def gridgate_cli(settings: Settings, dbs: Databases):  # type: ignore[no-untyped
         GRIDGATE_TEMPORAL_NAMESPACE_PREFIX=settings.temporal_namespace_prefix,
         GRIDGATE_VAR_DIR=str(settings.var_dir),
         GRIDGATE_LOG_LEVEL="warning",
+        GRIDGATE_MASTER_KEY=os.environ["GRIDGATE_MASTER_KEY"],
+        GRIDGATE_SECRET_KEY=os.environ["GRIDGATE_SECRET_KEY"],
     )
 
     def call(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

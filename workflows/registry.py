@@ -11,6 +11,7 @@ from workflows.mass import MassProcessWorkflow
 from workflows.meter_exchange import MeterExchangeWorkflow
 from workflows.meter_pairing import MeterPairingWorkflow
 from workflows.profile_rollout import ProfileRolloutWorkflow
+from workflows.scheduled import CrlRefreshWorkflow, ScheduledProcessWorkflow
 from workflows.selfcheck import TenantSelfCheckWorkflow
 from workflows.time_sync import TimeSyncWorkflow
 
@@ -19,6 +20,8 @@ WORKFLOWS: list[type] = [
     MassProcessWorkflow,
     TimeSyncWorkflow,
     LogbookReadoutWorkflow,
+    ScheduledProcessWorkflow,
+    CrlRefreshWorkflow,
     ProfileRolloutWorkflow,
     CommissioningWorkflow,
     MeterPairingWorkflow,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -67,17 +67,3 @@ class ProcessTarget(TenantBase):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # Small step results worth keeping (e.g. measured clock offset); never secrets.
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
-
-
-class ScheduleSetting(Audited, TenantBase):
-    """The tenant's cyclic processes (Temporal Schedules), as configured by operators."""
-
-    __tablename__ = "process_schedules"
-
-    name: Mapped[str] = mapped_column(String(40), primary_key=True)  # time_sync | logbook_readout | crl_refresh
-    interval_s: Mapped[int] = mapped_column(Integer, nullable=False)
-    paused: Mapped[bool] = mapped_column(nullable=False, default=False)
-    filter: Mapped[str | None] = mapped_column(Text, nullable=True)
-    schedule_id: Mapped[str] = mapped_column(String(200), nullable=False)
-    last_process_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    runs: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)

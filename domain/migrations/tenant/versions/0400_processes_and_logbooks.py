@@ -36,20 +36,6 @@ def upgrade() -> None:
     )
     op.create_index('ix_gateway_log_entries_at', 'gateway_log_entries', ['at'], unique=False)
     op.create_index('ix_gateway_log_entries_level_at', 'gateway_log_entries', ['level', 'at'], unique=False)
-    op.create_table('process_schedules',
-    sa.Column('name', sa.String(length=40), nullable=False),
-    sa.Column('interval_s', sa.Integer(), nullable=False),
-    sa.Column('paused', sa.Boolean(), nullable=False),
-    sa.Column('filter', sa.Text(), nullable=True),
-    sa.Column('schedule_id', sa.String(length=200), nullable=False),
-    sa.Column('last_process_id', sa.String(length=40), nullable=True),
-    sa.Column('runs', sa.BigInteger(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('created_by', sa.String(length=200), nullable=False),
-    sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('updated_by', sa.String(length=200), nullable=False),
-    sa.PrimaryKeyConstraint('name', name=op.f('pk_process_schedules'))
-    )
     op.create_table('processes',
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('type', sa.String(length=40), nullable=False),
@@ -108,7 +94,6 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_processes_type'), table_name='processes')
     op.drop_index(op.f('ix_processes_state'), table_name='processes')
     op.drop_table('processes')
-    op.drop_table('process_schedules')
     op.drop_index('ix_gateway_log_entries_level_at', table_name='gateway_log_entries')
     op.drop_index('ix_gateway_log_entries_at', table_name='gateway_log_entries')
     op.drop_table('gateway_log_entries')

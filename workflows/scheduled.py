@@ -1,0 +1,43 @@
+"""Cyclic processes, started by the tenant's Temporal Schedules: a scheduled mass process (time
+sync, logbook readout over a filter) and the CRL refresh."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.schedule_steps import RevocationSummary, ScheduledProcessInput, ScheduledStart
+    from domain.processes.ids import mass_workflow_id
+    from workflows.base import BOOKKEEPING
+    from workflows.common import MassProcessInput, MassProcessResult, search_attributes
+
+
+@workflow.defn(name="ScheduledProcess")
+class ScheduledProcessWorkflow:
+    @workflow.run
+    async def run(self, inp: ScheduledProcessInput) -> MassProcessResult | None:
+        start: ScheduledStart = await workflow.execute_activity(
+            "freeze_scheduled_process", inp, result_type=ScheduledStart, **BOOKKEEPING)
+        if start.process_id is None:
+            workflow.logger.info("schedule %s: nothing to do (%s)", inp.schedule, start.why)
+            return None
+        initiator = f"schedule:{inp.schedule}"
+        return await workflow.execute_child_workflow(
+            "MassProcess",
+            MassProcessInput(start.process_id, inp.process_type, start.workflow_type, start.params,
+                             start.concurrency, start.failure_threshold, start.failure_min_samples, initiator),
+            id=mass_workflow_id(start.process_id), result_type=MassProcessResult,
+            parent_close_policy=ParentClosePolicy.ABANDON,
+            search_attributes=search_attributes(inp.process_type, start.process_id, initiator),
+        )
+
+
+@workflow.defn(name="CrlRefresh")
+class CrlRefreshWorkflow:
+    @workflow.run
+    async def run(self) -> RevocationSummary:
+        return await workflow.execute_activity("refresh_certificate_revocation", result_type=RevocationSummary,
+                                               start_to_close_timeout=timedelta(minutes=10))
