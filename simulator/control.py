@@ -87,9 +87,11 @@ class ControlApi:
         self.server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> int:
-        self.server = await asyncio.start_server(
-            lambda r, w: serve_connection(r, w, self.dispatch, max_body=1024 * 1024, idle_timeout=60), host, port)
+        self.server = await asyncio.start_server(self._serve, host, port)
         return int(self.server.sockets[0].getsockname()[1])
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await serve_connection(reader, writer, self.dispatch, max_body=1024 * 1024, idle_timeout=60)
 
     async def stop(self) -> None:
         if self.server is not None:

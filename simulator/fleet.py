@@ -13,7 +13,7 @@ import dataclasses
 import time
 import uuid
 import xml.etree.ElementTree as ET  # building only; parsing goes through defusedxml
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,8 +127,7 @@ class Fleet:
         s = self.settings
         if s.wakeup_mode == "per_gateway":
             for rt in self.gateways.values():
-                transport, port = await listen(s.udp_host, 0, lambda _r, d, _a, rt=rt: self._wakeup(rt, d),
-                                               shared=False)
+                transport, port = await listen(s.udp_host, 0, self._own_socket(rt), shared=False)
                 self._transports.append(transport)
                 rt.wakeup_port = port
         else:
@@ -140,10 +139,14 @@ class Fleet:
                 self.kick_delivery(rt)
         self._resume_running()
 
+    def _own_socket(self, rt: GatewayRuntime) -> Callable[[bytes, bytes, Any], None]:
+        """Per-gateway mode: the socket belongs to one gateway, whatever the recipient says."""
+        return lambda _recipient, data, _addr: self._wakeup(rt, data)
+
     async def stop(self) -> None:
         self._stopping = True
-        for t in self._transports:
-            t.close()
+        for transport in self._transports:
+            transport.close()
         tasks: list[asyncio.Task[Any]] = []
         for rt in self.gateways.values():
             if rt.cyclic:

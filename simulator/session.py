@@ -15,13 +15,14 @@ import asyncio
 import hashlib
 import re
 import time
+import xml.etree.ElementTree as ET  # types only; parsing goes through defusedxml
 from typing import TYPE_CHECKING
 
 from pki import cms
 from pki.profile import Role, role_of
 from simulator import imagetransfer, profiles  # noqa: F401 - register their handlers
 from simulator import xmlcodec as X
-from simulator.commands import HANDLERS, CommandError, Ctx, Outcome, error_element
+from simulator.commands import HANDLERS, CommandError, Ctx, Handler, Outcome, error_element
 from simulator.httpserver import Request, Response
 from simulator.meters import unit
 from simulator.store import CommandRecord
@@ -105,7 +106,7 @@ class Session:
         return self._answer(cid, outcome)
 
     # -- steps
-    def _route(self, req: Request) -> tuple[str, object]:
+    def _route(self, req: Request) -> tuple[str, Handler]:
         gw = self.rt.state
         ldev = f"{gw.gateway_id.lower()}.sm"
         host = req.header("host")
@@ -123,7 +124,7 @@ class Session:
             raise CommandError("not_found", f"{req.path} is not exposed on this connection")
         return entry
 
-    def _open(self, req: Request) -> tuple[bytes | None, object]:
+    def _open(self, req: Request) -> tuple[bytes | None, ET.Element | None]:
         """Open the CMS body (signer must be this gateway's GWA) and parse its XML."""
         if not req.body:
             return None, None
