@@ -29,7 +29,7 @@ def orders_with_keys(at: datetime) -> Select[Any]:
     mm = aliased(MeterMeteringPoint)
     mg = aliased(MeterGateway)
     gw = aliased(Gateway)
-    return (select(TafOrder, MeteringPoint.melo, MarketPartner.mp_id, gw.device_id)
+    return (select(TafOrder, MeteringPoint.melo, MarketPartner.mp_id, gw.device_id.label("gateway"))
             .join(MeteringPoint, MeteringPoint.id == TafOrder.metering_point_id)
             .join(MarketPartner, MarketPartner.id == TafOrder.emt_id)
             .outerjoin(mm, and_(mm.metering_point_id == TafOrder.metering_point_id, valid_at(mm, at)))

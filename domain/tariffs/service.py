@@ -217,7 +217,7 @@ async def list_orders(session: AsyncSession, *, metering_point: str | None = Non
     if status:
         stmt = stmt.where(TafOrder.status == status)
     if gateway:
-        stmt = stmt.where(stmt.selected_columns[3] == v.gateway_id(gateway))
+        stmt = stmt.where(stmt.selected_columns["gateway"] == v.gateway_id(gateway))
     if after:
         stmt = stmt.where(TafOrder.id < after)
     rows = (await session.execute(stmt.order_by(TafOrder.id.desc()).limit(limit))).all()

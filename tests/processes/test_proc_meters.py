@@ -1,0 +1,91 @@
+"""Meter pairing and meter exchange (Zählerwechsel) end to end."""
+
+from __future__ import annotations
+
+from tests.fleet import SUPPLIER, Fleet, melos_of, meters_of, run_process
+from tests.helpers import error_code
+
+T = "fleet"
+
+
+async def test_pair_the_meters_of_two_gateways_and_a_wrong_master_key_fails(api, fleet: Fleet, fleet_operator
+                                                                           ) -> None:  # type: ignore[no-untyped-def]
+    h = fleet_operator.headers
+    idx = fleet.take(3, where=lambda i: i % 4 != 0)
+    gids = [fleet.gid(i) for i in idx]
+    wrong = meters_of(idx[2])[0]
+    r = await api.patch(f"/api/v1/tenants/{T}/meters/{wrong}", json={"mk0": "00" * 16}, headers=h)
+    assert r.status_code == 200, r.text
+
+    done = await run_process(api, h, T, "meter_pairing", gids, options={"failure_min_samples": 10})
+    assert (done["counts"]["succeeded"], done["counts"]["failed"]) == (2, 1), done["targets"]
+    for i, gid in zip(idx[:2], gids[:2], strict=True):
+        assert all(fleet.gateway_state(gid).meters[m]["paired"] for m in meters_of(i))
+        assert done["targets"][gid]["result"] == {"meters": 1, "newly_paired": 1}
+        assert fleet.applied(gid)["pair_meter"] == 1
+    failed = done["targets"][gids[2]]
+    assert failed["error_type"] == "rejected" and "master key" in failed["error_message"]
+    assert not fleet.gateway_state(gids[2]).meters[wrong]["paired"]
+
+    # Pairing again changes nothing on the gateway: the meter is already paired.
+    again = await run_process(api, h, T, "meter_pairing", gids[:1])
+    assert again["targets"][gids[0]]["result"] == {"meters": 1, "newly_paired": 0}
+
+    # A meter of another gateway is refused with the reason.
+    other = await run_process(api, h, T, "meter_pairing", gids[:1], {"meter_ids": meters_of(idx[1])})
+    assert other["targets"][gids[0]]["error_type"] == "meter_not_assigned"
+
+
+async def test_exchange_a_meter_final_and_initial_reading_and_assignments_moved(api, fleet: Fleet, fleet_operator,
+                                                                               make_user) -> None:  # type: ignore[no-untyped-def]
+    """A commissioned gateway's meter is replaced by a spare: the supplier gets the old meter's final
+    and the new meter's initial reading (sealed for it), the old meter leaves the LMN with its
+    profiles, the metering point is measured by the new meter from the exchange on."""
+    h = fleet_operator.headers
+    (i,) = fleet.take(1, where=lambda i: i % 4 == 0)
+    gid = fleet.gid(i)
+    old, spare = meters_of(i)
+    melo = melos_of(i)[0]
+    # The second meter of this gateway's LMN becomes a spare meter: no gateway, no metering point.
+    for kind in ("meter-gateway", "meter-metering-point"):
+        links = (await api.get(f"/api/v1/tenants/{T}/assignments/{kind}?subject={spare}", headers=h)).json()
+        r = await api.post(f"/api/v1/tenants/{T}/assignments/{kind}/{links[0]['id']}/end", json={}, headers=h)
+        assert r.status_code == 200, r.text
+    order = (await api.post(f"/api/v1/tenants/{T}/taf-orders", headers=h, json={
+        "metering_point": melo, "taf": 7, "emt": SUPPLIER})).json()
+    await fleet.move_to([gid], "installed")
+    assert (await run_process(api, h, T, "commissioning", [gid], {"first_readout": False}))["counts"]["succeeded"] == 1
+
+    bad = await api.post(f"/api/v1/tenants/{T}/processes", headers=h, json={
+        "type": "meter_exchange", "target": {"gateway_ids": [gid]}, "reason": "meter broken",
+        "params": {"old_meter_id": old, "new_meter_id": old}})
+    assert bad.status_code == 400 and error_code(bad) == "invalid_params"
+
+    done = await run_process(api, h, T, "meter_exchange", [gid], {"old_meter_id": old, "new_meter_id": spare})
+    target = done["targets"][gid]
+    assert target["state"] == "succeeded", target
+    result = target["result"]
+    assert (result["final_readings"], result["initial_readings"]) == (1, 1)
+    assert (result["assignments_ended"], result["assignments_created"]) == (2, 2)
+
+    on_gateway = fleet.gateway_state(gid)
+    assert not on_gateway.meters[old]["paired"] and on_gateway.meters[spare]["paired"]
+    assert set(on_gateway.profiles["meter"]) == {f"mp-{spare}"}
+    assert [ep["meterProfile"] for ep in on_gateway.profiles["evaluation"].values()] == [f"mp-{spare}"]
+    assert fleet.applied(gid)["unpair_meter"] == 1 and fleet.repeated(gid) == 0
+
+    now_melo = (await api.get(f"/api/v1/tenants/{T}/assignments/meter-metering-point?subject={spare}",
+                              headers=h)).json()
+    assert now_melo[0]["target"] == melo and now_melo[0]["valid_to"] is None
+    assert now_melo[0]["valid_from"][:19] == result["exchanged_at"][:19]
+    old_gateway = (await api.get(f"/api/v1/tenants/{T}/assignments/meter-gateway?subject={old}", headers=h)).json()
+    assert old_gateway[0]["valid_to"] is not None
+
+    history = (await api.get(f"/api/v1/tenants/{T}/gateways/{gid}/profiles", headers=h)).json()["items"]
+    ended = {p["profile_id"] for p in history if p["status"] == "terminated"}
+    assert {f"mp-{old}", f"ep-taf7-{order['id']}-{old}"} <= ended
+
+    supplier = await make_user(tenant=T, role="emt", market_partner_id=SUPPLIER)
+    box = (await api.get(f"/api/v1/tenants/{T}/emt/outbox", headers=supplier.headers)).json()["items"]
+    reasons = sorted(c["reason"] for c in box if c["metering_point"] == melo)
+    assert reasons == ["meter_exchange_final", "meter_exchange_initial"]
