@@ -9,7 +9,7 @@ from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from domain.catalogue.versions import validate_version
-from domain.ids import parse_device_id, validate_malo, validate_market_partner_id, validate_melo
+from domain.ids import DEVICE_ID_RE, parse_device_id, validate_malo, validate_market_partner_id, validate_melo
 from gridgate.errors import InvalidInput
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -22,16 +22,32 @@ _EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z]{2,}$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
+# Imports validate hundreds of thousands of IDs: the common valid case is one regex match, the
+# precise reason for a bad ID comes from domain.ids.parse_device_id.
+_GATEWAY_SPARTE = frozenset("E")
+_METER_SPARTES = frozenset("16789")
+_ALL_SPARTES = _GATEWAY_SPARTE | _METER_SPARTES
+
+
 def gateway_id(value: str) -> str:
-    return str(parse_device_id(value.strip().upper(), gateway=True))
+    normal = value.strip().upper()
+    if DEVICE_ID_RE.fullmatch(normal) and normal[0] in _GATEWAY_SPARTE:
+        return normal
+    return str(parse_device_id(normal, gateway=True))
 
 
 def meter_id(value: str) -> str:
-    return str(parse_device_id(value.strip().upper(), gateway=False))
+    normal = value.strip().upper()
+    if DEVICE_ID_RE.fullmatch(normal) and normal[0] in _METER_SPARTES:
+        return normal
+    return str(parse_device_id(normal, gateway=False))
 
 
 def device_id(value: str) -> str:
-    return str(parse_device_id(value.strip().upper()))
+    normal = value.strip().upper()
+    if DEVICE_ID_RE.fullmatch(normal) and normal[0] in _ALL_SPARTES:
+        return normal
+    return str(parse_device_id(normal))
 
 
 def firmware(value: str) -> str:

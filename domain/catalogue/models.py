@@ -50,7 +50,8 @@ class FirmwareVersion(Audited, DataOwnership, TenantBase):
     device_type_id: Mapped[int] = mapped_column(ForeignKey("device_types.id"), nullable=False)
     device_type: Mapped[DeviceType] = relationship(lazy="raise")
     version: Mapped[str] = mapped_column(String(40), nullable=False)
-    version_key: Mapped[list[int] | None] = mapped_column(ARRAY(Integer), Computed(version_key_sql("version")))
+    version_key: Mapped[list[int] | None] = mapped_column(
+        ARRAY(Integer), Computed(version_key_sql("version"), persisted=True))
     released_on: Mapped[date | None] = mapped_column(Date, nullable=True)
     # Released for rollout (e.g. certified and approved by the operator).
     approved: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)

@@ -33,8 +33,8 @@ class _Device(Audited, DataOwnership):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     device_id: Mapped[str] = mapped_column(String(14), unique=True, nullable=False)
     firmware_version: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    firmware_key: Mapped[list[int] | None] = mapped_column(ARRAY(Integer),
-                                                           Computed(version_key_sql("firmware_version")))
+    firmware_key: Mapped[list[int] | None] = mapped_column(
+        ARRAY(Integer), Computed(version_key_sql("firmware_version"), persisted=True))
 
 
 class Gateway(_Device, TenantBase):

@@ -25,7 +25,8 @@ BERLIN = ZoneInfo("Europe/Berlin")
 class VK(StrEnum):
     """Value kinds."""
 
-    TEXT = "text"  # compared case-insensitively
+    TEXT = "text"  # names, compared case-insensitively
+    CODE = "code"  # codes and keys (segments, grid areas, partner IDs), compared exactly: indexes apply
     ID = "id"  # identifiers, compared upper-case (device IDs, MeLo)
     ENUM = "enum"
     VERSION = "version"  # firmware versions, semantic comparison (2.1 == 2.1.0 < 2.10)
@@ -97,7 +98,7 @@ def convert(field_name: str, field: Field, value: Value, text: str) -> Any:
     raw = value.text
     try:
         match field.kind:
-            case VK.TEXT:
+            case VK.TEXT | VK.CODE:
                 return raw
             case VK.ID:
                 return raw.upper()
@@ -148,7 +149,7 @@ def predicate(name: str, field: Field, cmp: Comparison, text: str, at: Any) -> C
     allowed = {"=", "!=", "in", "not_in", "is_null", "is_not_null"}
     if field.kind in ORDERED:
         allowed |= {"<", "<=", ">", ">="}
-    if field.kind in (VK.TEXT, VK.ID) and not field.array:
+    if field.kind in (VK.TEXT, VK.CODE, VK.ID) and not field.array:
         allowed |= {"like", "not_like"}
     if field.kind == VK.BOOL:
         allowed = {"=", "!="}

@@ -43,7 +43,6 @@ def _row(row: dict[str, Any], ctx: Context, line: int, errors: ErrorLog) -> None
     start, end = row.get("valid_from"), row.get("valid_to")
     if start and end and end <= start:
         errors.add(line, "valid_to", "invalid_period", "valid_to must be after valid_from")
-    row["subject_id"] = row["target_id"] = None
 
 
 def _stage_col(k: AssignmentKind, column: str) -> str:
@@ -51,31 +50,41 @@ def _stage_col(k: AssignmentKind, column: str) -> str:
 
 
 class AssignmentImport(Kind):
+    """Rows are resolved once into ``<stage>_r`` (ids of both sides), then checked and applied."""
+
     async def check(self, session: AsyncSession, stage: str, present: set[str], errors: ErrorLog) -> None:
+        resolved = f"{stage}_r"
+        await session.execute(text(
+            f"CREATE TEMP TABLE {resolved} ON COMMIT DROP AS SELECT line, kind, subject, target, valid_from, valid_to, "
+            f"NULL::bigint AS subject_id, NULL::bigint AS target_id FROM {stage} WHERE false"))
         kinds = [r[0] for r in await session.execute(text(f"SELECT DISTINCT kind FROM {stage}"))]
         for name in kinds:
             k = KINDS[name]
-            for col, side in (("subject", k.subject), ("target", k.target)):
-                await session.execute(text(
-                    f"UPDATE {stage} s SET {col}_id = x.id FROM {side.model.__tablename__} x "
-                    f"WHERE s.kind = :k AND x.{side.key} = s.{col}"), {"k": name})
-                missing = await session.execute(text(
-                    f"SELECT line, {col} FROM {stage} WHERE kind = :k AND {col}_id IS NULL ORDER BY line LIMIT 1000"),
-                    {"k": name})
-                for line, value in missing:
-                    errors.add(line, col, "unknown_reference", f"no {side.name.replace('_', ' ')} {value}")
-        await duplicates(session, stage, "(kind, subject, target, valid_from)", errors)
+            await session.execute(text(
+                f"INSERT INTO {resolved} SELECT s.line, s.kind, s.subject, s.target, s.valid_from, s.valid_to, "
+                f"x.id, y.id FROM {stage} s "
+                f"LEFT JOIN {k.subject.model.__tablename__} x ON x.{k.subject.key} = s.subject "
+                f"LEFT JOIN {k.target.model.__tablename__} y ON y.{k.target.key} = s.target WHERE s.kind = :k"),
+                {"k": name})
+        for col, label in (("subject", "subject_id"), ("target", "target_id")):
+            missing = await session.execute(text(
+                f"SELECT line, kind, {col} FROM {resolved} WHERE {label} IS NULL ORDER BY line LIMIT 1000"))
+            for line, name, value in missing:
+                side = KINDS[name].subject if col == "subject" else KINDS[name].target
+                errors.add(line, col, "unknown_reference", f"no {side.name.replace('_', ' ')} {value}")
+        await duplicates(session, resolved, "subject", errors, "", "kind", "target", "valid_from")
         if errors:
             return
-        await session.execute(text(f"ANALYZE {stage}"))
+        await session.execute(text(f"ANALYZE {resolved}"))
         for name in kinds:
-            await _overlaps(session, stage, KINDS[name], errors)
+            await _overlaps(session, resolved, KINDS[name], errors)
 
     async def apply(self, session: AsyncSession, stage: str, present: set[str], params: dict[str, Any]) -> Counts:
-        kinds = [r[0] for r in await session.execute(text(f"SELECT DISTINCT kind FROM {stage}"))]
+        resolved = f"{stage}_r"
+        kinds = [r[0] for r in await session.execute(text(f"SELECT DISTINCT kind FROM {resolved}"))]
         total = Counts()
         for name in kinds:
-            total = total + await _apply(session, stage, KINDS[name], params)
+            total = total + await _apply(session, resolved, KINDS[name], params)
         return total
 
 
@@ -118,7 +127,7 @@ async def _apply(session: AsyncSession, stage: str, k: AssignmentKind, params: d
     subj, tgt = k.subject.column, k.target.column
     match = f"a.{subj} = f.subject_id AND a.{tgt} = f.target_id AND a.valid_from = f.valid_from"
     f_sql = f"SELECT * FROM {stage} WHERE kind = :k"
-    ts = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"')"
+    ts = "{}"  # to_jsonb of a timestamptz is ISO 8601 in the session's time zone, UTC during imports
     update_sql = f"""
         WITH f AS ({f_sql}),
         old AS (SELECT a.id, a.valid_to FROM {a} a JOIN f ON {match}),
@@ -149,10 +158,10 @@ async def _apply(session: AsyncSession, stage: str, k: AssignmentKind, params: d
         aud AS (
             INSERT INTO audit_log (actor, action, object_type, object_id, changes, request_id)
             SELECT :actor, 'assign', :k, ins.id::text, jsonb_build_object(
-                '{k.subject.name}', jsonb_build_object('old', NULL, 'new', f.subject),
-                '{k.target.name}', jsonb_build_object('old', NULL, 'new', f.target),
-                'valid_from', jsonb_build_object('old', NULL, 'new', {ts.format("ins.valid_from")}),
-                'valid_to', jsonb_build_object('old', NULL, 'new', {ts.format("ins.valid_to")})), :request_id
+                '{k.subject.name}', jsonb_build_object('old', NULL::text, 'new', f.subject),
+                '{k.target.name}', jsonb_build_object('old', NULL::text, 'new', f.target),
+                'valid_from', jsonb_build_object('old', NULL::text, 'new', {ts.format("ins.valid_from")}),
+                'valid_to', jsonb_build_object('old', NULL::text, 'new', {ts.format("ins.valid_to")})), :request_id
             FROM ins JOIN f ON f.subject_id = ins.subject_id AND f.target_id = ins.target_id
                            AND f.valid_from = ins.valid_from
         )
@@ -172,5 +181,5 @@ ASSIGNMENTS = AssignmentImport(
         Column("valid_from", "timestamptz", v.iso_datetime, required=True, doc="ISO 8601; without offset: German time"),
         Column("valid_to", "timestamptz", v.iso_datetime, doc="exclusive end; empty: open-ended"),
     ),
-    targets=lambda present: [], row_check=_row, derived=(("subject_id", "bigint"), ("target_id", "bigint")),
+    targets=lambda present: [], row_check=_row,
 )

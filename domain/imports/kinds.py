@@ -14,7 +14,6 @@ from domain import validators as v
 from domain.catalogue.models import DeviceType
 from domain.devices.lifecycle import STATES, transition_pairs
 from domain.devices.models import LMN_TYPES
-from domain.ids import DEVICE_ID_RE
 from domain.imports.columns import DEVICE_TYPE, FIRMWARE, Column, text_of
 from domain.imports.errors import ErrorLog
 from domain.imports.upsert import Counts, Target, apply
@@ -79,10 +78,13 @@ class Kind:
                            source=self.source(stage), targets=self.targets(present), params=params)
 
 
-async def duplicates(session: AsyncSession, stage: str, key: str, errors: ErrorLog, where: str = "") -> None:
+async def duplicates(session: AsyncSession, stage: str, key: str, errors: ErrorLog, where: str = "",
+                     *more: str) -> None:
+    """Rows repeating ``key`` (and ``more`` columns): reported on every repetition."""
+    columns = ", ".join((key, *more))
     rows = await session.execute(text(
-        f"SELECT {key}, array_agg(line ORDER BY line) FROM {stage} {where} GROUP BY {key} HAVING count(*) > 1 "
-        f"ORDER BY min(line) LIMIT 1000"))
+        f"SELECT concat_ws(' ', {columns}), array_agg(line ORDER BY line) FROM {stage} {where} GROUP BY {columns} "
+        f"HAVING count(*) > 1 ORDER BY min(line) LIMIT 1000"))
     for value, lines in rows:
         for line in lines[1:]:
             errors.add(line, key, "duplicate_row", f"{value} appears again (first on line {lines[0]})")
@@ -91,7 +93,7 @@ async def duplicates(session: AsyncSession, stage: str, key: str, errors: ErrorL
 # -- shared targets ---------------------------------------------------------------------------
 
 def ownership() -> list[Target]:
-    return [Target("\"leading\"", "CAST(:leading AS boolean)", audit="leading"),
+    return [Target("\"leading\"", "CAST(:leading AS boolean)", audit="leading", create_default="true"),
             Target("source_system", "CAST(:source_system AS varchar)", audit="source_system")]
 
 
@@ -147,20 +149,6 @@ def checks(*fns: RowCheck) -> RowCheck:
     return check
 
 
-def _gateway_id(raw: str) -> str:
-    value = raw.strip().upper()
-    if DEVICE_ID_RE.fullmatch(value) and value[0] == "E":
-        return value
-    return v.gateway_id(raw)  # raises with the precise reason
-
-
-def _meter_id(raw: str) -> str:
-    value = raw.strip().upper()
-    if DEVICE_ID_RE.fullmatch(value) and value[0] in "16789":
-        return value
-    return v.meter_id(raw)
-
-
 # -- gateways ---------------------------------------------------------------------------------
 
 _TRANSITIONS = ", ".join(f"('{a}', '{b}')" for a, b in transition_pairs())
@@ -194,7 +182,7 @@ def _gateway_targets(present: set[str]) -> list[Target]:
 GATEWAYS = GatewayKind(
     name="gateways", table="gateways", key="device_id", object_type="gateway",
     columns=(
-        Column("device_id", "text", _gateway_id, required=True, doc="DIN 43849 ID, Sparte E"),
+        Column("device_id", "text", v.gateway_id, required=True, doc="DIN 43849 ID, Sparte E"),
         DEVICE_TYPE, FIRMWARE,
         Column("wan_address", "text", text_of(255, "wan_address")),
         Column("wakeup_address", "text", text_of(255, "wakeup_address")),
@@ -252,7 +240,7 @@ def _calibration(row: dict[str, Any], ctx: Context, line: int, errors: ErrorLog)
 METERS = Kind(
     name="meters", table="meters", key="device_id", object_type="meter",
     columns=(
-        Column("device_id", "text", _meter_id, required=True, doc="DIN 43849 ID, Sparte 1/6/7/8/9"),
+        Column("device_id", "text", v.meter_id, required=True, doc="DIN 43849 ID, Sparte 1/6/7/8/9"),
         DEVICE_TYPE, FIRMWARE,
         Column("calibration_date", "date", v.iso_date),
         Column("calibration_valid_until", "date", v.iso_date, doc="end of calibration validity (Eichfrist)"),

@@ -129,6 +129,10 @@ async def run_import(session: AsyncSession, kind_name: str, stream: BinaryIO, *,
     started = time.perf_counter()
     # One import per kind at a time in a tenant: concurrent files would race on the same keys.
     await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"gridgate-import:{kind.name}"})
+    # Set-based statements over 100,000 rows hash and materialise more than the 4 MB default.
+    await session.execute(text("SET LOCAL work_mem = '64MB'"))
+    # Timestamps in audit entries come out of to_jsonb in UTC (as the API writes them).
+    await session.execute(text("SET LOCAL timezone = 'UTC'"))
     ctx = await Context.load(session, box)
     errors = ErrorLog(max_errors)
     source = await asyncio.to_thread(CsvSource, kind.name, stream, errors, progress)
@@ -183,7 +187,7 @@ async def run_import(session: AsyncSession, kind_name: str, stream: BinaryIO, *,
                                                           "rows": rows.count, "created": counts.created,
                                                           "updated": counts.updated})
         run_id = run.id
-    await session.execute(text(f"DROP TABLE {stage}"))
+    await session.execute(text(f"DROP TABLE IF EXISTS {stage}, {stage}_r"))
     return ImportResult(kind=kind.name, file_name=file_name, sha256=source.sha256.hexdigest(), rows=rows.count,
                         created=counts.created, updated=counts.updated,
                         unchanged=rows.count - counts.created - counts.updated, dry_run=dry_run,

@@ -25,6 +25,7 @@ class Target:
     ``audit``: the field name in the audit log (None: not audited), ``audit_sql(alias)`` its value
     over a row of the table (default ``alias.column``).
     ``compare``: whether a difference counts as a change.
+    ``create_default``: SQL of a value a new row's audit entry leaves out (e.g. ``leading`` true).
     """
 
     column: str
@@ -33,6 +34,7 @@ class Target:
     audit: str | None = None
     audit_sql: Callable[[str], str] | None = None
     compare: bool = True
+    create_default: str | None = None  # a value not worth recording when a row is created
 
     def audit_of(self, alias: str) -> str:
         return self.audit_sql(alias) if self.audit_sql else f"{alias}.{self.column}"
@@ -47,20 +49,27 @@ class Counts:
         return Counts(self.created + other.created, self.updated + other.updated)
 
 
-def _diff(targets: list[Target], old: str, new: str) -> str:
+def _diff(targets: list[Target], old: str | None, new: str) -> str:
+    """The audit ``changes`` of a row: ``{field: {"old": .., "new": ..}}`` for fields that differ
+    (``old`` None: a new row, every field with a value). SQL/JSON ``JSON_OBJECT ... ABSENT ON
+    NULL`` (PostgreSQL 16+) builds it in one expression: several times cheaper than concatenating
+    ``jsonb_build_object`` per field, which matters at 100,000 rows."""
     parts = []
     for t in targets:
         if t.audit is None:
             continue
         n = t.audit_of(new)
-        if old == "NULL":  # a new row: every field that has a value
-            parts.append(f"CASE WHEN {n} IS NOT NULL THEN jsonb_build_object('{t.audit}', "
-                         f"jsonb_build_object('old', 'null'::jsonb, 'new', to_jsonb({n}))) ELSE '{{}}'::jsonb END")
-            continue
-        o = f"{old}.a_{t.audit}"
-        parts.append(f"CASE WHEN {o} IS DISTINCT FROM {n} THEN jsonb_build_object('{t.audit}', "
-                     f"jsonb_build_object('old', to_jsonb({o}), 'new', to_jsonb({n}))) ELSE '{{}}'::jsonb END")
-    return " || ".join(parts) if parts else "'{}'::jsonb"
+        if old is None:
+            skip = f" AND {n} IS DISTINCT FROM {t.create_default}" if t.create_default else ""
+            parts.append(f"'{t.audit}': CASE WHEN {n} IS NOT NULL{skip} THEN "
+                         f"jsonb_build_object('old', NULL::text, 'new', {n}) END")
+        else:
+            o = f"{old}.a_{t.audit}"
+            parts.append(f"'{t.audit}': CASE WHEN {o} IS DISTINCT FROM {n} THEN "
+                         f"jsonb_build_object('old', {o}, 'new', {n}) END")
+    if not parts:
+        return "'{}'::jsonb"
+    return f"JSON_OBJECT({', '.join(parts)} ABSENT ON NULL RETURNING jsonb)"
 
 
 async def apply(session: AsyncSession, *, table: str, key: str, object_type: str, source: str,
@@ -101,7 +110,7 @@ async def apply(session: AsyncSession, *, table: str, key: str, object_type: str
         ),
         aud AS (
             INSERT INTO audit_log (actor, action, object_type, object_id, changes, request_id)
-            SELECT :actor, 'create', :object_type, u._key, {_diff(targets, "NULL", "u")}, :request_id
+            SELECT :actor, 'create', :object_type, u._key, {_diff(targets, None, "u")}, :request_id
             FROM ins u
         )
         SELECT count(*) FROM ins"""

@@ -2,7 +2,8 @@
 
 Each assignment is valid in ``[valid_from, valid_to)``; an open end (``valid_to`` NULL) means
 "until further notice". A PostgreSQL exclusion constraint (btree_gist) refuses overlapping
-intervals for the same exclusive side, e.g. a meter at two gateways at the same time.
+intervals for the same exclusive side, e.g. a meter at two gateways at the same time. Both sides
+also have a B-tree index: filters look assignments up by ``= ANY(array)``, which GiST cannot serve.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ def test_the_issue_example_compiles_to_bound_parameters_only() -> None:
     for literal in ("EMH", "emh", "2.1", "in_operation", "A12", "a12"):
         assert literal not in str(compiled)
     values = list(compiled.params.values())
-    assert "emh" in values and "in_operation" in values and [2, 1, 0, 0] in values and ["a12", "a13"] in values
+    assert "emh" in values and "in_operation" in values and [2, 1, 0, 0] in values and ["A12", "A13"] in values
 
 
 def test_precedence_not_binds_tighter_than_and_than_or() -> None:

@@ -41,7 +41,9 @@ async def test_fields_of_current_assignments_and_as_of(session, box) -> None:  #
     a = await assign(session, "gateway-connection-point", gw.device_id, cp.code, valid_from=t0)
     await assign(session, "meter-gateway", meter.device_id, gw.device_id, valid_from=t0)
 
-    assert await count(session, "gateway", f"grid_area = {area.lower()}") == 1  # text compares case-insensitively
+    assert await count(session, "gateway", f"grid_area = {area}") == 1
+    assert await count(session, "gateway", f"grid_area = {area.lower()}") == 0  # codes compare exactly (indexed)
+    assert await count(session, "gateway", f"grid_area = {area} and city = BERLIN") == 1  # names ignore case
     assert await count(session, "meter", f"grid_area = {area} and gateway = {gw.device_id}") == 1
     assert await count(session, "gateway", f"device_id in ({gw.device_id}, {other.device_id}) and meter_count = 1") == 1
     assert await count(session, "gateway", f"device_id = {other.device_id} and grid_area != {area}") == 1
