@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from domain.devices.models import ClsModule, Gateway, Meter
+from domain.devices.models import ClsModule, Gateway, InitialCertificate, Meter
 
 D = TypeVar("D", Gateway, Meter, ClsModule)
 
@@ -29,3 +30,8 @@ async def by_id(session: AsyncSession, model: type[D], id: int, *, for_update: b
 
 async def id_of(session: AsyncSession, model: type[D], device_id: str) -> int | None:
     return await session.scalar(select(model.id).where(model.device_id == device_id))  # type: ignore[no-any-return]
+
+
+async def initial_certificates(session: AsyncSession, gateway_id: int) -> Sequence[InitialCertificate]:
+    return (await session.scalars(select(InitialCertificate).where(InitialCertificate.gateway_id == gateway_id)
+                                  .order_by(InitialCertificate.id))).all()

@@ -21,7 +21,7 @@ from domain.audit.repository import record
 from domain.catalogue.service import device_type_for
 from domain.devices import repository
 from domain.devices.lifecycle import STATES, check_transition
-from domain.devices.models import LMN_TYPES, ClsModule, Gateway, Meter
+from domain.devices.models import LMN_TYPES, ClsModule, Gateway, InitialCertificate, Meter
 from domain.devices.schemas import (
     ClsModuleCreate,
     ClsModuleUpdate,
@@ -205,6 +205,10 @@ async def transition_gateway(session: AsyncSession, gateway: Gateway | str, targ
     record(session, "transition", "gateway", gw.device_id, changes)
     await flush_or_conflict(session, f"gateway {gw.device_id}")
     return gw
+
+
+async def initial_certificates(session: AsyncSession, gateway: Gateway) -> list[InitialCertificate]:
+    return list(await repository.initial_certificates(session, gateway.id))
 
 
 async def delete_gateway(session: AsyncSession, device_id: str) -> None:

@@ -50,8 +50,8 @@ def certificate(raw: str) -> x509.Certificate:
 
 
 def _row(row: dict[str, Any], ctx: Context, line: int, errors: ErrorLog) -> None:
-    device_id = row.get("device_id")
-    is_gateway = bool(device_id) and device_id[0] == "E"
+    device_id: str = row.get("device_id") or ""
+    is_gateway = device_id.startswith("E")
     check_device_type("gateway" if is_gateway else "meter")(row, ctx, line, errors)
     cert = row.pop("initial_certificate", None)
     row["device_kind"] = "gateway" if is_gateway else "meter"

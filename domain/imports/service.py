@@ -146,6 +146,7 @@ async def run_import(session: AsyncSession, kind_name: str, stream: BinaryIO, *,
                                "ON COMMIT DROP"))
     connection = await session.connection()
     raw = (await connection.get_raw_connection()).driver_connection
+    assert raw is not None
     async with raw.cursor() as cursor, cursor.copy(
             f"COPY {stage} ({', '.join(n for n, _ in columns)}) FROM STDIN") as copy:
         pending = asyncio.create_task(asyncio.to_thread(rows.chunk))

@@ -201,15 +201,15 @@ async def gateway_topology(session: AsyncSession, gateway: Gateway, at: datetime
 
     serves: dict[str, set[str]] = defaultdict(set)
     malos_by_melo: dict[int, list[MarketLocationNode]] = defaultdict(list)
-    for a, malo in malo_rows:
-        malos_by_melo[a.metering_point_id].append(MarketLocationNode(
-            **_period(a), malo=malo.malo, direction=malo.direction, supplier=malo.supplier))
+    for link, malo in malo_rows:
+        malos_by_melo[link.metering_point_id].append(MarketLocationNode(
+            **_period(link), malo=malo.malo, direction=malo.direction, supplier=malo.supplier))
         if malo.supplier:
             serves[malo.supplier].add("supplier")
     melos_by_meter: dict[int, list[MeteringPointNode]] = defaultdict(list)
-    for a, mp in melo_rows:
-        melos_by_meter[a.meter_id].append(MeteringPointNode(
-            **_period(a), melo=mp.melo, direction=mp.direction, grid_operator=mp.grid_operator, msb=mp.msb,
+    for measures, mp in melo_rows:
+        melos_by_meter[measures.meter_id].append(MeteringPointNode(
+            **_period(measures), melo=mp.melo, direction=mp.direction, grid_operator=mp.grid_operator, msb=mp.msb,
             market_locations=malos_by_melo[mp.id]))
         if mp.grid_operator:
             serves[mp.grid_operator].add("grid_operator")
@@ -217,9 +217,9 @@ async def gateway_topology(session: AsyncSession, gateway: Gateway, at: datetime
             serves[mp.msb].add("msb")
     connection_point = None
     if cp_row is not None:
-        a, cp = cp_row
+        installed, cp = cp_row
         connection_point = ConnectionPointNode(
-            **_period(a), code=cp.code, street=cp.street, house_number=cp.house_number, postcode=cp.postcode,
+            **_period(installed), code=cp.code, street=cp.street, house_number=cp.house_number, postcode=cp.postcode,
             city=cp.city, grid_area=cp.grid_area, grid_operator=cp.grid_operator)
         if cp.grid_operator:
             serves[cp.grid_operator].add("grid_operator")

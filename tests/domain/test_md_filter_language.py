@@ -87,3 +87,15 @@ def test_every_entity_has_its_own_fields() -> None:
 def test_operators_and_words_are_case_insensitive() -> None:
     assert [t.value for t in tokenize("A <> b")][1] == "!="
     compile_gateway_filter("STATE = IN_OPERATION AND Segment IN (a) Or NOT firmware IS NULL")
+
+
+def test_every_field_is_documented() -> None:
+    from pathlib import Path
+
+    from domain.filters.entities import ENTITIES
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "masterdata.md").read_text()
+    for name, entity in ENTITIES.items():
+        section = doc.split(f"**{name}** (`type = {name}`)", 1)[1].split("\n\n**", 1)[0]
+        missing = [f for f in entity.fields if f"| `{f}` |" not in section]
+        assert not missing, f"docs/masterdata.md lacks {name} fields {missing}"

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.deps import MasterDataWriter, StateDep, TenantAccess, TenantReader
 from api.routers.masterdata._common import (
@@ -50,11 +50,19 @@ def _box(state: StateDep, access: TenantAccess) -> SecretBox:
 
 # -- gateways ---------------------------------------------------------------------------------
 
+class InitialCertificateOut(BaseModel):
+    sha256: str
+    subject: str
+    not_after: datetime
+
+
 class GatewayDetail(BaseModel):
     gateway: GatewayOut
     topology: GatewayTopology
     assignments: list[AssignmentOut]
     history: list[AuditEntryOut]
+    initial_certificates: list[InitialCertificateOut] = Field(description="as delivered by the manufacturer")
+    links: dict[str, str] = Field(description="the gateway's operational certificates (PKI area), its change log")
 
 
 @router.get("/gateways", response_model=Page[GatewayOut], tags=["gateways"])
@@ -88,9 +96,14 @@ async def get_gateway(access: TenantReader, device_id: str, as_of: AsOf = None) 
         gw = await service.get_gateway(session, device_id)
         topology = await gateway_topology(session, gw, as_of)
         assignments = await gateway_assignment_history(session, gw)
+        initial = [InitialCertificateOut.model_validate(c, from_attributes=True)
+                   for c in await service.initial_certificates(session, gw)]
         out = GatewayOut.of(gw)
+    base = f"/api/v1/tenants/{access.tenant.name}"
     return GatewayDetail(gateway=out, topology=topology, assignments=assignments,
-                         history=await history_of(access, "gateway", gw.device_id))
+                         history=await history_of(access, "gateway", gw.device_id), initial_certificates=initial,
+                         links={"certificates": f"{base}/certificates?owner=gateway&gateway={gw.device_id}",
+                                "history": f"{base}/gateways/{gw.device_id}/history"})
 
 
 @router.patch("/gateways/{device_id}", response_model=GatewayOut, tags=["gateways"])
