@@ -5,14 +5,24 @@ different ``valid_to`` re-dates its end (that is how a file ends an installation
 changes nothing. Every other row is a new assignment. Overlaps with stored assignments (as they
 will be after the file) and between rows of the file are reported per line before anything is
 written.
+
+Large files take a bulk path: when a kind brings at least ``BULK_MIN_ROWS`` new assignments and at
+least a third of what its table holds, the table's exclusion and foreign key constraints are
+dropped for the insert and added again afterwards in the same transaction. Building the GiST
+exclusion index once costs about a quarter of maintaining it row by row (~40 us per row), and
+adding a foreign key validates with one join instead of a trigger per row. Adding them back checks
+every row, so nothing inconsistent can commit; the price is that the table is locked (readers
+wait) and the referenced tables take no writes until the import commits.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import ForeignKeyConstraint, text
+from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.schema import AddConstraint, DropConstraint
 
 from domain import validators as v
 from domain.imports.columns import Column
@@ -21,6 +31,8 @@ from domain.imports.kinds import Context, Kind, duplicates
 from domain.imports.upsert import Counts
 from domain.topology.kinds import KINDS, AssignmentKind
 from gridgate.errors import InvalidInput
+
+BULK_MIN_ROWS = 20_000
 
 
 def _kind(raw: str) -> str:
@@ -168,8 +180,25 @@ async def _apply(session: AsyncSession, stage: str, k: AssignmentKind, params: d
         SELECT count(*) FROM ins"""
     bind = {**params, "k": k.name}
     updated = int((await session.execute(text(update_sql), bind)).scalar_one())
+    new_rows, stored = (await session.execute(text(
+        f"SELECT (SELECT count(*) FROM {stage} f WHERE kind = :k AND NOT EXISTS (SELECT 1 FROM {a} a WHERE {match})), "
+        f"(SELECT count(*) FROM {a})"), bind)).one()
+    bulk = new_rows >= BULK_MIN_ROWS and new_rows * 3 >= stored
+    constraints = _bulk_constraints(k) if bulk else []
+    for constraint in constraints:
+        await session.execute(DropConstraint(constraint))
     created = int((await session.execute(text(insert_sql), bind)).scalar_one())
+    for constraint in constraints:  # builds the exclusion index / validates the keys over every row
+        await session.execute(AddConstraint(constraint))
     return Counts(created=created, updated=updated)
+
+
+def _bulk_constraints(k: AssignmentKind) -> list[Any]:
+    """The exclusion and foreign key constraints of the kind's table, for the bulk path."""
+    return [c for c in k.model.__table__.constraints if isinstance(c, ExcludeConstraint | ForeignKeyConstraint)]
+
+
+
 
 
 ASSIGNMENTS = AssignmentImport(

@@ -201,3 +201,33 @@ async def test_an_export_reimports_without_changes(session, box) -> None:  # typ
     assert exported.count("\n") == 6 and exported.startswith("device_id,device_type,firmware_version,wan_address")
     again = await run_import(session, "gateways", _file(exported), box=box)
     assert (again.rows, again.unchanged) == (5, 5)
+
+
+async def test_large_assignment_files_take_the_bulk_path_and_keep_every_constraint(  # type: ignore[no-untyped-def]
+        tenant_factory, settings, monkeypatch) -> None:
+    from sqlalchemy import text
+
+    from domain.imports import assignments
+    from domain.secrets import SecretBox
+    from domain.topology.errors import AssignmentOverlap
+    from domain.topology.service import assign
+
+    monkeypatch.setattr(assignments, "BULK_MIN_ROWS", 3)
+    tenant = await tenant_factory("mdbulk")
+    box = SecretBox(settings, tenant.name)
+    gws, meters = [gateway_id() for _ in range(4)], [meter_id() for _ in range(4)]
+    async with tenant.sessions() as session, session.begin():
+        await run_import(session, "gateways", _file(GW_HEADER + "".join(f"{g},emh-casa,,,\n" for g in gws)), box=box)
+        meter_file = _file("device_id,device_type\n" + "".join(f"{m},emh-ebzd\n" for m in meters))
+        await run_import(session, "meters", meter_file, box=box)
+        rows = "".join(f"meter-gateway,{m},{g},2024-01-01,\n" for m, g in zip(meters, gws, strict=True))
+        result = await run_import(session, "assignments", _file("kind,subject,target,valid_from,valid_to\n" + rows),
+                                  box=box)
+        assert result.created == 4
+        names = set((await session.scalars(text(
+            "SELECT conname FROM pg_constraint WHERE conrelid = 'assign_meter_gateway'::regclass"))).all())
+        assert {"ex_assign_meter_gateway_overlap", "fk_assign_meter_gateway_meter_id_meters",
+                "fk_assign_meter_gateway_gateway_id_gateways"} <= names
+    async with tenant.sessions() as session, session.begin():
+        with pytest.raises(AssignmentOverlap):
+            await assign(session, "meter-gateway", meters[0], gws[1], valid_from=datetime(2025, 1, 1, tzinfo=UTC))
