@@ -21,7 +21,7 @@ from gridgate.config import Settings, get_settings
 from gridgate.db import Databases
 from gridgate.logging import configure_logging
 from gridgate.temporal_clients import TemporalClients
-from workflows.registry import WORKFLOWS
+from workflows.registry import WORKFLOWS, workflow_runner
 
 log = structlog.get_logger("gridgate.worker")
 
@@ -48,6 +48,7 @@ class TenantWorkers:
                 client,
                 task_queue=self.settings.temporal_task_queue,
                 workflows=WORKFLOWS,
+                workflow_runner=workflow_runner(),
                 activities=activities_for(runtime),
                 max_concurrent_activities=self.settings.worker_max_concurrent_activities,
                 graceful_shutdown_timeout=timedelta(seconds=10),

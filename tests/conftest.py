@@ -34,7 +34,8 @@ RUN_ID = secrets.token_hex(3)
 
 # One installation secret for every client the tests build, with or without explicit settings
 # (payload encryption keys derive from it; a process that used another key could not read payloads).
-os.environ["GRIDGATE_MASTER_KEY"] = secrets.token_urlsafe(40)
+# Recording replay fixtures sets GRIDGATE_MASTER_KEY to the published fixture key (tests/replay.py).
+os.environ.setdefault("GRIDGATE_MASTER_KEY", secrets.token_urlsafe(40))
 os.environ["GRIDGATE_SECRET_KEY"] = secrets.token_urlsafe(40)
 from gridgate.config import reset_settings_cache  # noqa: E402
 
@@ -278,3 +279,15 @@ async def gridgate_worker(settings: Settings, dbs: Databases, temporal_clients: 
         stop.set()
         await task
         await asyncio.wait_for(workers.shutdown(), 60)
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _record_histories(request):  # type: ignore[no-untyped-def]
+    """With GRIDGATE_RECORD_HISTORIES=1, write one history per workflow type and outcome that ran
+    in this session to tests/data/histories (see tests/replay.py). Otherwise does nothing."""
+    yield
+    if os.environ.get("GRIDGATE_RECORD_HISTORIES") != "1":
+        return
+    from tests.replay import record_session_histories
+
+    await record_session_histories(request)

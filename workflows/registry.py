@@ -1,6 +1,9 @@
-"""Every workflow type the worker serves. A new workflow must be listed here."""
+"""Every workflow type the worker serves, and the sandbox they run in. A new workflow must be
+listed here."""
 
 from __future__ import annotations
+
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from workflows.certificate_renewal import CertificateRenewalWorkflow
 from workflows.commissioning import CommissioningWorkflow
@@ -30,3 +33,13 @@ WORKFLOWS: list[type] = [
     CertificateRenewalWorkflow,
     EmtReadoutWorkflow,
 ]
+
+
+# Our own model modules are passed through the sandbox (imported once, outside it): they are pure
+# dataclasses, and the payload converter resolves their string annotations (``from __future__
+# import annotations``) through ``sys.modules``, which must hold the real modules.
+PASSTHROUGH = ("activities", "domain", "gridgate", "pki", "headend", "workflows.common")
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))

@@ -22,9 +22,10 @@ async def store(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
     """Insert entries, ignoring ones already stored. Returns how many were new."""
     if not rows:
         return 0
-    stmt = insert(LogEntry).values(list(rows)).on_conflict_do_nothing(constraint="uq_gateway_log_entries_record")
-    result = await session.execute(stmt)
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    stmt = (insert(LogEntry).values(list(rows)).on_conflict_do_nothing(constraint="uq_gateway_log_entries_record")
+            .returning(LogEntry.id))
+    # RETURNING counts what was new (rowcount is not reported for this statement by the async driver).
+    return len((await session.execute(stmt)).all())
 
 
 def query(*, gateway_id: str | None = None, log: str | None = None, min_level: int | None = None,
