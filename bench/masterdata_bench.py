@@ -19,7 +19,6 @@ import datetime as dt
 import json
 import os
 import platform
-import resource
 import secrets
 import statistics
 import subprocess
@@ -135,17 +134,36 @@ async def query_times(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[
 
 
 def probe(url: str, file: Path) -> None:
-    """Child process: import ``file`` and report this process's peak memory."""
+    """Child process: import ``file`` and report the process's resident memory before and at peak
+    during the import (sampled every 5 ms)."""
+    import threading
+
+    import psutil
+
+    me = psutil.Process()
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], me.memory_info().rss)
+            time.sleep(0.005)
+
     async def body() -> None:
         engine = create_async_engine(url)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
-        baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        async with sessions() as session:  # connect first: the baseline includes the connection
+            await session.execute(text("SELECT 1"))
+        baseline = me.memory_info().rss
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         async with sessions() as session, session.begin():
             with file.open("rb") as stream:
                 result = await run_import(session, "gateways", stream, file_name=file.name)
+        done.set()
+        sampler.join()
         await engine.dispose()
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        print(json.dumps({"rows": result.rows, "baseline_mb": baseline / 1024, "peak_mb": peak / 1024}))
+        print(json.dumps({"rows": result.rows, "baseline_mb": baseline / 2**20, "peak_mb": peak[0] / 2**20}))
 
     asyncio.run(body())
 
@@ -198,6 +216,7 @@ async def main(args: argparse.Namespace) -> None:
         server = EmbeddedPostgres(folder / "pg", free_port())
         server.start()
         base = server.url
+    load_before = os.getloadavg()
     url = make_url(base).set(drivername=DRIVER)
     db = f"md_bench_{secrets.token_hex(3)}"
     await create_database(url, db)
@@ -223,19 +242,21 @@ async def main(args: argparse.Namespace) -> None:
         if server is not None:
             server.stop()
 
+    load = f"load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after"
     total_rows = sum(r for _, r, _ in imports)
     total_s = sum(s for _, _, s in imports)
     lines = [f"Run {dt.date.today().isoformat()} on {machine()}, PostgreSQL {pg_version}; "
-             f"`python bench/masterdata_bench.py --gateways {args.gateways}`.", "",
+             f"`python bench/masterdata_bench.py --gateways {args.gateways}`; {load} (shared machine).", "",
              "| import | rows | seconds | rows/s |", "|---|---:|---:|---:|"]
     lines += [f"| {kind} | {rows:,} | {s:.1f} | {rows / s:,.0f} |" for kind, rows, s in imports]
     lines += [f"| **all files** | **{total_rows:,}** | **{total_s:.1f}** | **{total_rows / total_s:,.0f}** |", "",
               "| filter (50 per page) | matches | first page ms | 6th page ms | count ms |",
               "|---|---:|---:|---:|---:|"]
     lines += [f"| `{FILTERS[label][1]}` | {m:,} | {p:.1f} | {d:.1f} | {c:.1f} |" for label, m, p, d, c in queries]
-    lines += ["", "| gateway import, own process | rows | RSS before import MB | peak RSS MB |", "|---|---:|---:|---:|"]
-    lines += [f"| {rows:,} rows | {m['rows']:,.0f} | {m['baseline_mb']:.0f} | {m['peak_mb']:.0f} |"
-              for rows, m in memory]
+    lines += ["", "| gateway import, own process | RSS before MB | peak RSS during import MB | growth MB |",
+              "|---|---:|---:|---:|"]
+    lines += [f"| {m['rows']:,.0f} rows | {m['baseline_mb']:.0f} | {m['peak_mb']:.0f} | "
+              f"{m['peak_mb'] - m['baseline_mb']:.0f} |" for _, m in memory]
     markdown = "\n".join(lines)
     print(markdown)
     if args.record:

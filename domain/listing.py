@@ -70,6 +70,18 @@ LISTINGS: dict[str, Listing] = {x.entity: x for x in (
 )}
 
 
+def _fits(value: Any, expr: Any) -> bool:
+    """A cursor value of the type the sort expression compares (else PostgreSQL would refuse it)."""
+    python_type = expr.type.python_type if not isinstance(expr.type, ARRAY) else list
+    if python_type is list:
+        return isinstance(value, list) and all(isinstance(v, int) for v in value)
+    if python_type is datetime:
+        return isinstance(value, datetime)
+    if python_type is date:
+        return isinstance(value, date) and not isinstance(value, datetime)
+    return isinstance(value, python_type)
+
+
 def sort_spec(listing: Listing, sort: str | None) -> tuple[str, Any, bool]:
     name = (sort or listing.default_sort).strip()
     descending = name.startswith("-")
@@ -88,15 +100,15 @@ async def page(session: AsyncSession, entity: str, *, filter: FilterArg = None, 
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be 1..{MAX_LIMIT}", code="invalid_limit")
     model = listing.model
-    _, expr, descending = sort_spec(listing, sort)
+    name, expr, descending = sort_spec(listing, sort)
     cond = await resolve(session, entity, filter, saved=saved, at=at)
     stmt: Any = select(model, expr.label("_sort")).where(cond)
     if listing.device:
         stmt = stmt.options(joinedload(model.device_type))
     if after:
-        value, last_id = decode_cursor(after, 2)
-        if not isinstance(last_id, int):
-            raise InvalidCursor("invalid ?after= cursor")
+        sorted_by, value, last_id = decode_cursor(after, 3)
+        if sorted_by != name or not isinstance(last_id, int) or not _fits(value, expr):
+            raise InvalidCursor("this ?after= cursor belongs to another sort order or list; start from the first page")
         key = tuple_(expr, model.id)
         stmt = stmt.where(key < tuple_(literal(value, expr.type), last_id) if descending
                           else key > tuple_(literal(value, expr.type), last_id))
@@ -106,5 +118,5 @@ async def page(session: AsyncSession, entity: str, *, filter: FilterArg = None, 
     next_after = None
     if len(rows) > limit:
         last = rows[limit - 1]
-        next_after = encode_cursor((last[1], last[0].id))
+        next_after = encode_cursor((name, last[1], last[0].id))
     return items, next_after

@@ -185,6 +185,8 @@ async def _apply(session: AsyncSession, stage: str, k: AssignmentKind, params: d
         f"(SELECT count(*) FROM {a})"), bind)).one()
     bulk = new_rows >= BULK_MIN_ROWS and new_rows * 3 >= stored
     constraints = _bulk_constraints(k) if bulk else []
+    if constraints:
+        await session.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))  # for the index build
     for constraint in constraints:
         await session.execute(DropConstraint(constraint))
     created = int((await session.execute(text(insert_sql), bind)).scalar_one())

@@ -184,9 +184,10 @@ async def run_import(session: AsyncSession, kind_name: str, stream: BinaryIO, *,
                         unchanged=rows.count - counts.created - counts.updated)
         session.add(run)
         await session.flush()
-        record(session, "import", "import", str(run.id), {"kind": kind.name, "file": file_name,
-                                                          "rows": rows.count, "created": counts.created,
-                                                          "updated": counts.updated})
+        if counts.created or counts.updated:  # a file that changes nothing leaves only its import_runs row
+            record(session, "import", "import", str(run.id), {"kind": kind.name, "file": file_name,
+                                                              "rows": rows.count, "created": counts.created,
+                                                              "updated": counts.updated})
         run_id = run.id
     await session.execute(text(f"DROP TABLE IF EXISTS {stage}, {stage}_r"))
     return ImportResult(kind=kind.name, file_name=file_name, sha256=source.sha256.hexdigest(), rows=rows.count,

@@ -93,3 +93,18 @@ async def test_saved_filters_are_checked_and_combine_with_text(session) -> None:
     assert await count(session, "gateway", "state = faulty", saved=name) == 1
     items, _ = await listing.page(session, "gateway", saved=name, filter="state = in_operation")
     assert len(items) == 1
+
+
+async def test_a_cursor_only_continues_its_own_sort(session) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    from domain.records import InvalidCursor
+
+    seg = f"C{serial()}"
+    for _ in range(3):
+        await make_gateway(session, segment=seg)
+    _, after = await listing.page(session, "gateway", filter=f"segment = {seg}", sort="-updated_at", limit=1)
+    assert after is not None
+    for sort, cursor in (("firmware", after), ("-updated_at", "bm9wZQ"), ("-updated_at", after[:-3])):
+        with pytest.raises(InvalidCursor):
+            await listing.page(session, "gateway", filter=f"segment = {seg}", sort=sort, limit=1, after=cursor)
