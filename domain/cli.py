@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.validators import aware
 from gridgate.cli import fail
 from gridgate.cli_platform import _run, _settings, databases
 
@@ -294,8 +295,8 @@ def assignment_add(kind: str, subject: str, target: str, tenant: TenantOpt = Non
     from domain.topology.service import assign
 
     result = _in_tenant(tenant, lambda s, c, session: assign(session, kind, subject, target,
-                                                             valid_from=_aware(valid_from),
-                                                             valid_to=_aware(valid_to)))
+                                                             valid_from=aware(valid_from),
+                                                             valid_to=aware(valid_to)))
     typer.echo(f"assignment {result.id}: {result.subject} -> {result.target} from {result.valid_from.isoformat()}")
 
 
@@ -305,7 +306,7 @@ def assignment_end(kind: str, assignment_id: int, tenant: TenantOpt = None,
     from domain.topology.service import end_assignment
 
     result = _in_tenant(tenant, lambda s, c, session: end_assignment(session, kind, assignment_id,
-                                                                     valid_to=_aware(valid_to)))
+                                                                     valid_to=aware(valid_to)))
     typer.echo(f"assignment {result.id} ends {result.valid_to.isoformat() if result.valid_to else 'never'}")
 
 
@@ -315,16 +316,7 @@ def assignment_list(kind: str, tenant: TenantOpt = None, subject: str | None = N
     from domain.topology.service import list_assignments
 
     rows = _in_tenant(tenant, lambda s, c, session: list_assignments(session, kind, subject=subject, target=target,
-                                                                     at=_aware(as_of)))
+                                                                     at=aware(as_of)))
     _table(["ID", "SUBJECT", "TARGET", "VALID_FROM", "VALID_TO"],
            [[a.id, a.subject, a.target, a.valid_from.isoformat(), a.valid_to.isoformat() if a.valid_to else ""]
             for a in rows])
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """Typer parses ISO timestamps without offset as naive: read them as German local time."""
-    if value is None or value.tzinfo is not None:
-        return value
-    from domain.validators import BERLIN
-
-    return value.replace(tzinfo=BERLIN)

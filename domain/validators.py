@@ -129,6 +129,13 @@ def iso_date(value: str) -> date:
         raise InvalidInput(f"invalid date {value!r}: YYYY-MM-DD", code="invalid_date") from None
 
 
+def aware(value: datetime | None) -> datetime | None:
+    """A timestamp without offset is German local time (as in import files)."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=BERLIN)
+
+
 def iso_datetime(value: str) -> datetime:
     """ISO 8601 timestamp; a date alone or a time without offset is German local time."""
     try:

@@ -13,6 +13,7 @@ from domain.filters.entities import ENTITIES, FilterEntity
 from domain.filters.errors import InvalidFilter
 from domain.filters.fields import predicate
 from domain.filters.parser import And, Comparison, Node, Not, Or, parse
+from domain.validators import aware
 
 
 def entity(name: str) -> FilterEntity:
@@ -26,7 +27,7 @@ def compile_filter(entity_name: str, text: str, *, at: datetime | None = None) -
     """Compile ``text`` for ``entity_name``. Assignment fields use the topology valid at ``at``
     (default: now, evaluated by the database when the statement runs)."""
     spec = entity(entity_name)
-    when: Any = func.now() if at is None else literal(at, DateTime(timezone=True))
+    when: Any = func.now() if at is None else literal(aware(at), DateTime(timezone=True))
     return _Compiler(spec, text, when).node(parse(text))
 
 

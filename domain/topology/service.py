@@ -45,6 +45,7 @@ from domain.topology.schemas import (
     MeterNode,
     PartnerNode,
 )
+from domain.validators import aware
 from gridgate.errors import InvalidInput
 
 
@@ -73,9 +74,6 @@ def _overlap_error(kind_: AssignmentKind, row: Any) -> AssignmentOverlap:
 
 
 def _check_period(valid_from: datetime, valid_to: datetime | None) -> None:
-    for value in (valid_from, valid_to):
-        if value is not None and value.tzinfo is None:
-            raise InvalidPeriod("timestamps need a UTC offset, e.g. 2025-01-01T00:00:00+01:00")
     if valid_to is not None and valid_to <= valid_from:
         raise InvalidPeriod(f"valid_to ({valid_to.isoformat()}) must be after valid_from ({valid_from.isoformat()})")
 
@@ -95,7 +93,8 @@ async def assign(session: AsyncSession, kind_name: str, subject: str, target: st
                  valid_from: datetime | None = None, valid_to: datetime | None = None) -> AssignmentOut:
     """Link ``subject`` to ``target`` for ``[valid_from, valid_to)``; refuses overlaps (409)."""
     k = kind(kind_name)
-    valid_from = valid_from or await db_now(session)
+    valid_from = aware(valid_from) or await db_now(session)
+    valid_to = aware(valid_to)
     _check_period(valid_from, valid_to)
     subject_id, subject_key = await _resolve(session, k.subject, subject)
     target_id, target_key = await _resolve(session, k.target, target)
@@ -123,7 +122,7 @@ async def end_assignment(session: AsyncSession, kind_name: str, assignment_id: i
         raise AssignmentNotFound(f"no {k.name} assignment {assignment_id}")
     a = row[0]
     check_mirrored(a, ["valid_to"], frozenset({"valid_to"}), f"{k.name} assignment {assignment_id}")
-    valid_to = valid_to or await db_now(session)
+    valid_to = aware(valid_to) or await db_now(session)
     _check_period(a.valid_from, valid_to)
     if a.valid_to == valid_to:
         return _out(k, row)
@@ -145,8 +144,8 @@ async def list_assignments(session: AsyncSession, kind_name: str, *, subject: st
     k = kind(kind_name)
     subject_id = (await _resolve(session, k.subject, subject))[0] if subject else None
     target_id = (await _resolve(session, k.target, target))[0] if target else None
-    rows = await repository.assignments(session, k, subject_id=subject_id, target_id=target_id, at=at, after=after,
-                                        limit=limit)
+    rows = await repository.assignments(session, k, subject_id=subject_id, target_id=target_id, at=aware(at),
+                                        after=after, limit=limit)
     return [_out(k, r) for r in rows]
 
 
@@ -171,7 +170,7 @@ def _period(a: Any) -> dict[str, Any]:
 
 async def gateway_topology(session: AsyncSession, gateway: Gateway, at: datetime | None = None) -> GatewayTopology:
     """What hung off ``gateway`` at ``at`` (default now)."""
-    at = at or await db_now(session)
+    at = aware(at) or await db_now(session)
     cp_row = (await session.execute(
         select(GatewayConnectionPoint, ConnectionPoint)
         .join(ConnectionPoint, ConnectionPoint.id == GatewayConnectionPoint.connection_point_id)

@@ -78,3 +78,12 @@ async def test_topology_as_of_a_date_shows_what_was_installed_then(session, box)
     assert (await gateway_topology(session, gw, day(-1))).connection_point is None
     history = await gateway_assignment_history(session, gw)
     assert {a.kind for a in history} == {"gateway-connection-point", "meter-gateway"} and len(history) == 3
+
+
+async def test_timestamps_without_offset_are_german_local_time(session, box) -> None:  # type: ignore[no-untyped-def]
+    gw, meter = await make_gateway(session), await make_meter(session, box)
+    made = await assign(session, "meter-gateway", meter.device_id, gw.device_id, valid_from=datetime(2024, 7, 1))
+    assert made.valid_from == datetime(2024, 6, 30, 22, tzinfo=UTC)  # CEST = UTC+2
+    then = await gateway_topology(session, gw, datetime(2024, 7, 1))
+    assert [m.device_id for m in then.meters] == [meter.device_id]
+    assert (await gateway_topology(session, gw, datetime(2024, 6, 30, 23, 59))).meters == []
