@@ -76,6 +76,17 @@ def headend_main(db_url: str, pki_dir: str, keys_dir: str, port_q: Any, cmd: Any
     raise_nofile()
     import uvloop
 
+    if os.environ.get("HE_BENCH_PROFILE"):  # cProfile of the head-end process, written at stop
+        import cProfile
+
+        prof = cProfile.Profile(time.process_time)
+        prof.enable()
+        try:
+            uvloop.run(_headend(db_url, pki_dir, keys_dir, port_q, cmd, settings_kw))
+        finally:
+            prof.disable()
+            prof.dump_stats(os.environ["HE_BENCH_PROFILE"])
+        return
     uvloop.run(_headend(db_url, pki_dir, keys_dir, port_q, cmd, settings_kw))
 
 
@@ -137,8 +148,9 @@ async def _headend(db_url: str, pki_dir: str, keys_dir: str, port_q: Any, cmd: A
         if op == "stats":
             gc.collect()
             cpu = proc.cpu_times()
+            ep = node.endpoints[TENANT]
             cmd.send({"rss": proc.memory_info().rss, "cpu": cpu.user + cpu.system, "connections": len(node.registry),
-                      "admitted": _admitted(node)})
+                      "admitted": _admitted(node), "session_cache": ep.ssl_context.session_stats().get("number")})
         elif op == "wake_read":
             results = await asyncio.gather(*(one(g) for g in arg))
             cmd.send(results)
@@ -330,6 +342,9 @@ def main() -> None:
             "sessions": sessions, "woken_now": len(rest), "connected_now": connected_rest, "wall_s": round(wall2, 1),
             "rss_before_mb": round(base["rss"] / 2**20, 1), "rss_after_mb": round(h4["rss"] / 2**20, 1),
             "rss_per_session_kb": round((h4["rss"] - base["rss"]) / max(1, sessions) / 1024, 1),
+            "rss_marginal_per_session_kb": round(
+                (h4["rss"] - h2["rss"]) / max(1, sessions - h2["connections"]) / 1024, 1),
+            "tls_session_cache": h4.get("session_cache"),
             "simulator_rss_mb": round(s3["rss"] / 2**20, 1),
         }
         print("idle", json.dumps(report["idle"]), flush=True)

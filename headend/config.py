@@ -48,6 +48,10 @@ class HeadendSettings(BaseSettings):
     firmware_block_bytes: int = 64 * 1024
     firmware_dir: str | None = None  # where firmware images are read from (default <var>/firmware)
 
+    # Gateway records (state, wake-up address, segment, certificate fingerprints) are cached this
+    # long for wake-ups and admissions: a change in master data takes effect within it.
+    record_cache_s: float = 30.0
+
     # Communication history is written in batches.
     history_flush_s: float = 0.5
     # A node whose heartbeat is older than this no longer counts as holding connections.

@@ -54,6 +54,7 @@ class _TlsAccepting(asyncio.Protocol):
     """Shared: accept TCP, run the TLS handshake, then admission (who is this gateway?)."""
 
     kind = "management"
+    __slots__ = ("_tls_started", "admission", "closed", "node", "opened", "peer", "transport")
 
     def __init__(self, node: HeadendNode) -> None:
         self.node = node
@@ -156,6 +157,8 @@ class ManagementConnection(_TlsAccepting):
     """A management connection: the head-end sends requests, the gateway answers."""
 
     kind = "management"
+    __slots__ = ("_body", "_h11", "_lock", "_resp_headers", "_size", "_status", "_waiter", "connected_at",
+                 "last_activity")
 
     def __init__(self, node: HeadendNode) -> None:
         super().__init__(node)
@@ -272,6 +275,7 @@ class InboundConnection(_TlsAccepting):
     """An inbound connection: the gateway POSTs Notifies and events, the head-end answers."""
 
     kind = "inbound"
+    __slots__ = ("_body", "_busy", "_h11", "_pending", "_request", "_size")
 
     def __init__(self, node: HeadendNode) -> None:
         super().__init__(node)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cryptography import x509
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.certificates.models import Certificate
@@ -23,15 +23,17 @@ class GatewayRecord:
 
 
 async def gateway_record(session: AsyncSession, gateway_id: str) -> GatewayRecord | None:
+    """One statement: the gateway and the fingerprints of its active TLS certificates."""
+    fps = (select(func.array_agg(Certificate.fingerprint))
+           .where(Certificate.gateway_id == Gateway.id, Certificate.owner == "gateway", Certificate.usage == "tls",
+                  Certificate.status == "active")
+           .correlate(Gateway).scalar_subquery())
     row = (await session.execute(
-        select(Gateway.id, Gateway.state, Gateway.wakeup_address, Gateway.network_segment)
+        select(Gateway.state, Gateway.wakeup_address, Gateway.network_segment, fps)
         .where(Gateway.device_id == gateway_id))).first()
     if row is None:
         return None
-    fps = (await session.scalars(
-        select(Certificate.fingerprint).where(Certificate.gateway_id == row.id, Certificate.owner == "gateway",
-                                              Certificate.usage == "tls", Certificate.status == "active"))).all()
-    return GatewayRecord(gateway_id, row.state, row.wakeup_address, row.network_segment, frozenset(fps))
+    return GatewayRecord(gateway_id, row[0], row[1], row[2], frozenset(row[3] or ()))
 
 
 async def gateway_enc_certificate(session: AsyncSession, gateway_id: str) -> x509.Certificate | None:

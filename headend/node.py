@@ -116,6 +116,9 @@ class HeadendNode:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._servers: list[asyncio.AbstractServer] = []
         self._last_wakeup: dict[tuple[str, str], float] = {}
+        # Gateway records for admission and wake-up, briefly cached: a burst of wake-ups and the
+        # admissions that follow cost one query per gateway, not three.
+        self._records: dict[tuple[str, str], tuple[float, GatewayRecord]] = {}
         self.started_at = utcnow()
         self.bound: tuple[str, int, int] = (settings.host, settings.port, settings.inbound_port)
 
@@ -233,7 +236,7 @@ class HeadendNode:
             cert = None
         cn = common_name(cert) if cert is not None else None
         serial = f"{cert.serial_number:x}" if cert is not None else "-"
-        verdict = await asyncio.to_thread(pki_tls.validate_peer, sslobj, ep.validator, expected_role=Role.SMGW)
+        verdict = pki_tls.validate_peer(sslobj, ep.validator, expected_role=Role.SMGW)
         if not verdict.valid or cert is None or cn is None:
             self.refuse(ep.name, kind, peer, str(verdict.reason), cn=cn, serial=serial, detail=verdict.detail)
             return None
@@ -243,8 +246,7 @@ class HeadendNode:
             self.refuse(ep.name, kind, peer, "bad_gateway_id", cn=cn, serial=serial)
             return None
         try:
-            async with ep.context.sessions() as session:
-                record = await gateway_record(session, gateway_id)
+            record = await self._record(ep, gateway_id)
         except Exception as err:
             self.refuse(ep.name, kind, peer, "lookup_failed", gateway=gateway_id, error=repr(err)[:200])
             return None
@@ -270,10 +272,24 @@ class HeadendNode:
                     detail=detail[:300])
 
     # ------------------------------------------------------------------ wake-up and waiting
-    async def gateway(self, tenant: str, gateway_id: str) -> GatewayRecord:
-        ep = self.endpoints[tenant]
+    async def _record(self, ep: TenantEndpoint, gateway_id: str) -> GatewayRecord | None:
+        key = (ep.name, gateway_id)
+        now = time.monotonic()
+        hit = self._records.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
         async with ep.context.sessions() as session:
             record = await gateway_record(session, gateway_id)
+        if record is None:
+            self._records.pop(key, None)
+            return None
+        if len(self._records) > 200_000:
+            self._records.clear()
+        self._records[key] = (now + self.settings.record_cache_s, record)
+        return record
+
+    async def gateway(self, tenant: str, gateway_id: str) -> GatewayRecord:
+        record = await self._record(self.endpoints[tenant], gateway_id)
         if record is None:
             raise UnknownGateway(f"gateway {gateway_id} is not in tenant {tenant}'s master data")
         return record
@@ -442,6 +458,11 @@ class HeadendNode:
                         await self.store.heartbeat(ep.context, self.started_at, self.contact_uri)
                     except Exception as err:
                         log.warning("headend.heartbeat_failed", tenant=ep.name, error=repr(err)[:200])
+                # Validation runs inline on the event loop (a thread hop per handshake costs more
+                # than the check); keep the CRLs it needs fresh from a thread, so no handshake
+                # waits for a CRL download.
+                for ep in list(self.endpoints.values()):
+                    self.spawn(asyncio.to_thread(ep.validator.validate, ep.identity.tls_cert, "tls"))
             closed = self.registry.sweep(self.settings.idle_timeout_s, MAX_LIFETIME_S)
             if closed:
                 log.info("headend.idle_connections_closed", count=closed)

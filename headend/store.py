@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from domain.tenancy.service import TenantContext
@@ -138,16 +138,18 @@ class HeadendStore:
                                                             "certificate_serial")}),
                         list(latest.values()))
                 elif kind == "disconnect":
-                    for gateway_id, connected_at in batch:
-                        await session.execute(delete(GatewayConnection).where(and_(
-                            GatewayConnection.gateway_id == gateway_id, GatewayConnection.node_id == self.node_id,
-                            GatewayConnection.connected_at == connected_at)))
+                    t = GatewayConnection.__table__
+                    await session.execute(
+                        delete(t).where(and_(t.c.gateway_id == bindparam("gid"), t.c.node_id == self.node_id,
+                                             t.c.connected_at == bindparam("since"))),
+                        [{"gid": g, "since": at} for g, at in batch])
                 elif kind == "activity":
                     last: dict[str, dt.datetime] = {}
                     for gateway_id, at in batch:
                         last[gateway_id] = at
-                    for gateway_id, at in last.items():
-                        await session.execute(update(GatewayConnection).where(
-                            GatewayConnection.gateway_id == gateway_id, GatewayConnection.node_id == self.node_id)
-                            .values(last_activity_at=at))
+                    t = GatewayConnection.__table__
+                    await session.execute(
+                        update(t).where(and_(t.c.gateway_id == bindparam("gid"), t.c.node_id == self.node_id))
+                        .values(last_activity_at=bindparam("at")),
+                        [{"gid": g, "at": at} for g, at in last.items()])
                 i = j

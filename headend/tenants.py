@@ -3,6 +3,8 @@ server context on it (pki.tls), and the tenant's certificate validator (trust an
 
 from __future__ import annotations
 
+import ssl
+
 import structlog
 
 from domain.certificates.service import tenant_validator
@@ -20,6 +22,11 @@ async def build_endpoint(tenant: TenantContext, source: IdentitySource, node_id:
     ctx = pki_tls.server_context(files.cert, files.key, [files.trust],
                                  intermediates=[files.chain] if identity.chain else [],
                                  key_password=files.key_password)
+    # OpenSSL's chain check may stop at a known Sub-CA (imported and validated with the trust store):
+    # that spares a brainpoolP384r1 verification of the Sub-CA per handshake. validate_peer still
+    # validates the full path to the root, with revocation, for every connection.
+    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    disable_session_cache(ctx)
     async with tenant.sessions() as session:
         validator = await tenant_validator(session, tenant)
     if not validator.anchors:
@@ -29,6 +36,36 @@ async def build_endpoint(tenant: TenantContext, source: IdentitySource, node_id:
         validator = Validator(identity.trust_anchors, identity.chain, crl_cache=validator.crl_cache)
     return TenantEndpoint(name=tenant.name, context=tenant, identity=identity, ssl_context=ctx, validator=validator,
                           sni_names=san_dns_names(identity.tls_cert), identity_fp=identity_fingerprint(identity))
+
+
+def disable_session_cache(ctx: ssl.SSLContext) -> bool:
+    """Turn off OpenSSL's server session cache on ``ctx``: gateways reconnect rarely, so resumption
+    buys nothing, while every cached session (with the peer's certificate) costs memory per
+    connection. Python offers no setter, so this calls ``SSL_CTX_ctrl`` on the context's
+    ``SSL_CTX*`` (the first field after the object header). Guarded: it only writes after reading
+    back the default mode (server caching) through the same pointer; otherwise it does nothing."""
+    import ctypes
+
+    try:
+        import _ssl
+
+        lib = ctypes.CDLL(_ssl.__file__)
+        ctrl = lib.SSL_CTX_ctrl
+        ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
+        ctrl.restype = ctypes.c_long
+        ptr = ctypes.c_void_p.from_address(id(ctx) + 2 * ctypes.sizeof(ctypes.c_void_p)).value
+        if not ptr or ctrl(ptr, _SSL_CTRL_GET_SESS_CACHE_MODE, 0, None) != _SSL_SESS_CACHE_SERVER:
+            return False
+        ctrl(ptr, _SSL_CTRL_SET_SESS_CACHE_MODE, _SSL_SESS_CACHE_OFF, None)
+        return ctrl(ptr, _SSL_CTRL_GET_SESS_CACHE_MODE, 0, None) == _SSL_SESS_CACHE_OFF
+    except (OSError, AttributeError, ValueError):
+        return False
+
+
+_SSL_CTRL_SET_SESS_CACHE_MODE = 44
+_SSL_CTRL_GET_SESS_CACHE_MODE = 45
+_SSL_SESS_CACHE_OFF = 0
+_SSL_SESS_CACHE_SERVER = 2
 
 
 async def refresh_validator(ep: TenantEndpoint) -> None:
