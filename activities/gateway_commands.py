@@ -42,6 +42,11 @@ def wire_command_id(command_id: str) -> str:
     return "h-" + hashlib.sha256(command_id.encode()).hexdigest()[:38]
 
 
+def _heartbeat() -> None:
+    if activity.in_activity():
+        activity.heartbeat()
+
+
 def application_error(err: HeadendError) -> ApplicationError:
     return ApplicationError(err.detail, type=err.error_type, non_retryable=not err.retryable)
 
@@ -70,7 +75,7 @@ class GatewayCommandActivities:
             async with node.throttle.session(self.tenant, segment, inp.priority):
                 conn, _ = await node.connection(self.tenant, inp.gateway_id, priority=inp.priority,
                                                 timeout=node.settings.connect_timeout_s)
-                return await fn(AdminClient(node, conn), inp)
+                return await fn(AdminClient(node, conn, on_progress=_heartbeat), inp)
         except HeadendError as err:
             outcome = err.error_type
             log.info("headend.command_failed", tenant=self.tenant, gateway=inp.gateway_id, command=name,

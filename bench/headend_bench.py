@@ -155,14 +155,14 @@ async def _headend(db_url: str, pki_dir: str, keys_dir: str, port_q: Any, cmd: A
             results = await asyncio.gather(*(one(g) for g in arg))
             cmd.send(results)
         elif op == "wake_only":
-            async def connect(gid: str) -> bool:
+            async def connect(gid: str) -> str:
                 try:
                     await node.connection(TENANT, gid, priority=M.PRIORITY_BULK, timeout=300)
-                    return True
-                except Exception:
-                    return False
-            results = await asyncio.gather(*(connect(g) for g in arg))
-            cmd.send(sum(results))
+                    return "ok"
+                except Exception as err:
+                    return type(err).__name__
+            outcomes = await asyncio.gather(*(connect(g) for g in arg))
+            cmd.send({k: outcomes.count(k) for k in set(outcomes)})
         elif op == "stop":
             stop.set()
             await node.stop_servers()
@@ -332,14 +332,16 @@ def main() -> None:
         rest = ids[args.burst:]
         h2, s2, w2 = he_stats(), sim_stats(), time.perf_counter()
         cmd.send(("wake_only", rest))
-        connected_rest = cmd.recv()
+        outcomes_rest = cmd.recv()
+        connected_rest = outcomes_rest.get("ok", 0)
         wall2 = time.perf_counter() - w2
         h3, s3 = he_stats(), sim_stats()
         time.sleep(2)
         h4 = he_stats()
         sessions = h4["connections"]
         report["idle"] = {
-            "sessions": sessions, "woken_now": len(rest), "connected_now": connected_rest, "wall_s": round(wall2, 1),
+            "sessions": sessions, "woken_now": len(rest), "connected_now": connected_rest, "outcomes": outcomes_rest,
+            "wall_s": round(wall2, 1),
             "rss_before_mb": round(base["rss"] / 2**20, 1), "rss_after_mb": round(h4["rss"] / 2**20, 1),
             "rss_per_session_kb": round((h4["rss"] - base["rss"]) / max(1, sessions) / 1024, 1),
             "rss_marginal_per_session_kb": round(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -35,8 +36,10 @@ class Answer:
 
 
 class AdminClient:
-    def __init__(self, node: HeadendNode, conn: ManagementConnection) -> None:
+    def __init__(self, node: HeadendNode, conn: ManagementConnection,
+                 on_progress: Callable[[], None] | None = None) -> None:
         assert conn.admission is not None
+        self.on_progress = on_progress  # called after every exchange (activity heartbeats)
         self.node = node
         self.conn = conn
         self.admission: Admission = conn.admission
@@ -81,6 +84,8 @@ class AdminClient:
             raise
         received_at = time.time()
         duration_ms = int((time.monotonic() - m0) * 1000)
+        if self.on_progress is not None:
+            self.on_progress()
         node.registry.touch(self.conn)
         if resp.status != 202:
             node.forget_notify(cid)

@@ -51,6 +51,7 @@ class HeadendSettings(BaseSettings):
     # Gateway records (state, wake-up address, segment, certificate fingerprints) are cached this
     # long for wake-ups and admissions: a change in master data takes effect within it.
     record_cache_s: float = 30.0
+    db_concurrency: int = 8  # concurrent lookups per process (below the engine's pool size)
 
     # Communication history is written in batches.
     history_flush_s: float = 0.5

@@ -119,6 +119,9 @@ class HeadendNode:
         # Gateway records for admission and wake-up, briefly cached: a burst of wake-ups and the
         # admissions that follow cost one query per gateway, not three.
         self._records: dict[tuple[str, str], tuple[float, GatewayRecord]] = {}
+        # Bounded database concurrency for lookups: a burst of thousands of wake-ups queues here
+        # instead of timing out on the connection pool.
+        self._db_slots = asyncio.Semaphore(settings.db_concurrency)
         self.started_at = utcnow()
         self.bound: tuple[str, int, int] = (settings.host, settings.port, settings.inbound_port)
 
@@ -278,8 +281,12 @@ class HeadendNode:
         hit = self._records.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
-        async with ep.context.sessions() as session:
-            record = await gateway_record(session, gateway_id)
+        async with self._db_slots:
+            hit = self._records.get(key)
+            if hit is not None and hit[0] > time.monotonic():
+                return hit[1]
+            async with ep.context.sessions() as session:
+                record = await gateway_record(session, gateway_id)
         if record is None:
             self._records.pop(key, None)
             return None
