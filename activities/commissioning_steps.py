@@ -91,7 +91,7 @@ class CommissioningSteps(Steps):
     async def deinstallation(self, inp: GatewayRef) -> DeinstallationDone:
         """End the gateway's place and its meters' LMN assignments, end its profiles in the history,
         mark its certificates for revocation and set it deinstalled: one transaction, idempotent."""
-        by = activity.info().workflow_id
+        by = activity.info().workflow_id or ""
         async with self._session() as session, session.begin():
             gw = await get_gateway(session, inp.gateway_id, for_update=True)
             at = await topology.db_now(session)

@@ -62,7 +62,7 @@ class ReadoutSteps(Steps):
             ids = await readouts.store_containers(session, inp.gateway_id, inp.reason, [
                 readouts.Container(r.recipient, r.meter_id, r.container_b64, r.profile_id,
                                    r.metering_point or melos.get(r.profile_id or "")) for r in inp.readouts],
-                workflow_id=activity.info().workflow_id, process_id=inp.process_id)
+                workflow_id=activity.info().workflow_id or "", process_id=inp.process_id)
         return StoredReadouts(ids)
 
     @activity.defn(name="finish_emt_readout_request")

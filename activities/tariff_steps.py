@@ -154,7 +154,7 @@ class TariffSteps(Steps):
     async def record_history(self, inp: RecordProfilesInput) -> RecordedProfiles:
         async with self._session() as session, session.begin():
             written, ended = await tariffs.record_profiles(
-                session, inp.gateway_id, by=inp.by or activity.info().workflow_id, end_all=inp.end_all,
+                session, inp.gateway_id, by=inp.by or activity.info().workflow_id or "", end_all=inp.end_all,
                 written=[tariffs.AppliedProfile(r.kind, r.profile_id, r.content, r.order_id) for r in inp.written],
                 ended=[(r.kind, r.profile_id) for r in inp.ended])
         return RecordedProfiles(written, ended)

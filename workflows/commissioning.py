@@ -58,11 +58,11 @@ class CommissioningWorkflow(GatewayProcessWorkflow):
             if inp.params.get("first_readout", True) and plan.readouts:
                 sealed = []
                 for spec in plan.readouts:
-                    r = await link.run("trigger_readout", lambda cid, s=spec: gc.TriggerReadoutInput(
+                    read = await link.run("trigger_readout", lambda cid, s=spec: gc.TriggerReadoutInput(
                         gateway_id=gw, command_id=cid, recipient=s.recipient, meter_id=s.meter_id,
                         registers=tuple(s.registers), reason="first_readout"), gc.TriggerReadoutResult,
                         step=self.at(f"first_readout/{spec.profile_id}"))
-                    sealed.append(SealedReadout(spec.recipient, spec.meter_id, r.readout.container_b64,
+                    sealed.append(SealedReadout(spec.recipient, spec.meter_id, read.readout.container_b64,
                                                 spec.profile_id, spec.metering_point))
                 self.at("deliver_first_readouts")
                 stored: StoredReadouts = await domain_step("deliver_readouts_to_outbox", StoreReadoutsInput(

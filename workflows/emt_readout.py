@@ -49,8 +49,8 @@ class EmtReadoutResult:
     error_message: str | None = None
 
 
-_STEP = {"start_to_close_timeout": timedelta(seconds=30),
-         "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=10)}
+_TIMEOUT = timedelta(seconds=30)
+_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=10)
 
 
 @workflow.defn(name="EmtReadout")
@@ -67,12 +67,12 @@ class EmtReadoutWorkflow:
             stored: StoredReadouts = await workflow.execute_activity(
                 "deliver_readouts_to_outbox", StoreReadoutsInput(inp.gateway_id, "on_demand", [SealedReadout(
                     inp.recipient, inp.meter_id, r.readout.container_b64, None, inp.metering_point)]),
-                result_type=StoredReadouts, **_STEP)
+                result_type=StoredReadouts, start_to_close_timeout=_TIMEOUT, retry_policy=_RETRY)
         except (GatewayStepFailed, ActivityError) as err:
             code, message = error_of(err)
             await workflow.execute_activity("finish_emt_readout_request", FinishEmtReadoutInput(
-                inp.request_id, None, code, message), **_STEP)
+                inp.request_id, None, code, message), start_to_close_timeout=_TIMEOUT, retry_policy=_RETRY)
             return EmtReadoutResult(inp.request_id, "failed", None, code, message)
         await workflow.execute_activity("finish_emt_readout_request", FinishEmtReadoutInput(
-            inp.request_id, stored.ids[0]), **_STEP)
+            inp.request_id, stored.ids[0]), start_to_close_timeout=_TIMEOUT, retry_policy=_RETRY)
         return EmtReadoutResult(inp.request_id, "succeeded", stored.ids[0])

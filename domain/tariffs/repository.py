@@ -24,7 +24,7 @@ def current(at: datetime) -> Any:
                 or_(TafOrder.valid_to.is_(None), TafOrder.valid_to > at))
 
 
-def orders_with_keys(at: datetime) -> Select[Any]:
+def orders_with_keys(at: datetime) -> Any:
     """Orders with their MeLo, EMT and the gateway serving the MeLo at ``at`` (if any)."""
     mm = aliased(MeterMeteringPoint)
     mg = aliased(MeterGateway)
@@ -78,7 +78,7 @@ async def active_profiles(session: AsyncSession, gateway_pk: int) -> Sequence[Ga
 
 
 def profile_history(gateway_pk: int, *, status: str | None = None, kind: str | None = None,
-                    after: int | None = None, limit: int = 100) -> Select[tuple[GatewayProfile]]:
+                    after: int | None = None, limit: int = 100) -> Select[Any]:
     stmt = select(GatewayProfile).where(GatewayProfile.gateway_id == gateway_pk)
     if status:
         stmt = stmt.where(GatewayProfile.status == status)

@@ -10,6 +10,7 @@ from domain.devices.schemas import GatewayCreate
 from domain.devices.service import create_gateway
 from domain.ids import DeviceId
 from domain.tenancy.service import TenantContext
+from gridgate.procs import free_port
 
 _serials = itertools.count(20_000_000)
 
@@ -25,10 +26,13 @@ def make_gateways(procs: TenantContext):  # type: ignore[no-untyped-def]
 
     async def make(n: int, state: str = "in_operation", segment: str | None = None) -> list[str]:
         ids = [str(DeviceId("E", "EMH", 7, next(_serials))) for _ in range(n)]
+        # Wake-ups go to a port nobody listens on: with or without a head-end in the session, these
+        # gateways are genuinely unreachable.
+        nobody = f"127.0.0.1:{free_port()}"
         async with procs.sessions() as session, session.begin():
             for gid in ids:
                 await create_gateway(session, GatewayCreate(device_id=gid, device_type="emh-casa", state=state,
-                                                            network_segment=segment))
+                                                            network_segment=segment, wakeup_address=nobody))
         return ids
 
     return make
@@ -39,10 +43,11 @@ def make_gateways(procs: TenantContext):  # type: ignore[no-untyped-def]
 FLEET_TENANT = "fleet"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def fleet(settings, dbs, tenant_factory, gridgate_worker, tmp_path_factory):  # type: ignore[no-untyped-def]
     """Demo master data, test PKI, head-end node and simulator for tenant ``fleet`` (32 gateways;
-    tests take distinct ones with ``fleet.take``)."""
+    tests take distinct ones with ``fleet.take``). Package scope: the head-end node and simulator
+    stop when the process tests are done, before other areas' tests run."""
     from tests.fleet import start_fleet, stop_fleet
 
     built = await start_fleet(settings, dbs, tenant_factory, tmp_path_factory.mktemp("fleet"), tenant=FLEET_TENANT,
@@ -53,6 +58,6 @@ async def fleet(settings, dbs, tenant_factory, gridgate_worker, tmp_path_factory
         await stop_fleet(built)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def fleet_operator(make_user, fleet):  # type: ignore[no-untyped-def]
     return await make_user(tenant=FLEET_TENANT, role="operator")
