@@ -89,3 +89,21 @@ async def test_exchange_a_meter_final_and_initial_reading_and_assignments_moved(
     box = (await api.get(f"/api/v1/tenants/{T}/emt/outbox", headers=supplier.headers)).json()["items"]
     reasons = sorted(c["reason"] for c in box if c["metering_point"] == melo)
     assert reasons == ["meter_exchange_final", "meter_exchange_initial"]
+
+
+async def test_pairing_over_a_connection_that_drops_every_answer_pairs_once(api, fleet: Fleet, fleet_operator
+                                                                           ) -> None:  # type: ignore[no-untyped-def]
+    """The gateway applies each command and then drops the connection before answering. The
+    process repeats the step with the same command ID: the gateway answers from its command table,
+    the meter is paired exactly once."""
+    (i,) = fleet.take(1, where=lambda i: i % 4 != 0)
+    gid = fleet.gid(i)
+    await fleet.fault(gid, "flaky", 1.0)
+    try:
+        done = await run_process(api, fleet_operator.headers, T, "meter_pairing", [gid], options={"attempts": 4})
+    finally:
+        fleet.clear_fault(gid, "flaky")
+    assert done["targets"][gid]["state"] == "succeeded", done["targets"][gid]
+    assert fleet.applied(gid) == {"pair_meter": 1}
+    assert fleet.repeated(gid) >= 1 and fleet.gateway_state(gid).counters["dropped"] >= 2
+    assert fleet.gateway_state(gid).meters[meters_of(i)[0]]["paired"]
