@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
 from temporalio.client import WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
@@ -23,7 +24,7 @@ from api.deps import EmtClient, StateDep, TenantAccess
 from api.schemas import Page
 from domain.readouts import service as readouts
 from domain.readouts.models import EmtReadoutRequest, ReadoutContainer
-from gridgate.errors import Forbidden, ServiceUnavailable
+from gridgate.errors import Conflict, Forbidden, ServiceUnavailable
 from workflows.common import search_attributes
 from workflows.emt_readout import EmtReadoutInput, emt_readout_workflow_id
 
@@ -106,19 +107,28 @@ async def request_readout(
     ``wait_s``, else 202 with ``status_url``. 404 for a metering point without a current TAF order of
     yours."""
     emt = _emt(access)
-    async with access.transaction() as session:
-        if body.request_id and (known := await readouts.request_by_ref(session, emt, body.request_id)):
-            existing = known
-        else:
-            existing = None
-            auth = await readouts.authorise(session, emt, body.metering_point)
-            request_id = readouts.new_request_id()
-            req = EmtReadoutRequest(id=request_id, emt=emt, client_ref=body.request_id,
-                                    metering_point=auth.metering_point, gateway_id=auth.gateway_id,
-                                    meter_id=auth.meter_id, registers=list(auth.registers), state="running",
-                                    workflow_id=emt_readout_workflow_id(auth.gateway_id, request_id))
-            session.add(req)
+    existing = None
+    try:
+        async with access.transaction() as session:
+            if body.request_id:
+                existing = await readouts.request_by_ref(session, emt, body.request_id)
+            if existing is None:
+                auth = await readouts.authorise(session, emt, body.metering_point)
+                request_id = readouts.new_request_id()
+                req = EmtReadoutRequest(id=request_id, emt=emt, client_ref=body.request_id,
+                                        metering_point=auth.metering_point, gateway_id=auth.gateway_id,
+                                        meter_id=auth.meter_id, registers=list(auth.registers), state="running",
+                                        workflow_id=emt_readout_workflow_id(auth.gateway_id, request_id))
+                session.add(req)
+    except IntegrityError:  # the same request_id raced in twice: the first one stands
+        async with access.transaction() as session:
+            existing = await readouts.request_by_ref(session, emt, body.request_id or "")
+        if existing is None:
+            raise
     if existing is not None:
+        if existing.metering_point != body.metering_point.strip().upper():
+            raise Conflict(f"request_id {body.request_id} was used for another metering point",
+                           code="request_id_reused")
         return await _finish_or_accept(access, existing, None, response, 0)
     client = await access.temporal_client()
     try:

@@ -49,6 +49,9 @@ async def test_the_supplier_reads_its_metering_point_and_only_it_can_open_the_va
     second = await api.post(URL, json={"metering_point": melo, "request_id": "move-out-4711"},
                             headers=supplier.headers)
     assert first.json()["id"] == second.json()["id"] and fleet.applied(gid)["trigger_readout"] == 2
+    reused = await api.post(URL, json={"metering_point": "DE0000171011599999999999999999999",
+                                       "request_id": "move-out-4711"}, headers=supplier.headers)
+    assert reused.status_code == 409 and error_code(reused) == "request_id_reused"
     status = await api.get(f"{URL}/{first.json()['id']}", headers=supplier.headers)
     assert status.json()["readout"]["sha256"] == first.json()["readout"]["sha256"]
 
