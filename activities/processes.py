@@ -62,6 +62,8 @@ class ProcessStateInput:
 @dataclass(frozen=True)
 class CancelPendingInput:
     process_id: str
+    # Targets whose workflows never reported back after being cancelled (also marked cancelled).
+    unreported: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,8 @@ class ProcessActivities:
     @activity.defn(name="cancel_pending_targets")
     async def cancel_pending(self, inp: CancelPendingInput) -> CountResult:
         async with self._session() as session, session.begin():
-            return CountResult(await repo.cancel_pending(session, inp.process_id, dt.datetime.now(dt.UTC)))
+            return CountResult(await repo.cancel_pending(session, inp.process_id, dt.datetime.now(dt.UTC),
+                                                         also_running=inp.unreported))
 
     def all(self) -> list[Any]:
         return [self.next_targets, self.mark_running, self.mark_finished, self.set_state, self.cancel_pending]

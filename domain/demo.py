@@ -8,13 +8,13 @@ again (or with a larger size) and only what is missing is added.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain import ids
 from domain.ids import (
     DEMO_METER_VENDORS,
     DEMO_VENDORS,
@@ -55,8 +55,8 @@ SINCE = "2024-01-01T00:00:00+01:00"
 
 
 def demo_meter_mk0(meter_id: str) -> str:
-    """The demo meter's master key (hex), derivable by the simulator. Demo only."""
-    return hashlib.sha256(f"gridgate demo mk0 {meter_id}".encode()).hexdigest()[:32]
+    """The demo meter's MK0 as hex (the simulated meter holds the same key)."""
+    return ids.demo_meter_mk0(meter_id).hex()
 
 
 def demo_melo(gateway_index: int, slot: int) -> str:

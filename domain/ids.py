@@ -124,3 +124,11 @@ def demo_meter_id(gateway_index: int, slot: int) -> str:
 def demo_meter_count(gateway_index: int) -> int:
     """Meters behind demo gateway ``gateway_index`` (slots 0..n-1): every fourth has two."""
     return 2 if gateway_index % 4 == 0 else 1
+
+
+def demo_meter_mk0(meter_id: str) -> bytes:
+    """The 16-byte LMN master key MK0 of a demo/simulated meter: SHA-256("gridgate-demo-mk0:" + ID),
+    first 16 bytes. Demo only: master data and the simulator derive the same key from here."""
+    import hashlib
+
+    return hashlib.sha256(f"gridgate-demo-mk0:{meter_id}".encode()).digest()[:16]

@@ -24,6 +24,8 @@ import math
 from dataclasses import dataclass
 from functools import cached_property
 
+from domain.ids import demo_meter_mk0
+
 INTERVAL_S = 900
 PER_DAY = 96
 CET_OFFSET_INTERVALS = 4  # UTC+1: local quarter hour = (k + 4) % 96
@@ -215,7 +217,6 @@ class MeterModel:
 
 
 def demo_mk0(meter_id: str) -> bytes:
-    """The 16-byte LMN master key MK0 of a simulated meter **[simulator choice]**: the first 16
-    bytes of SHA-256("gridgate-demo-mk0:" + meter ID). Independent of the seed, so demo master
-    data can hold the same keys. Pairing with any other key fails authentication."""
-    return hashlib.sha256(f"gridgate-demo-mk0:{meter_id}".encode()).digest()[:16]
+    """The 16-byte LMN master key MK0 of a simulated meter: the demo key of ``domain.ids``, so demo
+    master data holds the same keys. Pairing with any other key fails authentication."""
+    return demo_meter_mk0(meter_id)

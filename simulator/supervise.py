@@ -21,3 +21,20 @@ def banner(settings: Settings) -> list[tuple[str, str]]:
     return [("Simulator", f"{settings.demo_fleet_size} gateways -> head-end {sim.headend}; wake-ups udp://"
                           f"{sim.udp_host}:{sim.udp_port}; control http://{sim.control_host}:{sim.control_port}"
                           "  (gridgate simulate status)")]
+
+
+async def prepare(settings: Settings, dbs: object) -> None:
+    """Point the demo gateways' wake-up address at the simulator's UDP socket (where master data has
+    none yet), so the head-end can wake them."""
+    from sqlalchemy import update
+
+    from domain.devices.models import Gateway
+    from domain.ids import demo_gateway_id
+    from domain.tenancy.service import resolve
+
+    sim = SimulatorSettings()
+    tenant = await resolve(dbs, settings.demo_tenant)  # type: ignore[arg-type]
+    ids = [demo_gateway_id(i) for i in range(settings.demo_fleet_size)]
+    async with tenant.sessions() as session, session.begin():
+        await session.execute(update(Gateway).where(Gateway.device_id.in_(ids), Gateway.wakeup_address.is_(None))
+                              .values(wakeup_address=f"{sim.udp_host}:{sim.udp_port}"))

@@ -23,11 +23,9 @@ HISTORIES = Path(__file__).parent / "data" / "histories"
 FIXTURE_KEY = "gridgate-replay-fixtures-not-a-secret-0123456789"
 
 
-async def record_session_histories(request: Any) -> None:
+async def record_session_histories(dbs: Any, clients: Any) -> None:
     if os.environ.get("GRIDGATE_MASTER_KEY") != FIXTURE_KEY:
         raise RuntimeError(f"record with GRIDGATE_MASTER_KEY={FIXTURE_KEY} (see tests/replay.py)")
-    dbs = request.getfixturevalue("dbs")
-    clients = request.getfixturevalue("temporal_clients")
     from domain.tenancy.service import list_tenants
 
     async with dbs.control_sessions() as session:

@@ -48,11 +48,13 @@ class GatewayProcessWorkflow:
 
     async def execute(self, inp: GatewayProcessInput) -> GatewayProcessResult:
         info = workflow.info()
-        await workflow.execute_activity("mark_target_running",
-                                        TargetRunningInput(inp.process_id, inp.seq, info.workflow_id), **BOOKKEEPING)
         self.link = GatewayLink(inp.gateway_id, attempts=inp.attempts, connect_timeout_s=inp.connect_timeout_s)
         outcome, error_type, message, details = "succeeded", None, None, {}
         try:
+            # Inside the try: a cancellation that arrives this early must be reported too.
+            await workflow.execute_activity("mark_target_running",
+                                            TargetRunningInput(inp.process_id, inp.seq, info.workflow_id),
+                                            **BOOKKEEPING)
             details = await self.steps(inp, self.link)
         except (GatewayStepFailed, ActivityError, ChildWorkflowError, ApplicationError) as err:
             outcome = "failed"

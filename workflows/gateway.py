@@ -75,7 +75,7 @@ class GatewayLink:
         return result.task_queue
 
     async def run(self, activity: str, make_input: Any, result_type: type[R], *, step: str,
-                  timeout: timedelta = timedelta(minutes=2)) -> R:
+                  timeout: timedelta = timedelta(seconds=45)) -> R:
         """Run ``activity`` with ``make_input(command_id)``; reconnect and retry on retryable errors."""
         command_id = self.command_id(step)
         last: tuple[str, str] = ("unreachable", "no attempt made")

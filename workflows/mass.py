@@ -39,6 +39,11 @@ STARTS_PER_RUN = 1000
 FETCH_BATCH = 200
 
 
+def _consume(task: asyncio.Future[object]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 @workflow.defn(name="MassProcess")
 class MassProcessWorkflow:
     def __init__(self) -> None:
@@ -153,6 +158,10 @@ class MassProcessWorkflow:
             # Already started by an earlier run before continue-as-new: its signal will come.
             if isinstance(outcome, BaseException) and not isinstance(outcome, WorkflowAlreadyStartedError):
                 raise outcome
+            if not isinstance(outcome, BaseException):
+                # Outcomes arrive by signal; take the handle's result off the books so a failed
+                # child is not reported as an "exception never retrieved".
+                outcome.add_done_callback(_consume)
         self.starts_this_run += len(starts)
 
     def _check_failure_rate(self) -> None:
@@ -188,8 +197,11 @@ class MassProcessWorkflow:
         # Children record "cancelled" themselves and signal; wait for them (bounded).
         with suppress(asyncio.TimeoutError):
             await workflow.wait_condition(lambda: not s.in_flight, timeout=timedelta(minutes=5))
+        unreported = sorted(s.in_flight)
+        s.in_flight.clear()
         res: CountResult = await workflow.execute_activity(
-            "cancel_pending_targets", CancelPendingInput(s.process_id), result_type=CountResult, **BOOKKEEPING)
+            "cancel_pending_targets", CancelPendingInput(s.process_id, unreported), result_type=CountResult,
+            **BOOKKEEPING)
         s.cancelled += res.count
         await self._mirror("cancelled", None)
         return MassProcessResult(s.process_id, "cancelled", s.succeeded, s.failed, s.cancelled)

@@ -130,8 +130,13 @@ async def mark_finished(session: AsyncSession, process_id: str, seq: int, state:
     return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
-async def cancel_pending(session: AsyncSession, process_id: str, at: dt.datetime) -> int:
+async def cancel_pending(session: AsyncSession, process_id: str, at: dt.datetime, *,
+                         also_running: Sequence[int] = ()) -> int:
+    """Cancel every pending target (and the running ones named, whose workflows never reported)."""
     res = await session.execute(
-        update(ProcessTarget).where(ProcessTarget.process_id == process_id, ProcessTarget.state == "pending")
+        update(ProcessTarget)
+        .where(ProcessTarget.process_id == process_id,
+               (ProcessTarget.state == "pending")
+               | (ProcessTarget.seq.in_(list(also_running)) & (ProcessTarget.state == "running")))
         .values(state="cancelled", finished_at=at, error_type="cancelled", error_message="process cancelled"))
     return int(res.rowcount or 0)  # type: ignore[attr-defined]
