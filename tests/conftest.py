@@ -279,18 +279,3 @@ async def gridgate_worker(settings: Settings, dbs: Databases, temporal_clients: 
         stop.set()
         await task
         await asyncio.wait_for(workers.shutdown(), 60)
-
-
-@pytest.fixture(scope="session", autouse=True)
-async def _record_histories(request):  # type: ignore[no-untyped-def]
-    """With GRIDGATE_RECORD_HISTORIES=1, write one history per workflow type and outcome that ran
-    in this session to tests/data/histories (see tests/replay.py). Otherwise does nothing."""
-    if os.environ.get("GRIDGATE_RECORD_HISTORIES") != "1":
-        yield
-        return
-    # Requested here so that they are torn down after this fixture's recording.
-    dbs, clients = request.getfixturevalue("dbs"), request.getfixturevalue("temporal_clients")
-    yield
-    from tests.replay import record_session_histories
-
-    await record_session_histories(dbs, clients)

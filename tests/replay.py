@@ -6,8 +6,9 @@ Recording (after a change of workflow code that is meant to change histories)::
     GRIDGATE_MASTER_KEY=gridgate-replay-fixtures-not-a-secret-0123456789 \\
     GRIDGATE_RECORD_HISTORIES=1 .venv/bin/pytest tests/processes
 
-At the end of the session one history per (workflow type, outcome) that ran in the session's
-tenant namespaces is written to ``tests/data/histories/<Type>.<outcome>.json``. Payloads stay
+``tests/processes/test_proc_zz_record.py`` runs last in that directory and writes one history per
+(workflow type, outcome) that ran in the session's tenant namespaces to
+``tests/data/histories/<Type>.<outcome>.json``. Payloads stay
 encrypted as Temporal stores them, under the published fixture key above (not a secret: the data
 is simulated), with the namespace the key was derived for.
 """

@@ -24,6 +24,7 @@ from domain.processes import repository as repo
 from domain.processes.ids import mass_workflow_id
 from domain.processes.models import Process
 from domain.processes.types import ProcessType, process_type, validate_params
+from domain.tariffs.prechecks import PRECHECKS
 from gridgate.errors import Conflict, InvalidInput, NotFound
 
 MAX_TARGETS = 200_000
@@ -129,6 +130,9 @@ async def start(
     if ptype.single_gateway_only and matched != 1:
         raise InvalidInput(f"{ptype.name} runs for exactly one gateway ({matched} given)", code="single_gateway_only")
     _check_states(ptype, *await repo.ineligible_sample(session, cond, ptype.eligible_states))
+    check = PRECHECKS.get(ptype.name)  # what the params name must exist in master data
+    if check is not None:
+        await check(session, cond, clean)
     if not options.skip_busy:
         busy, sample = await repo.busy_sample(session, cond)
         if busy:
