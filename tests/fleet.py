@@ -59,6 +59,8 @@ class Fleet:
     size: int
     headend: Any = None
     sim: Any = None
+    dbs: Any = None
+    hsettings: Any = None
     taken: set[int] = field(default_factory=set)
 
     # -- choosing gateways
@@ -158,10 +160,7 @@ async def provision(settings: Settings, ctx: TenantContext, pki: TestPki, size: 
 async def start_fleet(settings: Settings, dbs: Any, tenant_factory: Any, directory: Path, *, tenant: str,
                       size: int) -> Fleet:
     """Provision the tenant, then start a head-end node and the simulator for it."""
-    from gridgate.temporal_clients import TemporalClients
     from headend.config import HeadendSettings
-    from headend.identity import StoreIdentitySource
-    from headend.service import HeadendService
     from simulator.config import SimulatorSettings
     from simulator.run import Simulator
 
@@ -173,16 +172,13 @@ async def start_fleet(settings: Settings, dbs: Any, tenant_factory: Any, directo
     await provision(settings, ctx, pki, size, udp_port)
     fleet = Fleet(tenant, ctx, settings, pki, size)
 
-    hs = HeadendSettings(host="127.0.0.1", port=0, inbound_port=0, metrics_port=0, node_id=f"{tenant}-n1",
-                         tenant_poll_s=0.5, history_flush_s=0.1, connect_timeout_s=15, wakeup_retry_s=2,
-                         response_timeout_s=5, firmware_dir=str(directory / "firmware"))
-    service = HeadendService(settings, hs, dbs, TemporalClients(settings.temporal_address),
-                             StoreIdentitySource(settings))
-    fleet.headend = service
-    fleet._stop = asyncio.Event()  # type: ignore[attr-defined]
-    fleet._task = asyncio.create_task(service.run(fleet._stop))  # type: ignore[attr-defined]
-    await asyncio.wait_for(service.ready.wait(), 60)
-    _, port, inbound = service.node.bound
+    # Fixed ports, so a restarted head-end node is where the simulated gateways look for it.
+    hs = HeadendSettings(host="127.0.0.1", port=free_port(), inbound_port=free_port(), metrics_port=0,
+                         node_id=f"{tenant}-n1", tenant_poll_s=0.5, history_flush_s=0.1, connect_timeout_s=15,
+                         wakeup_retry_s=2, response_timeout_s=5, firmware_dir=str(directory / "firmware"))
+    fleet.dbs, fleet.hsettings = dbs, hs
+    await start_headend(fleet)
+    _, port, inbound = fleet.headend.node.bound
     sim_settings = SimulatorSettings(
         gateways=size, headend=f"127.0.0.1:{port}", inbound_port=inbound, pki_dir=pki.directory,
         state_dir=directory / "sim-state", udp_port=udp_port, control_port=0, sni=f"{tenant}.gwa.gridgate.test",
@@ -192,12 +188,30 @@ async def start_fleet(settings: Settings, dbs: Any, tenant_factory: Any, directo
     return fleet
 
 
+async def start_headend(fleet: Fleet) -> None:
+    from gridgate.temporal_clients import TemporalClients
+    from headend.identity import StoreIdentitySource
+    from headend.service import HeadendService
+
+    settings = fleet.settings
+    service = HeadendService(settings, fleet.hsettings, fleet.dbs, TemporalClients(settings.temporal_address),
+                             StoreIdentitySource(settings))
+    fleet.headend = service
+    fleet._stop = asyncio.Event()  # type: ignore[attr-defined]
+    fleet._task = asyncio.create_task(service.run(fleet._stop))  # type: ignore[attr-defined]
+    await asyncio.wait_for(service.ready.wait(), 60)
+
+
+async def stop_headend(fleet: Fleet) -> None:
+    fleet._stop.set()  # type: ignore[attr-defined]
+    await asyncio.wait_for(fleet._task, 30)  # type: ignore[attr-defined]
+
+
 async def stop_fleet(fleet: Fleet) -> None:
     if fleet.sim is not None:
         await fleet.sim.stop()
     if fleet.headend is not None:
-        fleet._stop.set()  # type: ignore[attr-defined]
-        await asyncio.wait_for(fleet._task, 30)  # type: ignore[attr-defined]
+        await stop_headend(fleet)
 
 
 # -- driving processes through the API ---------------------------------------------------------

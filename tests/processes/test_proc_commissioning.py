@@ -118,3 +118,41 @@ async def test_a_refused_step_leaves_the_gateway_faulty_and_removes_what_this_ru
     history = (await api.get(f"/api/v1/tenants/{T}/gateways/{gid}/profiles", headers=h)).json()["items"]
     assert history == []
     fleet.clear_fault(gid, "reject")
+
+
+async def test_the_head_end_restarts_in_the_middle_and_every_gateway_is_commissioned_once(
+    api, fleet: Fleet, fleet_operator  # type: ignore[no-untyped-def]
+) -> None:
+    """Four gateways are being commissioned when the head-end node goes down and comes back. The
+    process completes: all four in operation, no command applied twice on any gateway."""
+    import asyncio
+
+    from tests.fleet import start_headend, stop_headend, wait_process
+
+    h = fleet_operator.headers
+    idx = fleet.take(4, where=lambda i: i % 4 != 0)
+    gids = [fleet.gid(i) for i in idx]
+    for i in idx:
+        await order(api, h, melos_of(i)[0], 7, SUPPLIER)
+    await fleet.move_to(gids, "installed")
+    started = await api.post(f"/api/v1/tenants/{T}/processes", headers=h, json={
+        "type": "commissioning", "target": {"gateway_ids": gids}, "reason": "restart drill",
+        "params": {"first_readout": True}, "options": {"concurrency": 2, "connect_timeout_s": 15, "attempts": 6}})
+    assert started.status_code == 202, started.text
+    for _ in range(200):  # until the first gateway is half-way through
+        if any(fleet.applied(g).get("pair_meter") for g in gids):
+            break
+        await asyncio.sleep(0.05)
+    unfinished = [g for g in gids if not fleet.applied(g).get("trigger_readout")]
+    await stop_headend(fleet)
+    assert unfinished, "the restart came too late to test anything"
+    await asyncio.sleep(1)
+    await start_headend(fleet)
+
+    done = await wait_process(api, h, T, started.json()["id"], timeout=240)
+    assert done["counts"]["succeeded"] == 4, done["targets"]
+    for gid in gids:
+        assert await fleet.gateway_db_state(gid) == "in_operation"
+        assert fleet.applied(gid) == {"install_certificates": 1, "set_time": 1, "pair_meter": 1,
+                                      "write_meter_profile": 1, "write_communication_profile": 1,
+                                      "write_evaluation_profile": 1, "trigger_readout": 1}, gid
