@@ -34,3 +34,21 @@ async def test_demo_fleet_is_complete_consistent_and_idempotent(tenant_factory, 
         assert all(m.metering_points and m.metering_points[0].market_locations for m in topology.meters)
         assert {p.mp_id for p in topology.market_partners} == {DEMO_GRID_OPERATOR.mp_id, DEMO_SUPPLIER.mp_id}
         assert await meter_mk0(session, box, demo_meter_id(0, 0)) == bytes.fromhex(demo_meter_mk0(demo_meter_id(0, 0)))
+
+
+async def test_make_run_bootstrap_seeds_the_fleet_before_the_demo_pki(settings, dbs, temporal_clients,  # type: ignore[no-untyped-def]
+                                                                      tmp_path) -> None:
+    from sqlalchemy import text
+
+    from domain.tenancy.service import resolve
+    from gridgate.bootstrap import ensure_demo
+
+    small = settings.model_copy(update={"demo_tenant": "mdboot", "demo_fleet_size": 3, "var_dir": tmp_path})
+    await ensure_demo(small, dbs, temporal_clients)
+    await ensure_demo(small, dbs, temporal_clients)  # a second `make run` adds nothing
+    tenant = await resolve(dbs, "mdboot")
+    async with tenant.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Gateway)) == 3
+        linked = await session.scalar(text(
+            "SELECT count(DISTINCT gateway_id) FROM certificates WHERE gateway_id IS NOT NULL"))
+        assert linked == 3  # the PKI found the gateways the fleet seed created
