@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -46,8 +47,8 @@ class MeterExchangeParams(_Params):
         if v is None:
             return v
         at = datetime.fromisoformat(v)
-        if at.tzinfo is None:
-            raise ValueError("exchanged_at needs a UTC offset, e.g. 2026-01-01T10:00:00+01:00")
+        if at.tzinfo is None:  # without offset: German local time, as everywhere in the API
+            at = at.replace(tzinfo=ZoneInfo("Europe/Berlin"))
         return at.isoformat()
 
     @model_validator(mode="after")

@@ -109,11 +109,9 @@ async def create_order(session: AsyncSession, body: TafOrderCreate) -> tuple[Taf
     partner = await _partner(session, body.emt)
     _check_fit(spec, partner, mp)
     now = await db_now(session)
-    valid_from = body.valid_from or now
-    for value in (valid_from, body.valid_to):
-        if value is not None and value.tzinfo is None:
-            raise InvalidInput("timestamps need a UTC offset, e.g. 2026-01-01T00:00:00+01:00", code="invalid_period")
-    if body.valid_to is not None and body.valid_to <= valid_from:
+    # Timestamps without offset are German local time, as everywhere in the API.
+    valid_from, valid_to = v.aware(body.valid_from) or now, v.aware(body.valid_to)
+    if valid_to is not None and valid_to <= valid_from:
         raise InvalidInput("valid_to must be after valid_from", code="invalid_period")
     old = await repo.active_order(session, mp.id, body.taf)
     if old is not None:
@@ -123,7 +121,7 @@ async def create_order(session: AsyncSession, body: TafOrderCreate) -> tuple[Taf
         old.termination_reason = f"replaced ({change})"
         await session.flush()
     order = TafOrder(metering_point_id=mp.id, taf=body.taf, emt_id=partner.id, params=params, valid_from=valid_from,
-                     valid_to=body.valid_to, status="active", external_ref=body.external_ref)
+                     valid_to=valid_to, status="active", external_ref=body.external_ref)
     session.add(order)
     await session.flush()
     record(session, "create", "taf_order", str(order.id), {
@@ -160,10 +158,11 @@ async def update_order(session: AsyncSession, order_id: int, body: TafOrderUpdat
             changes["params"] = {"old": order.params, "new": params}
             order.params = params
     if "valid_to" in raw:
-        if raw["valid_to"] is not None and (raw["valid_to"].tzinfo is None or raw["valid_to"] <= order.valid_from):
-            raise InvalidInput("valid_to must carry a UTC offset and lie after valid_from", code="invalid_period")
-        changes["valid_to"] = {"old": str(order.valid_to), "new": str(raw["valid_to"])}
-        order.valid_to = raw["valid_to"]
+        valid_to = v.aware(raw["valid_to"])
+        if valid_to is not None and valid_to <= order.valid_from:
+            raise InvalidInput("valid_to must lie after valid_from", code="invalid_period")
+        changes["valid_to"] = {"old": str(order.valid_to), "new": str(valid_to)}
+        order.valid_to = valid_to
     if "external_ref" in raw:
         changes["external_ref"] = {"old": order.external_ref, "new": raw["external_ref"]}
         order.external_ref = raw["external_ref"]

@@ -35,7 +35,7 @@ async def test_deinstall_two_gateways_final_readings_reach_every_emt(api, fleet:
     await fleet.fault(gids[1], "offline")
     held = await api.post(f"/api/v1/tenants/{T}/processes", headers=h, json={
         "type": "time_sync", "target": {"gateway_ids": [gids[1]]}, "reason": "clock check",
-        "options": {"connect_timeout_s": 6, "attempts": 1}})
+        "options": {"connect_timeout_s": 2, "attempts": 1}})
     assert held.status_code == 202
     refused = await api.post(f"/api/v1/tenants/{T}/processes", headers=h, json={
         "type": "deinstallation", "target": {"gateway_ids": gids}, "reason": "contract ended"})
