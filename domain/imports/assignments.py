@@ -17,6 +17,7 @@ wait) and the referenced tables take no writes until the import commits.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import ForeignKeyConstraint, text
@@ -30,6 +31,7 @@ from domain.imports.errors import ErrorLog
 from domain.imports.kinds import Context, Kind, duplicates
 from domain.imports.upsert import Counts
 from domain.topology.kinds import KINDS, AssignmentKind
+from domain.topology.service import assignment_changes
 from gridgate.errors import InvalidInput
 
 BULK_MIN_ROWS = 20_000
@@ -55,6 +57,9 @@ def _row(row: dict[str, Any], ctx: Context, line: int, errors: ErrorLog) -> None
     start, end = row.get("valid_from"), row.get("valid_to")
     if start and end and end <= start:
         errors.add(line, "valid_to", "invalid_period", "valid_to must be after valid_from")
+    if k is not None and start is not None:
+        row["audit_new"] = json.dumps(assignment_changes(k, row["subject"], row["target"], start, end),
+                                      separators=(",", ":"))
 
 
 def _stage_col(k: AssignmentKind, column: str) -> str:
@@ -68,13 +73,13 @@ class AssignmentImport(Kind):
         resolved = f"{stage}_r"
         await session.execute(text(
             f"CREATE TEMP TABLE {resolved} ON COMMIT DROP AS SELECT line, kind, subject, target, valid_from, valid_to, "
-            f"NULL::bigint AS subject_id, NULL::bigint AS target_id FROM {stage} WHERE false"))
+            f"audit_new, NULL::bigint AS subject_id, NULL::bigint AS target_id FROM {stage} WHERE false"))
         kinds = [r[0] for r in await session.execute(text(f"SELECT DISTINCT kind FROM {stage}"))]
         for name in kinds:
             k = KINDS[name]
             await session.execute(text(
                 f"INSERT INTO {resolved} SELECT s.line, s.kind, s.subject, s.target, s.valid_from, s.valid_to, "
-                f"x.id, y.id FROM {stage} s "
+                f"s.audit_new, x.id, y.id FROM {stage} s "
                 f"LEFT JOIN {k.subject.model.__tablename__} x ON x.{k.subject.key} = s.subject "
                 f"LEFT JOIN {k.target.model.__tablename__} y ON y.{k.target.key} = s.target WHERE s.kind = :k"),
                 {"k": name})
@@ -169,11 +174,7 @@ async def _apply(session: AsyncSession, stage: str, k: AssignmentKind, params: d
         ),
         aud AS (
             INSERT INTO audit_log (actor, action, object_type, object_id, changes, request_id)
-            SELECT :actor, 'assign', :k, ins.id::text, jsonb_build_object(
-                '{k.subject.name}', jsonb_build_object('old', NULL::text, 'new', f.subject),
-                '{k.target.name}', jsonb_build_object('old', NULL::text, 'new', f.target),
-                'valid_from', jsonb_build_object('old', NULL::text, 'new', {ts.format("ins.valid_from")}),
-                'valid_to', jsonb_build_object('old', NULL::text, 'new', {ts.format("ins.valid_to")})), :request_id
+            SELECT :actor, 'assign', :k, ins.id::text, CAST(f.audit_new AS jsonb), :request_id
             FROM ins JOIN f ON f.subject_id = ins.subject_id AND f.target_id = ins.target_id
                            AND f.valid_from = ins.valid_from
         )
@@ -212,5 +213,5 @@ ASSIGNMENTS = AssignmentImport(
         Column("valid_from", "timestamptz", v.iso_datetime, required=True, doc="ISO 8601; without offset: German time"),
         Column("valid_to", "timestamptz", v.iso_datetime, doc="exclusive end; empty: open-ended"),
     ),
-    targets=lambda present: [], row_check=_row,
+    targets=lambda present: [], row_check=_row, derived=(("audit_new", "text"),),
 )

@@ -26,7 +26,9 @@ from domain.imports.kinds import (
     DEVICE_SOURCE_JOINS,
     Context,
     Kind,
+    audit_json,
     check_device_type,
+    device_audit,
     device_targets,
     duplicates,
     encrypt_mk0,
@@ -71,6 +73,7 @@ def _row(row: dict[str, Any], ctx: Context, line: int, errors: ErrorLog) -> None
         if cert is not None:
             errors.add(line, "initial_certificate", "unexpected_value", "initial certificates belong to gateways")
         encrypt_mk0(row, ctx, line, errors)
+    row["audit_new"] = audit_json(device_audit(row["device_kind"])(row, ctx), ctx)
 
 
 class DeliveryImport(Kind):
@@ -92,10 +95,10 @@ class DeliveryImport(Kind):
                          *(mk0_targets() if "mk0" in present else []), *ownership()]
         counts = await apply(session, table="gateways", key="device_id", object_type="gateway",
                              source=self.source(stage, "WHERE s.device_kind = 'gateway'"), targets=gateway_targets,
-                             params=params)
+                             params=params, create_audit="audit_new")
         counts = counts + await apply(session, table="meters", key="device_id", object_type="meter",
                                       source=self.source(stage, "WHERE s.device_kind = 'meter'"),
-                                      targets=meter_targets, params=params)
+                                      targets=meter_targets, params=params, create_audit="audit_new")
         await session.execute(text(f"""
             WITH ins AS (
                 INSERT INTO gateway_initial_certificates (gateway_id, sha256, der, subject, not_after, created_by,
@@ -125,6 +128,6 @@ DELIVERY = DeliveryImport(
     targets=lambda present: [], row_check=_row,
     derived=(("device_kind", "text"), ("mk0_ciphertext", "bytea"), ("mk0_fingerprint", "bytea"),
              ("cert_sha256", "text"), ("cert_der", "bytea"), ("cert_subject", "text"),
-             ("cert_not_after", "timestamptz")),
+             ("cert_not_after", "timestamptz"), ("audit_new", "text")),
     source_joins=DEVICE_SOURCE_JOINS, source_columns=DEVICE_SOURCE_COLUMNS,
 )

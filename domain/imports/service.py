@@ -133,7 +133,7 @@ async def run_import(session: AsyncSession, kind_name: str, stream: BinaryIO, *,
     await session.execute(text("SET LOCAL work_mem = '64MB'"))
     # Timestamps in audit entries come out of to_jsonb in UTC (as the API writes them).
     await session.execute(text("SET LOCAL timezone = 'UTC'"))
-    ctx = await Context.load(session, box)
+    ctx = await Context.load(session, box, source_system)
     errors = ErrorLog(max_errors)
     source = await asyncio.to_thread(CsvSource, kind.name, stream, errors, progress)
     positions = check_header(kind.name, source.header, kind.column_names, kind.required)

@@ -73,10 +73,11 @@ def _diff(targets: list[Target], old: str | None, new: str) -> str:
 
 
 async def apply(session: AsyncSession, *, table: str, key: str, object_type: str, source: str,
-                targets: list[Target], params: dict[str, Any]) -> Counts:
+                targets: list[Target], params: dict[str, Any], create_audit: str | None = None) -> Counts:
     """Update changed and insert new rows of ``table`` from ``source`` (a SELECT with alias-free
     columns named like the stage, including ``key``). ``params`` must hold ``actor`` and
-    ``request_id``; ``source`` may use further bind parameters."""
+    ``request_id``; ``source`` may use further bind parameters. ``create_audit``: a source column
+    holding the change-log JSON of a created row (built by the parser); else it is built here."""
     cols = [t.column for t in targets]
     compared = [t for t in targets if t.compare]
     olds = ", ".join(f"{t.audit_of('t')} AS a_{t.audit}" for t in targets if t.audit) or "1 AS a__"
@@ -100,6 +101,9 @@ async def apply(session: AsyncSession, *, table: str, key: str, object_type: str
             FROM up u JOIN old o ON o._key = u._key
         )
         SELECT count(*) FROM up"""
+    created = (f"SELECT :actor, 'create', :object_type, u._key, CAST(n.{create_audit} AS jsonb), :request_id "
+               f"FROM ins u JOIN src n ON n.{key} = u._key") if create_audit else (
+        f"SELECT :actor, 'create', :object_type, u._key, {_diff(targets, None, 'u')}, :request_id FROM ins u")
     insert_sql = f"""
         WITH src AS ({source}),
         ins AS (
@@ -110,8 +114,7 @@ async def apply(session: AsyncSession, *, table: str, key: str, object_type: str
         ),
         aud AS (
             INSERT INTO audit_log (actor, action, object_type, object_id, changes, request_id)
-            SELECT :actor, 'create', :object_type, u._key, {_diff(targets, None, "u")}, :request_id
-            FROM ins u
+            {created}
         )
         SELECT count(*) FROM ins"""
     bind = {**params, "object_type": object_type}

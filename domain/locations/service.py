@@ -52,6 +52,11 @@ def snapshot(obj: Any) -> dict[str, Any]:
     return {f: getattr(obj, f) for f in _SPECS[type(obj)]["fields"]}
 
 
+def snapshot_fields(model: type) -> tuple[str, ...]:
+    """The fields the change log shows for ``model`` (imports build create entries from them)."""
+    return tuple(_SPECS[model]["fields"])
+
+
 def _clean(data: dict[str, Any]) -> dict[str, Any]:
     out = dict(data)
     for key, fn in (("street", lambda x: v.text(x, 200, "street")), ("house_number", lambda x: v.text(x, 20, "house")),

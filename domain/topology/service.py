@@ -12,7 +12,7 @@ Public for other areas:
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -73,6 +73,17 @@ def _overlap_error(kind_: AssignmentKind, row: Any) -> AssignmentOverlap:
     )
 
 
+def _utc(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def assignment_changes(k: AssignmentKind, subject: str, target: str, valid_from: datetime,
+                       valid_to: datetime | None) -> dict[str, Any]:
+    """What the change log records for a new assignment (the API and imports alike)."""
+    return {k.subject.name: {"old": None, "new": subject}, k.target.name: {"old": None, "new": target},
+            "valid_from": {"old": None, "new": _utc(valid_from)}, "valid_to": {"old": None, "new": _utc(valid_to)}}
+
+
 def _check_period(valid_from: datetime, valid_to: datetime | None) -> None:
     if valid_to is not None and valid_to <= valid_from:
         raise InvalidPeriod(f"valid_to ({valid_to.isoformat()}) must be after valid_from ({valid_from.isoformat()})")
@@ -105,10 +116,7 @@ async def assign(session: AsyncSession, kind_name: str, subject: str, target: st
     a = k.model(valid_from=valid_from, valid_to=valid_to, **ids)
     session.add(a)
     await flush_or_conflict(session, f"{k.name} assignment")
-    record(session, "assign", k.name, str(a.id), {
-        k.subject.name: {"old": None, "new": subject_key}, k.target.name: {"old": None, "new": target_key},
-        "valid_from": {"old": None, "new": valid_from.isoformat()},
-        "valid_to": {"old": None, "new": valid_to.isoformat() if valid_to else None}})
+    record(session, "assign", k.name, str(a.id), assignment_changes(k, subject_key, target_key, valid_from, valid_to))
     row = await repository.assignment(session, k, a.id)
     return _out(k, row)
 
@@ -132,8 +140,7 @@ async def end_assignment(session: AsyncSession, kind_name: str, assignment_id: i
         raise _overlap_error(k, conflict)
     old = a.valid_to
     a.valid_to = valid_to
-    record(session, "end", k.name, str(a.id), {"valid_to": {"old": old.isoformat() if old else None,
-                                                            "new": valid_to.isoformat()}})
+    record(session, "end", k.name, str(a.id), {"valid_to": {"old": _utc(old), "new": _utc(valid_to)}})
     await flush_or_conflict(session, f"{k.name} assignment {assignment_id}")
     return _out(k, await repository.assignment(session, k, a.id))
 

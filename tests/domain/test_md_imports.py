@@ -231,3 +231,58 @@ async def test_large_assignment_files_take_the_bulk_path_and_keep_every_constrai
     async with tenant.sessions() as session, session.begin():
         with pytest.raises(AssignmentOverlap):
             await assign(session, "meter-gateway", meters[0], gws[1], valid_from=datetime(2025, 1, 1, tzinfo=UTC))
+
+
+async def test_imports_record_creations_exactly_as_the_api_does(session, box) -> None:  # type: ignore[no-untyped-def]
+    from domain.devices.schemas import GatewayCreate, MeterCreate
+    from domain.devices.service import create_gateway, create_meter
+    from domain.locations.models import ConnectionPoint
+    from domain.locations.schemas import ConnectionPointCreate
+    from domain.locations.service import create as create_location
+    from domain.topology.service import assign
+    from tests.domain.conftest import cp_code
+
+    async def changes(object_type: str, object_id: str) -> dict:  # type: ignore[type-arg]
+        entry = await session.scalar(select(AuditEntry).where(AuditEntry.object_type == object_type,
+                                                              AuditEntry.object_id == object_id)
+                                     .order_by(AuditEntry.id.desc()).limit(1))
+        assert entry is not None
+        return entry.changes
+
+    api_gw, file_gw = gateway_id(), gateway_id()
+    await create_gateway(session, GatewayCreate(device_id=api_gw, device_type="emh-casa", firmware_version="2.1",
+                                                network_segment="A1"))
+    await run_import(session, "gateways", _file(GW_HEADER + f"{file_gw},emh-casa,2.1,A1,\n"), box=box)
+    assert await changes("gateway", api_gw) == await changes("gateway", file_gw)
+
+    api_m, file_m = meter_id(), meter_id()
+    await create_meter(session, box, MeterCreate(device_id=api_m, device_type="emh-ebzd", calibration_date="2024-01-01",
+                                                 mk0="00" * 16))
+    await run_import(session, "meters", _file(f"device_id,device_type,calibration_date,mk0\n{file_m},emh-ebzd,"
+                                              f"2024-01-01,{'00' * 16}\n"), box=box)
+    api_changes, file_changes = await changes("meter", api_m), await changes("meter", file_m)
+    assert api_changes.keys() == file_changes.keys() and api_changes["mk0"]["new"].startswith("hmac:")
+    assert {k: v for k, v in api_changes.items() if k != "mk0"} == {k: v for k, v in file_changes.items() if k != "mk0"}
+
+    api_cp, file_cp = cp_code(), cp_code()
+    await create_location(session, ConnectionPoint, ConnectionPointCreate(code=api_cp, city="Köln", postcode="50667"))
+    await run_import(session, "connection-points", _file(f"code,city,postcode\n{file_cp},Köln,50667\n"), box=box)
+    assert await changes("connection_point", api_cp) == await changes("connection_point", file_cp)
+
+    made = await assign(session, "gateway-connection-point", api_gw, api_cp, valid_from=datetime(2024, 1, 1))
+    assignment_file = _file(f"kind,subject,target,valid_from,valid_to\n"
+                            f"gateway-connection-point,{file_gw},{file_cp},2024-01-01,\n")
+    await run_import(session, "assignments", assignment_file, box=box)
+    file_made = await session.scalar(select(AuditEntry).where(AuditEntry.object_type == "gateway-connection-point",
+                                                              AuditEntry.action == "assign")
+                                     .order_by(AuditEntry.id.desc()).limit(1))
+    api_entry = await changes("gateway-connection-point", str(made.id))
+    assert file_made is not None
+    assert {k: v for k, v in api_entry.items() if k not in ("gateway", "connection_point")} == {
+        k: v for k, v in file_made.changes.items() if k not in ("gateway", "connection_point")}
+    assert file_made.changes["gateway"] == {"old": None, "new": file_gw}
+
+    mirrored = gateway_id()
+    await run_import(session, "gateways", _file(GW_HEADER + f"{mirrored},emh-casa,,,\n"), box=box,
+                     source_system="SAP")
+    assert (await changes("gateway", mirrored))["source_system"] == {"old": None, "new": "SAP"}
