@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 from cryptography import x509
-from pydantic import SecretStr
 from sqlalchemy import update
 
 from domain.demo import DEMO_GRID_OPERATOR, DEMO_SUPPLIER, demo_melo, seed_demo_fleet
@@ -119,11 +118,8 @@ async def provision(settings: Settings, ctx: TenantContext, pki: TestPki, size: 
     """Master data and certificates of the fleet tenant (see the module docstring)."""
     from domain.certificates import service as certs
     from domain.devices.models import Gateway
-    from domain.devices.schemas import MeterUpdate
-    from domain.devices.service import update_meter
     from domain.secrets import SecretBox
     from pki.profile import crl_urls
-    from simulator.meters import demo_mk0
 
     cache = certs.crl_cache(ctx)
     for ca_name, cert in (("root", pki.subca), ("subca", pki.gwa.tls.cert)):
@@ -150,11 +146,6 @@ async def provision(settings: Settings, ctx: TenantContext, pki: TestPki, size: 
             await certs.import_gateway(session, ctx, pem(pki.gateway(gid), False), gid)
         await session.execute(update(Gateway).where(Gateway.device_id.in_(gateways))
                               .values(wakeup_address=f"127.0.0.1:{udp_port}"))
-        # The simulator derives each meter's MK0 its own way (simulator.meters.demo_mk0); the demo
-        # seed's keys differ (domain.demo.demo_meter_mk0), so the fleet gets the simulator's.
-        for i in range(size):
-            for meter in meters_of(i):
-                await update_meter(session, box, meter, MeterUpdate(mk0=SecretStr(demo_mk0(meter).hex())))
 
 
 async def start_fleet(settings: Settings, dbs: Any, tenant_factory: Any, directory: Path, *, tenant: str,

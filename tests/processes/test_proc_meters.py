@@ -60,6 +60,10 @@ async def test_exchange_a_meter_final_and_initial_reading_and_assignments_moved(
         "type": "meter_exchange", "target": {"gateway_ids": [gid]}, "reason": "meter broken",
         "params": {"old_meter_id": old, "new_meter_id": old}})
     assert bad.status_code == 400 and error_code(bad) == "invalid_params"
+    elsewhere = await api.post(f"/api/v1/tenants/{T}/processes", headers=h, json={
+        "type": "meter_exchange", "target": {"gateway_ids": [gid]}, "reason": "meter broken",
+        "params": {"old_meter_id": spare, "new_meter_id": old}})
+    assert elsewhere.status_code == 409 and error_code(elsewhere) == "meter_not_assigned", elsewhere.text
 
     done = await run_process(api, h, T, "meter_exchange", [gid], {"old_meter_id": old, "new_meter_id": spare})
     target = done["targets"][gid]

@@ -138,3 +138,8 @@ async def test_rollout_needs_the_gateway_in_operation_and_known_orders(api, flee
         "type": "profile_rollout", "target": {"gateway_ids": [gid]}, "params": {"taf_order_ids": ["x"]},
         "reason": "new TAF"})
     assert r.status_code == 400 and error_code(r) == "invalid_params"
+    (j,) = fleet.take(1)
+    r = await api.post(f"/api/v1/tenants/{T}/processes", headers=h, json={
+        "type": "profile_rollout", "target": {"gateway_ids": [fleet.gid(j)]},
+        "params": {"taf_order_ids": [987654321]}, "reason": "new TAF"})
+    assert r.status_code == 400 and error_code(r) == "unknown_taf_order", r.text
