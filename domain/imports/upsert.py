@@ -101,7 +101,7 @@ async def apply(session: AsyncSession, *, table: str, key: str, object_type: str
             FROM up u JOIN old o ON o._key = u._key
         )
         SELECT count(*) FROM up"""
-    created = (f"SELECT :actor, 'create', :object_type, u._key, CAST(n.{create_audit} AS jsonb), :request_id "
+    created_sql = (f"SELECT :actor, 'create', :object_type, u._key, CAST(n.{create_audit} AS jsonb), :request_id "
                f"FROM ins u JOIN src n ON n.{key} = u._key") if create_audit else (
         f"SELECT :actor, 'create', :object_type, u._key, {_diff(targets, None, 'u')}, :request_id FROM ins u")
     insert_sql = f"""
@@ -114,7 +114,7 @@ async def apply(session: AsyncSession, *, table: str, key: str, object_type: str
         ),
         aud AS (
             INSERT INTO audit_log (actor, action, object_type, object_id, changes, request_id)
-            {created}
+            {created_sql}
         )
         SELECT count(*) FROM ins"""
     bind = {**params, "object_type": object_type}
