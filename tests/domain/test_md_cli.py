@@ -37,3 +37,50 @@ async def test_import_count_and_rejected_file_from_the_command_line(settings, te
 
     async with tenant_a.sessions() as session:
         assert await count(session, "gateway", f"segment = {seg}") == 3
+
+
+async def test_list_show_state_filters_and_assignments_from_the_command_line(settings, tenant_a, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from typer.testing import CliRunner
+
+    from domain.secrets import SecretBox
+    from gridgate.cli import app
+    from gridgate.config import reset_settings_cache
+    from tests.domain.conftest import make_gateway, make_meter
+
+    seg = f"CL{serial()}"
+    async with tenant_a.sessions() as session, session.begin():
+        gw = await make_gateway(session, segment=seg)
+        meter = await make_meter(session, SecretBox(settings, "alpha"))
+    for key, value in {"GRIDGATE_DATABASE_URL": settings.database_url, "GRIDGATE_VAR_DIR": str(settings.var_dir),
+                       "GRIDGATE_TENANT": "alpha", "GRIDGATE_LOG_LEVEL": "warning"}.items():
+        monkeypatch.setenv(key, value)
+    reset_settings_cache()
+    runner = CliRunner()
+
+    async def cli(*args: str):  # type: ignore[no-untyped-def]
+        return await asyncio.to_thread(runner.invoke, app, list(args))
+
+    try:
+        listed = await cli("gateway", "list", "--filter", f"segment = {seg}", "--json")
+        assert listed.exit_code == 0, listed.output
+        assert [g["device_id"] for g in json.loads(listed.stdout)["items"]] == [gw.device_id]
+        table = await cli("gateway", "list", "--filter", f"segment = {seg}")
+        assert gw.device_id in table.stdout and "DEVICE_ID" in table.stdout
+        bad = await cli("gateway", "count", "--filter", "segment = ;")
+        assert bad.exit_code == 2 and "invalid_filter" in bad.output
+        moved = await cli("gateway", "state", gw.device_id, "pre_personalized", "--reason", "delivered")
+        assert moved.exit_code == 0 and "pre_personalized" in moved.stdout
+        assert (await cli("gateway", "state", gw.device_id, "in_operation")).exit_code == 2
+        added = await cli("assignment", "add", "meter-gateway", meter.device_id, gw.device_id, "--from", "2024-01-01")
+        assert added.exit_code == 0, added.output
+        shown = json.loads((await cli("gateway", "show", gw.device_id)).stdout)
+        assert [m["device_id"] for m in shown["topology"]["meters"]] == [meter.device_id]
+        name = f"cli-{seg}"
+        assert (await cli("filter", "save", name, f"segment = {seg}")).exit_code == 0
+        assert (await cli("gateway", "count", "--saved", name)).stdout.strip() == "1"
+        exported = await cli("meter", "export", "--filter", f"gateway = {gw.device_id}")
+        assert exported.stdout.startswith("device_id,device_type") and meter.device_id in exported.stdout
+    finally:
+        reset_settings_cache()
