@@ -18,13 +18,19 @@ from domain.audit.repository import record
 from domain.tenancy.service import TenantContext
 from gridgate.context import set_actor
 
-GATEWAY_ID = "EDNT0116909060"
+GATEWAY_ID = "EEMH0116909060"
 
 
 async def _seed(tenant: TenantContext, marker: str) -> None:
+    """The same gateway (same DIN 43849 ID) in both tenants; only the marker differs."""
+    from domain.devices.schemas import GatewayCreate
+    from domain.devices.service import create_gateway
+
     set_actor(f"seed:{marker}")
     async with tenant.sessions() as session, session.begin():
-        record(session, "create", "gateway", GATEWAY_ID, {"note": {"old": None, "new": marker}})
+        await create_gateway(session, GatewayCreate(device_id=GATEWAY_ID, device_type="emh-casa",
+                                                    network_segment=marker[:60], state="in_operation"))
+        record(session, "note", "gateway", GATEWAY_ID, {"note": {"old": None, "new": marker}})
 
 
 def _tenant_get_routes(app) -> list[str]:  # type: ignore[no-untyped-def]
@@ -43,7 +49,7 @@ async def test_tenants_cannot_see_each_other_through_any_route(
     tenant_a: TenantContext,
     tenant_b: TenantContext,  # type: ignore[no-untyped-def]
 ) -> None:
-    marker_a, marker_b = f"only-in-alpha-{secrets.token_hex(4)}", f"only-in-beta-{secrets.token_hex(4)}"
+    marker_a, marker_b = f"ONLY-IN-ALPHA-{secrets.token_hex(4)}", f"ONLY-IN-BETA-{secrets.token_hex(4)}"
     await _seed(tenant_a, marker_a)
     await _seed(tenant_b, marker_b)
     admin_a = await make_user(tenant="alpha", role="admin")
