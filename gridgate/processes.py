@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import structlog
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
@@ -32,6 +32,7 @@ class Initiator:
 class LinkOptions:
     connect_timeout_s: float = 120.0
     attempts: int = 4
+    starts_per_run: int = 1000
 
 
 async def start(tenant: TenantContext, client: Client, task_queue: str, type_name: str, target: service.Target,
@@ -46,7 +47,8 @@ async def start(tenant: TenantContext, client: Client, task_queue: str, type_nam
             "MassProcess",
             MassProcessInput(process.id, ptype.name, ptype.workflow, dict(process.params), process.concurrency,
                              process.failure_threshold, process.failure_min_samples, initiator.ref,
-                             connect_timeout_s=link.connect_timeout_s, attempts=link.attempts),
+                             connect_timeout_s=link.connect_timeout_s, attempts=link.attempts,
+                             starts_per_run=link.starts_per_run),
             id=mass_workflow_id(process.id),
             task_queue=task_queue,
             search_attributes=search_attributes(ptype.name, process.id, initiator.ref),
@@ -90,7 +92,21 @@ async def steer(tenant: TenantContext, client: Client, process_id: str, action: 
     return process
 
 
-async def counts(tenant: TenantContext, process_id: str) -> tuple[Process, dict[str, int]]:
+async def counts(tenant: TenantContext, process_id: str, client: Client | None = None
+                 ) -> tuple[Process, dict[str, int]]:
+    """The process and its counts. With ``client``, a process still marked running whose workflow
+    ended abnormally (failed, terminated, timed out) is recorded as ``failed``."""
     async with tenant.sessions() as session:
         process = await service.get(session, process_id)
-        return process, await repo.counts(session, process_id)
+        found = await repo.counts(session, process_id)
+    if client is not None and process.state in ("running", "paused"):
+        try:
+            desc = await _handle(client, process_id).describe()
+        except RPCError:
+            return process, found
+        if desc.status in (WorkflowExecutionStatus.FAILED, WorkflowExecutionStatus.TERMINATED,
+                           WorkflowExecutionStatus.TIMED_OUT):
+            async with tenant.sessions() as session, session.begin():
+                process = await service.set_state(session, process_id, "failed")
+            log.error("process.workflow_ended_abnormally", process=process_id, status=desc.status.name)
+    return process, found

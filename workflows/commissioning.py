@@ -4,12 +4,14 @@ evaluation profiles of the assigned TAFs, verification of what the gateway repor
 for the EMTs, and the gateway in operation.
 
 Once the gateway has been contacted, a failure leaves it ``faulty`` with the reason, and the
-profiles this run created are deleted again (a half-configured gateway must not deliver data).
+profiles this run created are deleted again (a half-configured gateway must not deliver data); a
+cancellation deletes them too and leaves the gateway ``installed``.
 A refusal of the master data check changes nothing (the gateway stays ``installed``).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from temporalio import workflow
@@ -83,6 +85,12 @@ class CommissioningWorkflow(GatewayProcessWorkflow):
             if not undone:
                 message += " (undo incomplete: profiles may remain on the gateway)"
             raise GatewayStepFailed(code, message) from None
+        except asyncio.CancelledError:
+            # Cancelled by the operator: no half-configured gateway either, but it is not faulty.
+            cancelled_at = self.step
+            await self._undo(link, gw, work)
+            self.at(cancelled_at)
+            raise
         return {"meters_paired": len(paired), "profiles_written": len(work.written),
                 "certificates_installed": work.certificates_installed, "first_readouts": readouts}
 

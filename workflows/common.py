@@ -76,6 +76,8 @@ class MassProcessInput:
     initiator_ref: str
     connect_timeout_s: float = 120.0
     attempts: int = 4
+    # Children started per run before continuing as new (bounds each run's history).
+    starts_per_run: int = 1000
     # Carried over continue-as-new; the target list itself never enters the history.
     cursor: int = 0
     in_flight: dict[int, str] = field(default_factory=dict)  # seq -> gateway

@@ -34,8 +34,6 @@ with workflow.unsafe.imports_passed_through():
         search_attributes,
     )
 
-# Children started per run before continuing as new (keeps each run's history well bounded).
-STARTS_PER_RUN = 1000
 FETCH_BATCH = 200
 
 
@@ -178,7 +176,8 @@ class MassProcessWorkflow:
             self.dirty += 1
 
     def _should_continue_as_new(self) -> bool:
-        return self.starts_this_run >= STARTS_PER_RUN or workflow.info().is_continue_as_new_suggested()
+        assert self.s is not None
+        return self.starts_this_run >= self.s.starts_per_run or workflow.info().is_continue_as_new_suggested()
 
     async def _mirror(self, state: str, reason: str | None) -> None:
         assert self.s is not None

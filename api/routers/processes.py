@@ -39,6 +39,9 @@ class OptionsIn(BaseModel):
     skip_busy: bool = Field(default=False, description="leave out gateways held by another process")
     connect_timeout_s: float = Field(default=120, ge=1, le=3600, description="wake-up + wait per attempt")
     attempts: int = Field(default=4, ge=1, le=20, description="attempts per step on retryable errors")
+    starts_per_run: int = Field(default=1000, ge=1, le=10_000,
+                                description="gateway workflows per run of the mass workflow before it continues "
+                                            "as new (bounds its history)")
 
 
 class ProcessStart(BaseModel):
@@ -105,7 +108,8 @@ def _out(tenant: str, p: Process, counts: dict[str, int]) -> ProcessOut:
 def _options(o: OptionsIn) -> tuple[service.StartOptions, processes.LinkOptions]:
     return (service.StartOptions(concurrency=o.concurrency, failure_threshold=o.failure_threshold,
                                  failure_min_samples=o.failure_min_samples, skip_busy=o.skip_busy),
-            processes.LinkOptions(connect_timeout_s=o.connect_timeout_s, attempts=o.attempts))
+            processes.LinkOptions(connect_timeout_s=o.connect_timeout_s, attempts=o.attempts,
+                                  starts_per_run=o.starts_per_run))
 
 
 @router.post("", response_model=ProcessOut, status_code=status.HTTP_202_ACCEPTED)
@@ -139,7 +143,7 @@ async def list_processes(
 
 @router.get("/{process_id}", response_model=ProcessOut)
 async def get(access: TenantReader, process_id: str) -> ProcessOut:
-    process, counts = await processes.counts(access.tenant, process_id)
+    process, counts = await processes.counts(access.tenant, process_id, await access.temporal_client())
     return _out(access.tenant.name, process, counts)
 
 

@@ -131,3 +131,28 @@ async def test_cancel_stops_pending_gateways_and_auditors_cannot_steer(
     again = await api.post("/api/v1/tenants/procs/processes", json={**body, "options": FAST}, headers=operator.headers)
     assert again.status_code == 202
     await api.post(f"/api/v1/tenants/procs/processes/{again.json()['id']}/cancel", headers=operator.headers)
+
+
+async def test_long_processes_continue_as_new_and_abnormal_ends_show_as_failed(
+    api, operator, make_gateways, procs, temporal_clients  # type: ignore[no-untyped-def]
+) -> None:
+    ids = await make_gateways(7)
+    body = {"type": "time_sync", "target": {"gateway_ids": ids}, "reason": "long run",
+            "options": {**FAST, "concurrency": 2, "starts_per_run": 2, "failure_threshold": 1}}
+    started = await api.post("/api/v1/tenants/procs/processes", json=body, headers=operator.headers)
+    pid = started.json()["id"]
+    done = await _wait(api, operator.headers, pid, lambda b: b["state"] == "completed")
+    assert done["counts"]["failed"] == 7  # every gateway once, across the runs
+    client = await temporal_clients.for_namespace(procs.namespace)
+    runs = [wf async for wf in client.list_workflows(f"WorkflowId = 'mass/{pid}'")]
+    assert len(runs) >= 4, "the mass workflow did not continue as new"
+    assert sum(1 for wf in runs if wf.status and wf.status.name == "CONTINUED_AS_NEW") == len(runs) - 1
+
+    # A mass workflow that dies (here: terminated by hand) leaves the process failed, not running.
+    more = await make_gateways(2)
+    started = await api.post("/api/v1/tenants/procs/processes", headers=operator.headers, json={
+        **body, "target": {"gateway_ids": more}, "options": {"connect_timeout_s": 30, "attempts": 1}})
+    pid = started.json()["id"]
+    await client.get_workflow_handle(f"mass/{pid}").terminate("operator pulled the plug")
+    failed = await _wait(api, operator.headers, pid, lambda b: b["state"] == "failed")
+    assert failed["finished_at"]
