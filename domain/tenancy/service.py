@@ -142,6 +142,7 @@ async def create_tenant(
             if created_ns:
                 undo.append(lambda: temporal.delete_namespace(temporal_client, namespace))
             bound.info("tenant.namespace_ready", namespace=namespace, created=created_ns)
+            await _create_schedules(settings, temporal_client, namespace)
 
             tenant = Tenant(
                 name=name, display_name=display_name or name, db_name=db_name, namespace=namespace,
@@ -163,6 +164,17 @@ async def create_tenant(
             raise
     bound.info("tenant.created", database=db_name, namespace=namespace)
     return tenant
+
+
+async def _create_schedules(settings: Settings, root: Client, namespace: str) -> None:
+    """The tenant's cyclic processes (time sync, logbook readout, CRL refresh) as Temporal
+    Schedules, with the tenant's payload encryption. (Deleted with the namespace on undo.)"""
+    from gridgate import schedules
+    from gridgate.codec import data_converter
+
+    client = Client(root.service_client, namespace=namespace,
+                    data_converter=data_converter(settings.resolved_secret("master_key"), namespace))
+    await schedules.ensure(client, settings.temporal_task_queue)
 
 
 async def _drop_tenant_database(dbs: Databases, db_name: str) -> None:

@@ -31,6 +31,10 @@ async def test_tenant_gets_database_namespace_search_attributes_and_private_key_
     assert set(temporal.SEARCH_ATTRIBUTES) <= set(attrs.custom_attributes)
     assert tenant_a.keys_dir.is_dir()
     assert stat.S_IMODE(tenant_a.keys_dir.stat().st_mode) == 0o700
+    # The cyclic processes come with the tenant.
+    client = await temporal_clients.for_namespace(tenant_a.namespace)
+    names = sorted([s.id async for s in await client.list_schedules()])
+    assert names == ["crl_refresh", "logbook_readout", "time_sync"]
 
 
 async def test_creating_an_existing_tenant_is_a_clear_error(
