@@ -15,7 +15,7 @@ import asyncio
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     # (imported by its full name so the workflow sandbox registers it: the converter resolves the
@@ -41,6 +41,18 @@ class CommissioningWorkflow(GatewayProcessWorkflow):
         self.at("check_commissioning_readiness")
         plan: RolloutPlan = await domain_step("check_commissioning_readiness", GatewayRef(gw), RolloutPlan)
         work = ProfileWork()
+        try:
+            return await self._configure(inp, link, plan, work)
+        except asyncio.CancelledError:
+            # Cancelled by the operator: no half-configured gateway either, but it is not faulty.
+            cancelled_at = self.step
+            await self._undo(link, gw, work)
+            self.at(cancelled_at)
+            raise
+
+    async def _configure(self, inp: GatewayProcessInput, link: GatewayLink, plan: RolloutPlan,
+                         work: ProfileWork) -> dict[str, Any]:
+        gw = inp.gateway_id
         paired: list[str] = []
         try:
             await link.connect(self.at("wake_and_connect"))
@@ -76,6 +88,8 @@ class CommissioningWorkflow(GatewayProcessWorkflow):
             await domain_step("move_gateway_to_state", TransitionInput(
                 gw, "in_operation", f"commissioned by process {inp.process_id}"), str)
         except (GatewayStepFailed, ActivityError, ChildWorkflowError, ApplicationError) as err:
+            if _is_cancellation(err):
+                raise asyncio.CancelledError(str(err)) from None  # handled below, not a fault
             code, message = error_of(err)
             failed_step = self.step
             undone = await self._undo(link, gw, work)
@@ -85,12 +99,6 @@ class CommissioningWorkflow(GatewayProcessWorkflow):
             if not undone:
                 message += " (undo incomplete: profiles may remain on the gateway)"
             raise GatewayStepFailed(code, message) from None
-        except asyncio.CancelledError:
-            # Cancelled by the operator: no half-configured gateway either, but it is not faulty.
-            cancelled_at = self.step
-            await self._undo(link, gw, work)
-            self.at(cancelled_at)
-            raise
         return {"meters_paired": len(paired), "profiles_written": len(work.written),
                 "certificates_installed": work.certificates_installed, "first_readouts": readouts}
 
@@ -105,6 +113,20 @@ class CommissioningWorkflow(GatewayProcessWorkflow):
         except (GatewayStepFailed, ActivityError):
             return False
         return True
+
+
+def _is_cancellation(err: BaseException) -> bool:
+    """The process was cancelled while a step ran. (The gateway link reports a cancelled command as
+    a failed step ``ActivityError: Activity cancelled``; the cause chain may be cut.)"""
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, CancelledError | asyncio.CancelledError):
+            return True
+        if isinstance(cause, GatewayStepFailed) and cause.error_type == "ActivityError" \
+                and cause.message.endswith("cancelled"):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 def _verify(plan: RolloutPlan, info: gc.DeviceInfoResult) -> None:

@@ -156,3 +156,36 @@ async def test_the_head_end_restarts_in_the_middle_and_every_gateway_is_commissi
         assert fleet.applied(gid) == {"install_certificates": 1, "set_time": 1, "pair_meter": 1,
                                       "write_meter_profile": 1, "write_communication_profile": 1,
                                       "write_evaluation_profile": 1, "trigger_readout": 1}, gid
+
+
+async def test_a_cancelled_commissioning_removes_what_it_wrote_and_leaves_the_gateway_installed(
+    api, fleet: Fleet, fleet_operator  # type: ignore[no-untyped-def]
+) -> None:
+    import asyncio
+
+    from tests.fleet import wait_process
+
+    h = fleet_operator.headers
+    (i,) = fleet.take(1, where=lambda i: i % 4 != 0)
+    gid = fleet.gid(i)
+    await order(api, h, melos_of(i)[0], 7, SUPPLIER)
+    await fleet.move_to([gid], "installed")
+    await fleet.fault(gid, "slow", 2.0)
+    try:
+        started = await api.post(f"/api/v1/tenants/{T}/processes", headers=h, json={
+            "type": "commissioning", "target": {"gateway_ids": [gid]}, "reason": "cancel drill"})
+        assert started.status_code == 202, started.text
+        for _ in range(600):
+            if fleet.applied(gid).get("write_meter_profile"):
+                break
+            await asyncio.sleep(0.05)
+        cancelled = await api.post(f"/api/v1/tenants/{T}/processes/{started.json()['id']}/cancel", headers=h)
+        assert cancelled.status_code == 202
+        done = await wait_process(api, h, T, started.json()["id"], timeout=120)
+    finally:
+        fleet.clear_fault(gid, "slow")
+    assert done["state"] == "cancelled" and done["targets"][gid]["state"] == "cancelled", str(done["targets"][gid])
+    assert await fleet.gateway_db_state(gid) == "installed"
+    on_gateway = fleet.gateway_state(gid)
+    assert on_gateway.profiles["meter"] == {} and on_gateway.profiles["evaluation"] == {}
+    assert fleet.applied(gid).get("delete_meter_profile") == 1
