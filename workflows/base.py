@@ -14,7 +14,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 with workflow.unsafe.imports_passed_through():
     from activities.processes import TargetFinishedInput, TargetRunningInput
     from workflows.common import GatewayProcessInput, GatewayProcessResult, TargetFinished
-    from workflows.gateway import GatewayLink, GatewayStepFailed, error_of
+    from workflows.gateway import GatewayLink, GatewayStepFailed, error_of, is_cancellation
 
 BOOKKEEPING = {
     "start_to_close_timeout": timedelta(seconds=30),
@@ -33,6 +33,8 @@ async def domain_step(activity: str, arg: Any, result_type: type | None = None, 
                                      maximum_attempts=10),
         )
     except ActivityError as err:
+        if is_cancellation(err):
+            raise asyncio.CancelledError(f"{activity} cancelled") from err
         raise GatewayStepFailed(*error_of(err)) from None
 
 
@@ -56,12 +58,15 @@ class GatewayProcessWorkflow:
                                             TargetRunningInput(inp.process_id, inp.seq, info.workflow_id),
                                             **BOOKKEEPING)
             details = await self.steps(inp, self.link)
-        except (GatewayStepFailed, ActivityError, ChildWorkflowError, ApplicationError) as err:
-            outcome = "failed"
-            error_type, message = error_of(err)
-            message = f"{self.step}: {message}"
         except asyncio.CancelledError:
             outcome, error_type, message = "cancelled", "cancelled", f"cancelled during {self.step}"
+        except (GatewayStepFailed, ActivityError, ChildWorkflowError, ApplicationError) as err:
+            if is_cancellation(err):
+                outcome, error_type, message = "cancelled", "cancelled", f"cancelled during {self.step}"
+            else:
+                outcome = "failed"
+                error_type, message = error_of(err)
+                message = f"{self.step}: {message}"
         result = GatewayProcessResult(inp.gateway_id, outcome, error_type, message, details)
         # Bookkeeping runs even after a cancellation: the outcome must be recorded.
         await workflow.execute_activity("record_gateway_outcome", TargetFinishedInput(

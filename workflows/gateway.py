@@ -7,12 +7,13 @@ already applied a command answers with the stored result instead of applying it 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities import gateway_commands_models as gc
@@ -30,6 +31,21 @@ class GatewayStepFailed(Exception):
         super().__init__(message)
         self.error_type = error_type
         self.message = message
+
+
+# Version marker: before it, a cancelled activity ended the gateway's process as "failed".
+PATCH_CANCELLED_OUTCOME = "cancellation-recorded-as-cancelled"
+
+
+def is_cancellation(err: BaseException) -> bool:
+    """True when ``err`` is (or was caused by) the cancellation of this workflow or its activity,
+    in workflows started since PATCH_CANCELLED_OUTCOME (older histories keep their behaviour)."""
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, CancelledError | asyncio.CancelledError):
+            return workflow.patched(PATCH_CANCELLED_OUTCOME)
+        cause = cause.__cause__
+    return False
 
 
 def error_of(err: BaseException) -> tuple[str, str]:
@@ -88,6 +104,8 @@ class GatewayLink:
                     retry_policy=RetryPolicy(maximum_attempts=1),
                 )
             except ActivityError as err:
+                if is_cancellation(err):
+                    raise asyncio.CancelledError(f"{activity} cancelled") from err
                 last = error_of(err)
                 if last[0] not in gc.RETRYABLE_ERRORS and last[0] != "timeout":
                     raise GatewayStepFailed(*last) from None
