@@ -20,11 +20,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from domain.ids import parse_device_id
 from pki.profile import Role, Usage, role_of
 from simulator import xmlcodec as X
+from simulator.credentials import load_private_key_pem, private_key_pem
 from simulator.state import LEVEL_INFO, LEVEL_WARNING, OUTCOME_FAILURE, OUTCOME_SUCCESS, GatewayState
 from simulator.xmlcodec import Malformed
 
@@ -209,6 +212,7 @@ def install_certificates(ctx: Ctx, body: ET.Element | None) -> Outcome:
         raise CommandError("malformed", "no <certificate> to install")
     validator = ctx.fleet.creds.validator()
     staged: list[tuple[str, str, str, str, bytes]] = []  # key, owner, role, usage, der
+    activations: dict[str, x509.Certificate] = {}  # usage -> certificate for the pending key of that usage
     for c in items:
         owner, role, usage = X.req(c, "owner"), X.req(c, "role"), X.req(c, "usage")
         if role not in _ROLES or usage not in ("tls", "sig", "enc"):
@@ -225,7 +229,14 @@ def install_certificates(ctx: Ctx, body: ET.Element | None) -> Outcome:
             raise CommandError("certificate_invalid", f"{owner}/{usage}: not a {_ROLES[role].value} certificate")
         if role == "smgw":
             own = ctx.fleet.creds.keys(ctx.gid, usage).cert
-            if owner != ctx.gid or own.public_key() != cert.public_key():
+            pending = ctx.gw.pending_keys.get(usage)
+            if owner != ctx.gid or _common_name(cert) != f"{ctx.gid}.SMGW":
+                raise CommandError("certificate_invalid", f"{owner}/{usage}: not a certificate of this gateway")
+            if pending is not None and load_private_key_pem(pending["key"]).public_key() == cert.public_key():
+                if usage in activations:
+                    raise CommandError("malformed", f"two certificates for the pending {usage} key")
+                activations[usage] = cert
+            elif own.public_key() != cert.public_key():
                 raise CommandError("certificate_invalid", f"{owner}/{usage}: does not match a key this gateway holds")
         key = f"gwa:{usage}" if role == "gwa" else f"{role}:{owner}:{usage}"
         staged.append((key, owner, role, usage, der))
@@ -242,9 +253,66 @@ def install_certificates(ctx: Ctx, body: ET.Element | None) -> Outcome:
             ctx.gw.log("system", LEVEL_INFO, OUTCOME_SUCCESS, f"certificate installed: {role} {owner} {usage}")
             changed = True
         X.sub(root, "certificate", {"owner": owner, "usage": usage, "sha256": sha, "status": status})
+    for usage, cert in activations.items():
+        _activate_pending_key(ctx, usage, cert)
+        changed = True
     if changed and ctx.gw.device_state == "factory":
         ctx.gw.device_state = "personalized"
+    if "tls" in activations:  # the new TLS certificate is presented from the next connection on: open it now
+        ctx.fleet.reconnect(ctx.gw, "certificate")
+        return Outcome(200, root, applied=True, close=True)
     return Outcome(200, root, applied=changed)
+
+
+def _common_name(cert: x509.Certificate) -> str | None:
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if len(names) == 1 else None
+
+
+def _activate_pending_key(ctx: Ctx, usage: str, cert: x509.Certificate) -> None:
+    """The pending key of ``usage`` becomes the active one with ``cert`` (docs/protocol.md 10.4)."""
+    gw, fleet = ctx.gw, ctx.fleet
+    pending = gw.pending_keys.pop(usage)
+    key = load_private_key_pem(pending["key"])
+    if usage == "enc":  # the replaced ENC key still decrypts until its certificate expires
+        old = fleet.creds.keys(gw.gateway_id, "enc")
+        kept = [p for p in gw.previous_enc if p["not_after"] > ctx.now][-2:]
+        gw.previous_enc = [*kept, {"sha256": fleet.remember_certificate_obj(old.cert), "key": private_key_pem(old.key),
+                                   "not_after": old.cert.not_valid_after_utc.timestamp()}]
+    sha = fleet.remember_certificate_obj(cert)
+    gw.own_keys[usage] = {"sha256": sha, "key": pending["key"], "since": ctx.now}
+    fleet.creds.use_own(gw.gateway_id, usage, cert, key)
+    gw.log("system", LEVEL_INFO, OUTCOME_SUCCESS,
+           f"own {usage} key renewed: certificate serial {cert.serial_number:x} active")
+
+
+@handler("POST", SECURITY, "methods", 5, "request_certificate_signing")
+def request_certificate_signing(ctx: Ctx, body: ET.Element | None) -> Outcome:
+    """COSEM Security setup generate_key_pair + generate_certificate_request: a fresh key for
+    ``usage``, kept pending until its certificate is installed; the PKCS#10 request for it."""
+    usage = X.req(expect(body, "generateCertificateRequest"), "usage")
+    if usage not in ("tls", "sig", "enc"):
+        raise CommandError("malformed", f"usage {usage!r} is not tls, sig or enc")
+    gw = ctx.gw
+    pending = gw.pending_keys.get(usage)
+    if pending is None or pending.get("command_id") != ctx.command_id:
+        key = ec.generate_private_key(ec.BrainpoolP256R1())
+        subject = ctx.fleet.creds.keys(gw.gateway_id, usage).cert.subject
+        csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+        spki = key.public_key().public_bytes(serialization.Encoding.DER,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+        if pending is not None:
+            gw.log("system", LEVEL_WARNING, OUTCOME_SUCCESS, f"pending {usage} key {pending['key_id'][:16]} discarded")
+        pending = gw.pending_keys[usage] = {
+            "command_id": ctx.command_id, "key": private_key_pem(key), "key_id": hashlib.sha256(spki).hexdigest(),
+            "csr": base64.b64encode(csr.public_bytes(serialization.Encoding.DER)).decode(), "at": ctx.now}
+        gw.log("system", LEVEL_INFO, OUTCOME_SUCCESS,
+               f"{usage} key pair generated (pending), certificate request {pending['key_id'][:16]}")
+    der = base64.b64decode(pending["csr"])
+    root = ctx.root("certificateRequest", {"usage": usage, "keyId": pending["key_id"],
+                                           "sha256": hashlib.sha256(der).hexdigest()})
+    root.text = pending["csr"]
+    return Outcome(200, root, applied=True)
 
 
 # --------------------------------------------------------------------------- logbooks

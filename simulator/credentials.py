@@ -7,6 +7,10 @@
   certificate must be the head-end's, role GWA).
 * Manufacturers (GWH) that sign firmware images: one SIG certificate per vendor, issued by the
   test PKI's Sub-CA into ``<state>/manufacturers/<FLAG>/`` (the test PKI has no GWH entities).
+* Renewed own keys (``request_certificate_signing`` + ``install_certificates``, docs/protocol.md
+  10.4) replace the test PKI's credential of that usage (:meth:`FleetCredentials.use_own`); the
+  fleet registers them from the gateway states on start. A renewed TLS pair is written to
+  ``<state>/creds/<ID>/tls-<sha256 prefix>.{crt,key}`` for the TLS context.
 * Fault material: a second TLS certificate per gateway that the Sub-CA has revoked
   (``<state>/creds/<ID>/revoked-tls.*``) and a certificate from a foreign test PKI
   (``<state>/foreign-pki``), used by the faults ``revoked_certificate`` / ``foreign_certificate``.
@@ -49,6 +53,8 @@ class FleetCredentials:
         self._crl_stamp: tuple[float, ...] = ()
         self._lock = threading.Lock()
         self._contexts: dict[tuple[str, str], ssl.SSLContext] = {}
+        self._own: dict[tuple[str, str], KeyPair] = {}  # (gateway, usage) -> renewed active credential
+        self._own_tls: dict[str, tuple[Path, Path]] = {}  # gateway -> renewed TLS cert/key files
 
     # -- the GWA side
     @functools.cached_property
@@ -85,6 +91,9 @@ class FleetCredentials:
             foreign = self._foreign_pki()
             ent = foreign.issue_gateway(gateway_id)
             return ent.tls.cert_path, ent.tls.key_path, [foreign.subca_path]
+        own = self._own_tls.get(gateway_id)
+        if own is not None:
+            return own[0], own[1], [self.pki.subca_path]
         ent = self.pki.gateway(gateway_id)
         return ent.tls.cert_path, ent.tls.key_path, [self.pki.subca_path]
 
@@ -102,10 +111,35 @@ class FleetCredentials:
             self._contexts.pop(next(iter(self._contexts)))
         return ctx
 
-    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one instance per process
     def keys(self, gateway_id: str, usage: str) -> KeyPair:
+        """The gateway's active certificate and key of ``usage``: a renewed one, else the test PKI's."""
+        own = self._own.get((gateway_id, usage))
+        return own if own is not None else self._pki_keys(gateway_id, usage)
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one instance per process
+    def _pki_keys(self, gateway_id: str, usage: str) -> KeyPair:
         cred = self.pki.gateway(gateway_id).credential(Usage(usage))
         return KeyPair(cert_file(cred.cert_path), key_file(cred.key_path))
+
+    def use_own(self, gateway_id: str, usage: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
+        """Make a renewed certificate and key the gateway's active ones for ``usage`` (TLS: from the
+        next connection on)."""
+        if usage == "tls":
+            import hashlib
+
+            from cryptography.hazmat.primitives import serialization
+
+            sha = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+            d = self.state_dir / "creds" / gateway_id
+            cert_path, key_path = d / f"tls-{sha[:16]}.crt", d / f"tls-{sha[:16]}.key"
+            with self._lock:
+                if not cert_path.exists() or not key_path.exists():
+                    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+                    write_private_key(key_path, key)
+                    write_atomic(cert_path, cert_to_pem(cert))
+            self._own_tls[gateway_id] = (cert_path, key_path)
+            self._contexts.pop((gateway_id, "normal"), None)
+        self._own[(gateway_id, usage)] = KeyPair(cert, key)
 
     def _revoked_tls(self, gateway_id: str) -> tuple[Path, Path]:
         d = self.state_dir / "creds" / gateway_id
@@ -164,3 +198,35 @@ def ensure_pki(pki_dir: Path) -> TestPki:
     if any(pki_dir.iterdir()):
         raise FileExistsError(f"{pki_dir} exists but is not a test PKI")
     return init_test_pki(os.fspath(pki_dir))
+
+
+def private_key_pem(key: ec.EllipticCurvePrivateKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
+@functools.lru_cache(maxsize=256)
+def load_private_key_pem(pem: str) -> ec.EllipticCurvePrivateKey:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError("not an EC private key")
+    return key
+
+
+def with_key_identifier(template: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
+    """A throw-away certificate that carries ``key``'s SubjectKeyIdentifier: CMS names a recipient by
+    the SKI of its certificate, and a pending ENC key has no certificate at the gateway yet."""
+    import datetime as dt
+
+    from cryptography.hazmat.primitives import hashes
+
+    now = dt.datetime.now(dt.UTC)
+    return (x509.CertificateBuilder().subject_name(template.subject).issuer_name(template.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(minutes=5))
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256()))

@@ -27,7 +27,8 @@ from simulator import xmlcodec as X
 from simulator.commands import HANDLERS, CommandError, Ctx, Later, error_element
 from simulator.config import SimulatorSettings
 from simulator.connections import Delivery, deliver, resolve, run_management
-from simulator.credentials import FleetCredentials
+from simulator.credentials import FleetCredentials, with_key_identifier
+from simulator.credentials import load_private_key_pem as load_key
 from simulator.meters import INTERVAL_S, MeterModel, Reading, unit
 from simulator.state import LEVEL_INFO, LEVEL_WARNING, OUTCOME_FAILURE, OUTCOME_SUCCESS, GatewayState
 from simulator.store import LogEntry, Store
@@ -35,6 +36,7 @@ from simulator.vendors import Vendor, vendor_for
 from simulator.wakeup import check, listen
 
 log = structlog.get_logger("simulator.fleet")
+
 
 
 @dataclass(eq=False, slots=True)
@@ -98,6 +100,7 @@ class Fleet:
                 state = GatewayState.new(gid, seed=self.settings.seed, now=now)
                 self._personalise(state, now)
             state.extra["boot_time"] = state.extra.get("boot_time", now)
+            self._use_own_keys(state)
             rt = GatewayRuntime(state, vendor_for(gid))
             self.gateways[gid] = rt
             self.by_recipient[parse_device_id(gid).recipient] = rt
@@ -110,6 +113,43 @@ class Fleet:
             if gid in self.gateways:
                 self.gateways[gid].outbox.append(OutboxItem(_id, kind, cmd, xml, first_at))
         return list(created)
+
+    def _use_own_keys(self, state: GatewayState) -> None:
+        """Renewed own keys of a loaded gateway become its active credentials again."""
+        for usage, own in state.own_keys.items():
+            self.creds.use_own(state.gateway_id, usage, self.certificate(own["sha256"]), load_key(own["key"]))
+
+    def decryption_keys(self, gw: GatewayState) -> list[tuple[x509.Certificate, Any]]:
+        """ENC keys the gateway decrypts with, the active one first: then a pending ENC key and the
+        ENC keys a renewal replaced, until their certificates expire (docs/protocol.md 10.4)."""
+        active = self.creds.keys(gw.gateway_id, "enc")
+        out: list[tuple[x509.Certificate, Any]] = [(active.cert, active.key)]
+        pending = gw.pending_keys.get("enc")
+        if pending is not None:
+            key = load_key(pending["key"])
+            # cms.open matches the recipient by the SKI of ``cert``: a stand-in with the pending key's SKI
+            out.append((with_key_identifier(active.cert, key), key))
+        now = time.time()
+        for old in reversed(gw.previous_enc):
+            if old["not_after"] > now:
+                out.append((self.certificate(old["sha256"]), load_key(old["key"])))
+        return out
+
+    def reconnect(self, gw: GatewayState, reason: str) -> None:
+        """Open a new management connection once the current one has closed (a renewed TLS
+        certificate is presented from the next connection on)."""
+        rt = self.gateways.get(gw.gateway_id)
+        if rt is None or self._stopping:
+            return
+
+        async def again() -> None:
+            for _ in range(200):
+                if rt.management is None or rt.management.is_closing():
+                    break
+                await asyncio.sleep(0.05)
+            self.contact(rt, reason)
+
+        self._spawn(rt, again())
 
     def _personalise(self, state: GatewayState, now: float) -> None:
         """A new gateway trusts the test PKI's GWA (its certificates installed at the factory)."""

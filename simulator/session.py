@@ -133,7 +133,7 @@ class Session:
         try:
             opened = cms.open(req.body, key=enc.key, cert=enc.cert, validator=fleet.creds.validator())
         except cms.CmsError as err:
-            raise CommandError("cms_invalid", f"container refused: {err.reason}") from None
+            opened = self._open_other_keys(req.body, err)
         gwa = fleet.gwa_certificate(gw, "sig")
         if role_of(opened.signer) is not Role.GWA or gwa is None or opened.signer.subject != gwa.subject:
             raise CommandError("cms_invalid", "signer is not this gateway's GWA")
@@ -141,6 +141,20 @@ class Session:
             return opened.payload, X.parse(opened.payload)
         except X.Malformed as err:
             raise CommandError("malformed", str(err)) from None
+
+    def _open_other_keys(self, body: bytes, err: cms.CmsError) -> cms.Opened:
+        """Not for the active ENC key: a pending or a replaced ENC key may be the recipient
+        (docs/protocol.md 10.4, request_certificate_signing)."""
+        fleet = self.fleet
+        if err.reason == "wrong_recipient":
+            for cert, key in fleet.decryption_keys(self.rt.state)[1:]:
+                try:
+                    return cms.open(body, key=key, cert=cert, validator=fleet.creds.validator())
+                except cms.CmsError as again:
+                    if again.reason != "wrong_recipient":
+                        err = again
+                        break
+        raise CommandError("cms_invalid", f"container refused: {err.reason}") from None
 
     def _repeat(self, req: Request, cid: str, rec: CommandRecord, digest: str) -> Response:
         fleet, gw = self.fleet, self.rt.state

@@ -99,6 +99,14 @@ class GatewayState:
     log_recno: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LOGS, 0))
     alarms: list[dict[str, Any]] = field(default_factory=list)  # raised, not yet delivered
     extra: dict[str, Any] = field(default_factory=dict)  # attributes written by the head-end
+    # Own key renewal (docs/protocol.md 10.4, request_certificate_signing). Keys as PKCS#8 PEM: the
+    # simulated gateway's secure element is its state document.
+    # usage -> {command_id, key, csr (base64 DER), key_id, at}: generated, waiting for its certificate
+    pending_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # usage -> {sha256 (certificate, in the fleet's certificate store), key, since}: renewed, active
+    own_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # ENC keys replaced by a renewal, still used for decrypting until not_after: [{sha256, key, not_after}]
+    previous_enc: list[dict[str, Any]] = field(default_factory=list)
     pending_logs: list[LogEntry] = field(default_factory=list, repr=False)
 
     # -- creation / serialisation
