@@ -12,8 +12,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.gwa_steps import LogCursor, LogCursorInput, StoredCount, StoreLogEntriesInput
     from workflows.base import GatewayProcessWorkflow, domain_step
     from workflows.common import GatewayProcessInput, GatewayProcessResult
-    from workflows.gateway import GatewayLink
+    from workflows.gateway import GatewayLink, GatewayStepFailed
 
+PATCH_SKIP_UNSUPPORTED = "logbook-skip-unsupported-log"
 PAGE = 500
 MAX_PAGES = 200  # 100,000 entries per log and run; the next run continues
 
@@ -32,9 +33,16 @@ class LogbookReadoutWorkflow(GatewayProcessWorkflow):
             start = (cursor.last_record or 0) + 1
             read = stored = 0
             for page in range(MAX_PAGES):
-                result = await link.run("read_logbook", lambda cid, start=start, log=log: gc.ReadLogbookInput(
-                    gateway_id=gw, command_id=cid, log=log, from_record=start, max_entries=PAGE),
-                    gc.LogbookResult, step=self.at(f"read_{log}_log/{page}"))
+                try:
+                    result = await link.run("read_logbook", lambda cid, start=start, log=log: gc.ReadLogbookInput(
+                        gateway_id=gw, command_id=cid, log=log, from_record=start, max_entries=PAGE),
+                        gc.LogbookResult, step=self.at(f"read_{log}_log/{page}"))
+                except GatewayStepFailed as err:
+                    # Vendors differ in which logs they offer the GWA: note it, read the others.
+                    if err.error_type == gc.ERROR_UNSUPPORTED and workflow.patched(PATCH_SKIP_UNSUPPORTED):
+                        details[f"{log}_unsupported"] = True
+                        break
+                    raise
                 if result.entries:
                     saved: StoredCount = await domain_step("store_logbook_entries", StoreLogEntriesInput(
                         gw, log, inp.process_id, result.entries), StoredCount)

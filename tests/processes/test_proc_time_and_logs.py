@@ -37,7 +37,7 @@ async def test_time_sync_corrects_a_drifting_clock_once_and_raises_an_event(api,
 
 async def test_logbook_readout_stores_entries_once_and_they_can_be_filtered(api, fleet: Fleet, fleet_operator) -> None:  # type: ignore[no-untyped-def]
     h = fleet_operator.headers
-    (i,) = fleet.take(1)
+    (i,) = fleet.take(1, where=lambda i: fleet.gid(i)[1:4] != "PPC")  # PPC offers no calibration log
     gid = fleet.gid(i)
     await fleet.fault(gid, "tamper_alarm")  # leaves an error entry in a log
 
@@ -60,3 +60,13 @@ async def test_logbook_readout_stores_entries_once_and_they_can_be_filtered(api,
     assert again["targets"][gid]["result"]["system_new"] == again["targets"][gid]["result"]["system_read"]
     after = (await api.get(f"/api/v1/tenants/{T}/logbook?gateway={gid}&limit=1000", headers=h)).json()["items"]
     assert len({(e["log"], e["record"]) for e in after}) == len(after)
+
+
+async def test_a_log_the_vendor_does_not_offer_is_noted_and_the_others_read(api, fleet: Fleet, fleet_operator) -> None:  # type: ignore[no-untyped-def]
+    (i,) = fleet.take(1, where=lambda i: fleet.gid(i)[1:4] == "PPC")
+    gid = fleet.gid(i)
+    done = await run_process(api, fleet_operator.headers, T, "logbook_readout", [gid],
+                             {"logs": ["system", "calibration"]})
+    assert done["state"] == "completed" and done["counts"]["succeeded"] == 1, done["targets"]
+    result = done["targets"][gid]["result"]
+    assert result["calibration_unsupported"] is True and result["system_read"] > 0
