@@ -150,6 +150,11 @@ class GatewayCommandActivities:
     async def install_certificates(self, inp: M.InstallCertificatesInput) -> M.InstallCertificatesResult:
         return await self._run("install_certificates", inp, C.install_certificates)
 
+    @activity.defn(name="request_certificate_signing")
+    async def request_certificate_signing(
+            self, inp: M.RequestCertificateSigningInput) -> M.RequestCertificateSigningResult:
+        return await self._run("request_certificate_signing", inp, C.request_certificate_signing)
+
     @activity.defn(name="write_meter_profile")
     async def write_meter_profile(self, inp: M.WriteMeterProfileInput) -> M.ProfileWriteResult:
         return await self._run("write_meter_profile", inp, C.write_meter_profile)
@@ -161,6 +166,10 @@ class GatewayCommandActivities:
     @activity.defn(name="write_communication_profile")
     async def write_communication_profile(self, inp: M.WriteCommunicationProfileInput) -> M.ProfileWriteResult:
         return await self._run("write_communication_profile", inp, C.write_communication_profile)
+
+    @activity.defn(name="delete_communication_profile")
+    async def delete_communication_profile(self, inp: M.DeleteCommunicationProfileInput) -> M.ProfileDeleteResult:
+        return await self._run("delete_communication_profile", inp, C.delete_communication_profile)
 
     @activity.defn(name="write_evaluation_profile")
     async def write_evaluation_profile(self, inp: M.WriteEvaluationProfileInput) -> M.ProfileWriteResult:

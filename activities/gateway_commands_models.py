@@ -117,6 +117,9 @@ class DeviceInfoResult:
     uptime_s: int | None
     meters: tuple[MeterOnLmn, ...]
     capabilities: tuple[Capability, ...]
+    # SHA-256 of the TLS certificate the gateway presented on the connection that carried this
+    # answer (what the head-end admitted, not a wire field); None where not known.
+    tls_certificate_sha256: str | None = None
 
     @property
     def active_firmware(self) -> str | None:
@@ -181,6 +184,25 @@ class InstallCertificatesResult:
     certificates: tuple[InstalledCertificate, ...]
 
 
+@dataclass(frozen=True, kw_only=True)
+class RequestCertificateSigningInput(GatewayCommand):
+    """The gateway generates a new key pair for ``usage`` (kept pending, the active one stays in
+    use) and returns a PKCS#10 request for it (docs/protocol.md 10.4). The same ``command_id``
+    returns the same request; a new one replaces the pending key of that usage."""
+
+    usage: str  # tls | sig | enc
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestCertificateSigningResult:
+    gateway_id: str
+    usage: str
+    csr_pem: str  # PKCS#10, signature checked, CN = <gateway>.SMGW
+    key_id: str  # SHA-256 (hex) of the new public key's DER SubjectPublicKeyInfo
+    sha256: str  # of the DER request
+    subject: str  # RFC 4514
+
+
 # --------------------------------------------------------------------------- profiles
 @dataclass(frozen=True, kw_only=True)
 class RegisterSpec:
@@ -240,6 +262,13 @@ class DeleteMeterProfileInput(GatewayCommand):
 @dataclass(frozen=True, kw_only=True)
 class WriteCommunicationProfileInput(GatewayCommand):
     profile: CommunicationProfile
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeleteCommunicationProfileInput(GatewayCommand):
+    """Refused ``rejected`` while an evaluation profile on the gateway still uses the profile."""
+
+    profile_id: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -438,9 +467,11 @@ ACTIVITIES: dict[str, tuple[type, type]] = {
     "set_time": (SetTimeInput, SetTimeResult),
     "measure_clock_offset": (MeasureClockOffsetInput, ClockOffsetResult),
     "install_certificates": (InstallCertificatesInput, InstallCertificatesResult),
+    "request_certificate_signing": (RequestCertificateSigningInput, RequestCertificateSigningResult),
     "write_meter_profile": (WriteMeterProfileInput, ProfileWriteResult),
     "delete_meter_profile": (DeleteMeterProfileInput, ProfileDeleteResult),
     "write_communication_profile": (WriteCommunicationProfileInput, ProfileWriteResult),
+    "delete_communication_profile": (DeleteCommunicationProfileInput, ProfileDeleteResult),
     "write_evaluation_profile": (WriteEvaluationProfileInput, ProfileWriteResult),
     "delete_evaluation_profile": (DeleteEvaluationProfileInput, ProfileDeleteResult),
     "pair_meter": (PairMeterInput, PairMeterResult),
