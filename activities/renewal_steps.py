@@ -1,4 +1,6 @@
-"""Domain steps of certificate renewal: which of a gateway's certificates are due."""
+"""Domain steps of certificate renewal: which of a gateway's certificates are due, the Sub-CA's
+certificate for the gateway's request (stored before it is installed), the replaced certificates
+superseded with revocation requested (``domain/certificates/renewal.py``)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.steps_common import Steps, domain_refusals
+from domain.certificates import renewal
 from domain.certificates.models import Certificate
 from domain.devices.service import get_gateway
 
@@ -34,6 +38,36 @@ class DueCertificates:
     missing: list[str]  # usages with no certificate of the gateway in the store
 
 
+@dataclass(frozen=True)
+class CertifyInput:
+    gateway_id: str
+    usage: str
+    csr_pem: str  # the gateway's PKCS#10 request (request_certificate_signing)
+    replaces: str | None = None  # fingerprint of the certificate being renewed
+
+
+@dataclass(frozen=True)
+class CertifyResult:
+    status: str  # issued | already_issued | outcome_unknown (ask the gateway for a new key)
+    csr_sha256: str
+    key_id: str
+    fingerprint: str | None = None
+    pem: str | None = None
+    not_after: str | None = None
+    serial: str | None = None
+
+
+@dataclass(frozen=True)
+class SupersedeInput:
+    gateway_id: str
+    renewed: dict[str, str]  # old fingerprint -> new fingerprint
+
+
+@dataclass(frozen=True)
+class SupersedeResult:
+    superseded: list[str]
+
+
 class RenewalSteps(Steps):
     @activity.defn(name="find_certificates_due_for_renewal")
     @domain_refusals
@@ -49,5 +83,26 @@ class RenewalSteps(Steps):
                for u, c in sorted(newest.items()) if c.not_after <= limit or c.revocation == "revoked"]
         return DueCertificates(due, sorted(set(inp.usages) - set(newest)))
 
+    @activity.defn(name="certify_gateway_request")
+    @domain_refusals
+    async def certify(self, inp: CertifyInput) -> CertifyResult:
+        """The Sub-CA certifies the gateway's request; the certificate is in the store on return."""
+        try:
+            got = await renewal.certify_gateway_request(self._session, self.runtime.tenant, inp.gateway_id,
+                                                        inp.usage, inp.csr_pem, inp.replaces)
+        except renewal.SubCaError as err:
+            what = {"subca_refused": "refused", "subca_unreachable": "could not be reached for",
+                    "subca_no_answer": "gave no answer to", "subca_error": "failed on"}.get(err.reason, "failed on")
+            raise ApplicationError(f"the Sub-CA {what} the {inp.usage} request of {inp.gateway_id}: {err.detail}",
+                                   type=err.reason, non_retryable=not err.retryable) from None
+        return CertifyResult(got.status, got.csr_sha256, got.key_id, got.fingerprint, got.pem, got.not_after,
+                             got.serial)
+
+    @activity.defn(name="supersede_renewed_certificates")
+    @domain_refusals
+    async def supersede(self, inp: SupersedeInput) -> SupersedeResult:
+        async with self._session() as session, session.begin():
+            return SupersedeResult(await renewal.supersede_renewed(session, inp.gateway_id, inp.renewed))
+
     def all(self) -> list[object]:
-        return [self.due]
+        return [self.due, self.certify, self.supersede]

@@ -1,23 +1,197 @@
-"""Certificate renewal: finds what is due and stops honestly where the protocol ends."""
+"""Certificate renewal end to end: the gateway makes new keys and PKCS#10 requests
+(``request_certificate_signing``), the test CA certifies them over HTTP, the certificates go into
+the store, are installed and verified (the renewed TLS certificate on the gateway's next
+connection), and the replaced ones are superseded with revocation requested. A Sub-CA that refuses
+ends the process with its reason; a Sub-CA whose answer is lost is not asked twice for one key."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import select
+
+from domain.audit.models import AuditEntry
+from domain.certificates import renewal
+from domain.certificates.models import Certificate
+from domain.devices.models import Gateway
+from pki.testca import TestCA
+from pki.validation import fingerprint
 from tests.fleet import Fleet, run_process
 
 T = "fleet"
 
 
-async def test_renewal_finds_due_certificates_and_names_the_missing_gateway_command(api, fleet: Fleet,
-                                                                                   fleet_operator) -> None:  # type: ignore[no-untyped-def]
-    h = fleet_operator.headers
+@pytest.fixture
+def test_ca(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestCA]:
+    """The fleet PKI's test CA over HTTP, configured as the tenant's Sub-CA."""
+    with TestCA(fleet.pki.directory) as ca:
+        monkeypatch.setenv(renewal.SUBCA_URL_ENV, ca.url)
+        yield ca
+
+
+async def _certificates(fleet: Fleet, gid: str) -> list[Certificate]:
+    async with fleet.ctx.sessions() as session:
+        return list((await session.scalars(select(Certificate).join(Gateway, Gateway.id == Certificate.gateway_id)
+                                           .where(Gateway.device_id == gid).order_by(Certificate.id))).all())
+
+
+async def test_nothing_due(api, fleet: Fleet, fleet_operator) -> None:  # type: ignore[no-untyped-def]
     (i,) = fleet.take(1)
     gid = fleet.gid(i)
-    nothing = await run_process(api, h, T, "certificate_renewal", [gid], {"renew_before_days": 30})
+    nothing = await run_process(api, fleet_operator.headers, T, "certificate_renewal", [gid], {"renew_before_days": 30})
     assert nothing["targets"][gid]["result"] == {"due": 0, "renewal": "not_due"}
-
-    due = await run_process(api, h, T, "certificate_renewal", [gid], {"renew_before_days": 730, "usages": ["tls"]})
-    target = due["targets"][gid]
-    assert target["state"] == "failed" and target["error_type"] == "csr_unavailable"
-    assert "request_certificate_signing" in target["error_message"]
-    assert target["error_message"].startswith("obtain_certificate_request: 1 certificate(s) due (tls")
     assert fleet.applied(gid) == {}
+
+
+async def test_renewal_of_due_certificates(api, fleet: Fleet, fleet_operator, test_ca) -> None:  # type: ignore[no-untyped-def]
+    (i,) = fleet.take(1)
+    gid = fleet.gid(i)
+    old = {c.usage: c for c in await _certificates(fleet, gid)}
+    assert set(old) == {"tls", "sig", "enc"}
+
+    done = await run_process(api, fleet_operator.headers, T, "certificate_renewal", [gid], {"renew_before_days": 730})
+    target = done["targets"][gid]
+    assert target["state"] == "succeeded", target
+    result = target["result"]
+    assert (result["due"], result["renewed"], result["superseded"], result["usages"]) == (3, 3, 3, "enc,sig,tls")
+
+    # The store: the new certificates active, the old ones superseded with revocation requested.
+    rows = await _certificates(fleet, gid)
+    new = {c.usage: c for c in rows if c.status == "active"}
+    assert set(new) == {"tls", "sig", "enc"} and not {c.fingerprint for c in new.values()} & {
+        c.fingerprint for c in old.values()}
+    for usage, c in new.items():
+        assert result[f"{usage}_sha256"] == c.fingerprint and c.common_name == f"{gid}.SMGW"
+        assert c.subject == old[usage].subject and c.not_after > old[usage].not_after
+    for c in rows:
+        if c.fingerprint in {o.fingerprint for o in old.values()}:
+            assert c.status == "superseded" and c.revocation_requested_at is not None
+
+    # The gateway: holds the new keys, presents the renewed TLS certificate, every command once.
+    state = fleet.gateway_state(gid)
+    assert {u: k["sha256"] for u, k in state.own_keys.items()} == {u: c.fingerprint for u, c in new.items()}
+    assert not state.pending_keys
+    assert fingerprint(fleet.sim.fleet.creds.keys(gid, "tls").cert) == new["tls"].fingerprint
+    conn = fleet.headend.node.registry.get(T, gid)
+    assert conn is not None and conn.admission.fingerprint == new["tls"].fingerprint
+    assert fleet.applied(gid) == {"request_certificate_signing": 3, "install_certificates": 1}
+    assert fleet.repeated(gid) == 0
+
+    # The certificates are the gateway's from now on: a second run finds nothing to do at 60 days.
+    again = await run_process(api, fleet_operator.headers, T, "certificate_renewal", [gid])
+    assert again["targets"][gid]["result"] == {"due": 0, "renewal": "not_due"}
+
+
+async def test_sub_ca_refusal_ends_the_process_with_its_reason(api, fleet: Fleet, fleet_operator,
+                                                               monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    (i,) = fleet.take(1)
+    gid = fleet.gid(i)
+    with TestCA(fleet.pki.directory, token="only-for-the-real-gwa") as ca:
+        monkeypatch.setenv(renewal.SUBCA_URL_ENV, ca.url)
+        done = await run_process(api, fleet_operator.headers, T, "certificate_renewal", [gid],
+                                 {"renew_before_days": 730, "usages": ["sig"]})
+    target = done["targets"][gid]
+    assert target["state"] == "failed" and target["error_type"] == "subca_refused", target
+    assert target["error_message"] == (f"certify_request/sig: the Sub-CA refused the sig request of {gid}: "
+                                       f"HTTP 401 unauthorized")
+    assert all(c.status == "active" and c.revocation_requested_at is None for c in await _certificates(fleet, gid))
+    assert fleet.applied(gid) == {"request_certificate_signing": 1}  # nothing installed
+
+
+class _LosesFirstAnswer(ThreadingHTTPServer):
+    """In front of the test CA: the first /certify is forwarded (the CA issues) and its answer is
+    lost (the connection closes without a response)."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream, self.calls, self.lost = upstream, 0, 0
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(inner) -> None:
+                server: _LosesFirstAnswer = inner.server  # type: ignore[assignment]
+                body = inner.rfile.read(int(inner.headers.get("Content-Length") or 0))
+                resp = httpx.post(server.upstream + inner.path, content=body, timeout=10)
+                server.calls += 1
+                if server.calls == 1:
+                    server.lost += 1
+                    inner.close_connection = True
+                    inner.connection.close()
+                    return
+                inner.send_response(resp.status_code)
+                inner.send_header("Content-Length", str(len(resp.content)))
+                inner.end_headers()
+                inner.wfile.write(resp.content)
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+
+async def test_lost_sub_ca_answer_is_not_requested_again_for_the_same_key(api, fleet: Fleet, fleet_operator,
+                                                                         test_ca, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    (i,) = fleet.take(1)
+    gid = fleet.gid(i)
+    proxy = _LosesFirstAnswer(test_ca.url)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv(renewal.SUBCA_URL_ENV, f"http://127.0.0.1:{proxy.server_address[1]}")
+        done = await run_process(api, fleet_operator.headers, T, "certificate_renewal", [gid],
+                                 {"renew_before_days": 730, "usages": ["enc"]})
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    target = done["targets"][gid]
+    assert target["state"] == "succeeded", target
+    assert (proxy.lost, proxy.calls) == (1, 2)  # the lost request was not sent again ...
+    assert fleet.applied(gid) == {"request_certificate_signing": 2, "install_certificates": 1}  # ... a new key was
+    new = [c for c in await _certificates(fleet, gid) if c.usage == "enc" and c.status == "active"]
+    assert len(new) == 1 and new[0].fingerprint == target["result"]["enc_sha256"]
+    async with fleet.ctx.sessions() as session:
+        actions = (await session.scalars(select(AuditEntry.action).where(
+            AuditEntry.object_type == renewal.REQUEST).order_by(AuditEntry.id))).all()
+    assert actions[-4:] == ["submit", "abandon", "submit", "issue"]
+
+
+async def test_certify_step_is_idempotent(fleet: Fleet, test_ca) -> None:
+    """Repeating the step with the same request: the stored certificate, no second certificate."""
+    (i,) = fleet.take(1)
+    gid = fleet.gid(i)
+    old = next(c for c in await _certificates(fleet, gid) if c.usage == "sig")
+    key = ec.generate_private_key(ec.BrainpoolP256R1())
+    csr = (x509.CertificateSigningRequestBuilder().subject_name(x509.load_der_x509_certificate(old.der).subject)
+           .sign(key, hashes.SHA256()))
+    pem = csr.public_bytes(serialization.Encoding.PEM).decode()
+
+    class Counting(renewal.HttpTestSubCa):
+        calls = 0
+
+        async def certify(self, csr_der: bytes, usage: str) -> bytes:
+            Counting.calls += 1
+            return await super().certify(csr_der, usage)
+
+    ca = Counting(test_ca.url)
+    first = await renewal.certify_gateway_request(fleet.ctx.sessions, fleet.ctx, gid, "sig", pem, old.fingerprint,
+                                                  subca=ca)
+    second = await renewal.certify_gateway_request(fleet.ctx.sessions, fleet.ctx, gid, "sig", pem, old.fingerprint,
+                                                   subca=ca)
+    assert (first.status, second.status, Counting.calls) == ("issued", "already_issued", 1)
+    assert first.fingerprint == second.fingerprint
+    other = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name.from_rfc4514_string(
+        "CN=EXXX0000000000.SMGW,O=SM-Test-PKI-DE,C=DE")).sign(key, hashes.SHA256()))
+    with pytest.raises(renewal.RenewalRefused) as err:
+        await renewal.certify_gateway_request(fleet.ctx.sessions, fleet.ctx, gid, "sig",
+                                              other.public_bytes(serialization.Encoding.PEM).decode(), subca=ca)
+    assert err.value.code == "malformed" and Counting.calls == 1

@@ -1,0 +1,280 @@
+"""Renewal of a gateway's certificates: a PKCS#10 request the gateway made for a new key goes to the
+tenant's Sub-CA, the certificate comes back into the certificate store, and once the gateway uses
+it the certificate it replaces is superseded with revocation requested.
+
+**Where the Sub-CA plugs in.** :class:`SubCa` is the one interface (``certify(csr, usage)``). The
+SM-PKI Sub-CA's certificate request web service (TR-03109-4: mutually authenticated with the GWA's
+TLS identity; not public) is a new implementation of it. What is here is :class:`HttpTestSubCa`, the
+development stand-in ``pki/testca.py`` (``POST /certify?usage=`` with the PKCS#10, PEM answer).
+Which URL: ``GRIDGATE_SUBCA_URL`` when set, otherwise derived from the certificate being renewed:
+its CRL distribution point ``<base>/crl/<name>.crl`` is published by the CA at ``<base>`` (true for
+the test CA). ``GRIDGATE_SUBCA_TOKEN`` is sent as bearer token, ``GRIDGATE_SUBCA_TIMEOUT_S``
+bounds one request (default 30 s).
+
+**At most one valid certificate per request.** A certificate is never requested twice for one
+key without knowing the first outcome:
+
+* the store is asked first: a certificate of the gateway with the request's public key is the
+  answer (a repeated step, a retried activity, a re-run after a crash);
+* before the request is sent, a ``submit`` entry for it (SHA-256 of the DER request) is committed
+  to the audit log; every definite outcome follows as another entry in the same transaction as its
+  effect (``issue`` with the imported certificate, ``refused``, ``unreachable``, ``failed``);
+* a request whose last entry is still ``submit`` has an unknown outcome (answer lost, crash
+  between the CA's answer and the commit): it is not sent again. The caller gets
+  ``outcome_unknown`` and asks the gateway for a new key (a new request replaces the pending key,
+  docs/protocol.md 10.4), so a certificate the CA may have issued for the abandoned key certifies a
+  key that no longer exists anywhere (``abandon`` entry with the key ID, for the Sub-CA operator).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
+from sqlalchemy import select
+
+from domain.audit.repository import history, record
+from domain.certificates import repository as repo
+from domain.certificates.models import Certificate
+from domain.certificates.service import CertificateRejected, GatewayNotFound, import_gateway
+from domain.tenancy.service import TenantContext
+from gridgate.errors import InvalidInput
+
+SUBCA_URL_ENV = "GRIDGATE_SUBCA_URL"
+SUBCA_TOKEN_ENV = "GRIDGATE_SUBCA_TOKEN"
+SUBCA_TIMEOUT_ENV = "GRIDGATE_SUBCA_TIMEOUT_S"
+REQUEST = "certificate_request"  # audit object type; object id = SHA-256 of the DER request
+TERMINAL = ("issue", "refused", "unreachable", "failed", "abandon")
+
+
+class RenewalRefused(InvalidInput):
+    """A request gridgate does not send (not this gateway's, bad signature) or a refusal by the CA."""
+
+    code = "renewal_refused"
+
+
+class SubCaError(Exception):
+    """The Sub-CA did not certify. ``issued`` False: certainly nothing was issued; None: unknown."""
+
+    def __init__(self, reason: str, detail: str, *, retryable: bool, issued: bool | None = False) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail, self.retryable, self.issued = reason, detail, retryable, issued
+
+
+class SubCa(Protocol):
+    url: str
+
+    async def certify(self, csr_der: bytes, usage: str) -> bytes:
+        """The PEM certificate for ``csr_der``, or :class:`SubCaError`."""
+        ...
+
+
+class HttpTestSubCa:
+    """The test CA's ``POST /certify?usage=`` (pki/testca.py): the development Sub-CA."""
+
+    def __init__(self, url: str, *, token: str | None = None, timeout_s: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout_s = timeout_s
+
+    async def certify(self, csr_der: bytes, usage: str) -> bytes:
+        headers = {"Content-Type": "application/pkcs10"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout_s) as client:
+                resp = await client.post(f"{self.url}/certify", params={"usage": usage}, content=csr_der,
+                                         headers=headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as err:  # nothing reached the CA
+            raise SubCaError("subca_unreachable", f"{self.url}: {type(err).__name__}: {err}", retryable=True) from None
+        except httpx.HTTPError as err:  # sent, answer lost: the CA may have issued
+            raise SubCaError("subca_no_answer", f"{self.url}: {type(err).__name__}: {err}", retryable=True,
+                             issued=None) from None
+        if resp.status_code == 200:
+            return resp.content
+        try:
+            body = resp.json()
+            why = f"{body.get('error', 'error')}: {body.get('detail', '')}".rstrip(": ")
+        except ValueError:
+            why = resp.text[:200]
+        if 400 <= resp.status_code < 500:
+            raise SubCaError("subca_refused", f"HTTP {resp.status_code} {why}", retryable=False)
+        raise SubCaError("subca_error", f"HTTP {resp.status_code} {why}", retryable=True)
+
+
+def subca_base_from_crl(crl_urls: list[str]) -> str | None:
+    """``http://host:port`` from a CRL distribution point ``http://host:port/.../crl/<name>.crl``."""
+    for url in crl_urls:
+        parts = urlsplit(url)
+        path = parts.path
+        if parts.scheme in ("http", "https") and "/crl/" in path and path.endswith(".crl"):
+            return f"{parts.scheme}://{parts.netloc}{path[: path.rindex('/crl/')]}"
+    return None
+
+
+def subca_for(crl_urls: list[str], env: dict[str, str] | None = None) -> SubCa:
+    """The Sub-CA that certifies the renewal of a certificate with these CRL distribution points."""
+    env = dict(os.environ) if env is None else env
+    url = env.get(SUBCA_URL_ENV) or subca_base_from_crl(crl_urls)
+    if not url:
+        raise RenewalRefused(f"no Sub-CA to send the request to: set {SUBCA_URL_ENV}", code="subca_unknown")
+    return HttpTestSubCa(url, token=env.get(SUBCA_TOKEN_ENV) or None,
+                         timeout_s=float(env.get(SUBCA_TIMEOUT_ENV) or 30.0))
+
+
+@dataclass(frozen=True)
+class Issued:
+    status: str  # issued | already_issued | outcome_unknown
+    csr_sha256: str
+    key_id: str
+    fingerprint: str | None = None
+    pem: str | None = None
+    not_after: str | None = None
+    serial: str | None = None
+    subca: str | None = None
+
+
+def _spki(key: Any) -> bytes:
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)  # type: ignore[no-any-return]
+
+
+def check_request(gateway: str, usage: str, csr_pem: str) -> x509.CertificateSigningRequest:
+    """The gateway's PKCS#10 request, refused unless it is well-formed, self-signed and names it."""
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem.encode())
+        valid = csr.is_signature_valid
+    except ValueError as err:
+        raise RenewalRefused(f"the {usage} request of {gateway} is not a PKCS#10 request: {err}",
+                             code="malformed") from None
+    cns = [str(a.value) for a in csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    if not valid:
+        raise RenewalRefused(f"the {usage} request of {gateway} has a bad signature", code="malformed")
+    if [c.upper() for c in cns] != [f"{gateway}.SMGW"]:
+        raise RenewalRefused(f"the {usage} request names {cns}, not {gateway}.SMGW", code="malformed")
+    return csr
+
+
+async def _known(session: Any, gateway_pk: int, usage: str, spki: bytes) -> Certificate | None:
+    rows = (await session.scalars(select(Certificate).where(
+        Certificate.owner == "gateway", Certificate.gateway_id == gateway_pk, Certificate.usage == usage))).all()
+    for row in rows:
+        if _spki(x509.load_der_x509_certificate(row.der).public_key()) == spki:
+            return row  # type: ignore[no-any-return]
+    return None
+
+
+def _issued(status: str, csr_sha: str, key_id: str, row: Certificate, subca: str | None = None) -> Issued:
+    pem = x509.load_der_x509_certificate(row.der).public_bytes(serialization.Encoding.PEM).decode()
+    return Issued(status, csr_sha, key_id, row.fingerprint, pem, row.not_after.isoformat(), row.serial, subca)
+
+
+async def certify_gateway_request(sessions: Callable[[], Any], tenant: TenantContext, gateway: str, usage: str,
+                                  csr_pem: str, replaces: str | None = None, *,
+                                  subca: SubCa | None = None) -> Issued:
+    """Have the Sub-CA certify the gateway's request and store the certificate (active, linked to the
+    gateway). ``replaces``: fingerprint of the certificate being renewed (its CRL distribution point
+    names the Sub-CA when ``GRIDGATE_SUBCA_URL`` is unset). ``sessions()`` opens a tenant session.
+    Raises :class:`RenewalRefused` (no retry helps) or :class:`SubCaError`."""
+    csr = check_request(gateway, usage, csr_pem)
+    der = csr.public_bytes(serialization.Encoding.DER)
+    csr_sha = hashlib.sha256(der).hexdigest()
+    spki = _spki(csr.public_key())
+    key_id = hashlib.sha256(spki).hexdigest()
+    async with sessions() as session, session.begin():
+        gw_pk = await repo.gateway_pk(session, gateway)
+        if gw_pk is None:
+            raise GatewayNotFound(f"gateway {gateway!r} not found")
+        known = await _known(session, gw_pk, usage, spki)
+        if known is not None:
+            return _issued("already_issued", csr_sha, key_id, known)
+        last = await history(session, object_type=REQUEST, object_id=csr_sha, limit=1)
+        if last and last[0].action not in TERMINAL:
+            record(session, "abandon", REQUEST, csr_sha, {
+                "gateway": {"old": None, "new": gateway}, "usage": {"old": None, "new": usage},
+                "key_id": {"old": None, "new": key_id},
+                "why": {"old": None, "new": "outcome of the earlier submission unknown; the gateway makes a new key"}})
+            return Issued("outcome_unknown", csr_sha, key_id)
+        old = await repo.by_fingerprint(session, replaces) if replaces else None
+        ca = subca or subca_for(list(old.crl_urls) if old is not None else [])
+        record(session, "submit", REQUEST, csr_sha, {
+            "gateway": {"old": None, "new": gateway}, "usage": {"old": None, "new": usage},
+            "key_id": {"old": None, "new": key_id}, "subca": {"old": None, "new": ca.url},
+            "replaces": {"old": None, "new": replaces}})
+    try:
+        pem = await ca.certify(der, usage)
+    except SubCaError as err:
+        if err.issued is False:
+            async with sessions() as session, session.begin():
+                outcome = {"subca_refused": "refused", "subca_unreachable": "unreachable"}.get(err.reason, "failed")
+                record(session, outcome, REQUEST, csr_sha, {"reason": {"old": None, "new": err.reason},
+                                                            "detail": {"old": None, "new": err.detail[:300]}})
+        raise
+    try:
+        cert: x509.Certificate | None = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        cert = None
+    try:
+        async with sessions() as session, session.begin():
+            if cert is None:
+                raise _NotStored("the Sub-CA's answer is not a PEM certificate")
+            if _spki(cert.public_key()) != spki:
+                raise _NotStored("the certificate is not for the requested key")
+            try:
+                outcome = await import_gateway(session, tenant, pem, gateway)
+            except CertificateRejected as err:
+                raise _NotStored(f"the issued certificate does not validate: {err.message}") from None
+            row = (outcome.imported or outcome.unchanged)[0]
+            if row.usage != usage:
+                raise _NotStored(f"the Sub-CA issued a {row.usage} certificate for a {usage} request")
+            record(session, "issue", REQUEST, csr_sha, {"fingerprint": {"old": None, "new": row.fingerprint},
+                                                        "serial": {"old": None, "new": row.serial}})
+            return _issued("issued", csr_sha, key_id, row, ca.url)
+    except _NotStored as err:
+        async with sessions() as session, session.begin():
+            serial = f"{cert.serial_number:x}" if cert is not None else None
+            record(session, "issue_rejected", REQUEST, csr_sha, {"detail": {"old": None, "new": err.problem},
+                                                                 "serial": {"old": None, "new": serial}})
+        raise RenewalRefused(f"{usage}: {err.problem}", code="certificate_invalid") from None
+
+
+class _NotStored(Exception):
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+async def supersede_renewed(session: Any, gateway: str, renewed: dict[str, str]) -> list[str]:
+    """``renewed``: old fingerprint -> the new one the gateway now uses. Each old certificate still
+    active becomes ``superseded`` with revocation requested (for the Sub-CA). Returns the fingerprints
+    changed (idempotent: a repeat changes nothing)."""
+    gw_pk = await repo.gateway_pk(session, gateway)
+    if gw_pk is None:
+        raise GatewayNotFound(f"gateway {gateway!r} not found")
+    rows = await repo.by_fingerprints(session, [*renewed, *renewed.values()])
+    now = dt.datetime.now(dt.UTC)
+    done = []
+    for old_fp, new_fp in renewed.items():
+        old, new = rows.get(old_fp), rows.get(new_fp)
+        if old is None or new is None or old.gateway_id != gw_pk or new.gateway_id != gw_pk:
+            raise RenewalRefused(f"{old_fp[:16]} / {new_fp[:16]} are not certificates of {gateway}",
+                                 code="certificates_unknown")
+        if old.status != "active":
+            continue
+        old.status = "superseded"
+        if old.revocation_requested_at is None:
+            old.revocation_requested_at = now
+        record(session, "supersede", "certificate", old_fp, {
+            "status": {"old": "active", "new": "superseded"}, "superseded_by": {"old": None, "new": new_fp},
+            "revocation_requested_at": {"old": None, "new": now.isoformat()}})
+        done.append(old_fp)
+    await session.flush()
+    return done
