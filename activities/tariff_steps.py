@@ -139,6 +139,16 @@ async def build_plan(session: AsyncSession, inp: ProfilePlanInput, now: dt.datet
     )
 
 
+@dataclass(frozen=True)
+class UnusedProfilesInput:
+    gateway_id: str
+
+
+@dataclass(frozen=True)
+class UnusedProfiles:
+    profiles: list[ProfileRef] = field(default_factory=list)
+
+
 class TariffSteps(Steps):
     @activity.defn(name="plan_profile_rollout")
     @domain_refusals
@@ -159,5 +169,21 @@ class TariffSteps(Steps):
                 ended=[(r.kind, r.profile_id) for r in inp.ended])
         return RecordedProfiles(written, ended)
 
+    @activity.defn(name="find_unused_communication_profiles")
+    @domain_refusals
+    async def unused_communication_profiles(self, inp: UnusedProfilesInput) -> UnusedProfiles:
+        """EMT communication profiles active in the gateway's history that no active evaluation
+        profile uses any more (the EMT's last one was terminated): to delete from the gateway."""
+        from domain.devices.service import get_gateway
+        from domain.tariffs import repository as profiles_repo
+
+        async with self._session() as session:
+            gw = await get_gateway(session, inp.gateway_id)
+            active = await profiles_repo.active_profiles(session, gw.id)
+        used = {p.content.get("communication_profile") for p in active if p.kind == "evaluation"}
+        return UnusedProfiles([ProfileRef("communication", p.profile_id) for p in active
+                               if p.kind == "communication" and p.content.get("role", "emt") == "emt"
+                               and p.profile_id not in used])
+
     def all(self) -> list[object]:
-        return [self.plan_rollout, self.record_history]
+        return [self.plan_rollout, self.record_history, self.unused_communication_profiles]

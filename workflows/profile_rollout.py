@@ -11,12 +11,16 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     # (imported by its full name so the workflow sandbox registers it: the converter resolves the
     # type hints of nested command dataclasses through sys.modules)
-    import activities.gateway_commands_models  # noqa: F401
-    from activities.tariff_steps import ProfilePlanInput, RolloutPlan
+    import activities.gateway_commands_models as gc
+    from activities.tariff_steps import ProfilePlanInput, RolloutPlan, UnusedProfiles, UnusedProfilesInput
     from workflows.base import GatewayProcessWorkflow, domain_step
     from workflows.common import GatewayProcessInput, GatewayProcessResult
-    from workflows.gateway import GatewayLink
+    from workflows.gateway import GatewayLink, GatewayStepFailed
     from workflows.profiles import ProfileWork
+
+# Version marker: from here on, a rollout that deleted evaluation profiles also deletes the EMT
+# communication profiles no evaluation profile uses any more (delete_communication_profile).
+PATCH_UNUSED_COMMUNICATION = "rollout-deletes-unused-communication-profiles"
 
 
 @workflow.defn(name="ProfileRollout")
@@ -40,5 +44,34 @@ class ProfileRolloutWorkflow(GatewayProcessWorkflow):
         finally:
             if work.written or work.deleted:  # also after a failure: the history shows what is on the gateway
                 await work.record(gw)
-        return {"written": len(work.written), "created": len(work.created), "deleted": len(work.deleted),
-                "certificates_installed": work.certificates_installed}
+        result = {"written": len(work.written), "created": len(work.created), "deleted": len(work.deleted),
+                  "certificates_installed": work.certificates_installed}
+        if any(r.kind == "evaluation" for r in work.deleted) and workflow.patched(PATCH_UNUSED_COMMUNICATION):
+            result.update(await self.delete_unused_communication_profiles(gw, link))
+        return result
+
+    async def delete_unused_communication_profiles(self, gw: str, link: GatewayLink) -> dict[str, int]:
+        """The EMTs whose last evaluation profile this rollout terminated get their communication
+        profile deleted too. One the gateway still needs (an evaluation profile gridgate does not
+        know of uses it: ``rejected``) stays, and stays active in the history."""
+        self.at("find_unused_communication_profiles")
+        unused: UnusedProfiles = await domain_step("find_unused_communication_profiles", UnusedProfilesInput(gw),
+                                                   UnusedProfiles)
+        cleanup, kept = ProfileWork(), 0
+        try:
+            for ref in unused.profiles:
+                try:
+                    step = self.at(f"delete_communication_profile/{ref.profile_id}")
+                    await link.run("delete_communication_profile", lambda cid, pid=ref.profile_id:
+                                   gc.DeleteCommunicationProfileInput(gateway_id=gw, command_id=cid, profile_id=pid),
+                                   gc.ProfileDeleteResult, step=step)
+                except GatewayStepFailed as err:
+                    if err.error_type != "rejected":
+                        raise
+                    kept += 1
+                    continue
+                cleanup.deleted.append(ref)
+        finally:
+            if cleanup.deleted:
+                await cleanup.record(gw)
+        return {"communication_deleted": len(cleanup.deleted), "communication_kept": kept}

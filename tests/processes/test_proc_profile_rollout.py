@@ -67,8 +67,9 @@ async def test_rollout_of_a_new_taf_then_an_emt_change_on_a_metering_point(api, 
     """Two gateways in operation with a billing TAF for the grid operator. The supplier orders a
     register profile: the rollout installs the supplier's certificates and writes its communication
     and evaluation profile. Then the metering point's register profile moves to the grid operator
-    (an EMT change): the old profile is terminated and deleted, the new one installed. A rollout
-    with nothing to do sends nothing."""
+    (an EMT change): the old profile is terminated and deleted, the new one installed, and the
+    supplier's communication profile, used by nothing any more, deleted. A rollout with nothing to
+    do sends nothing."""
     h = fleet_operator.headers
     idx = fleet.take(2, where=lambda i: i % 4 != 0)
     gids = [fleet.gid(i) for i in idx]
@@ -98,8 +99,16 @@ async def test_rollout_of_a_new_taf_then_an_emt_change_on_a_metering_point(api, 
     mark = Counter(fleet.applied(gid))
     done = await run_process(api, h, T, "profile_rollout", [gid], {"taf_order_ids": [new["id"], old["id"]]})
     assert done["targets"][gid]["result"]["deleted"] == 1, done["targets"][gid]
+    # The supplier's last evaluation profile is gone: its communication profile is deleted too.
+    assert done["targets"][gid]["result"]["communication_deleted"] == 1, done["targets"][gid]
     assert Counter(fleet.applied(gid)) - mark == Counter({"install_certificates": 1, "write_evaluation_profile": 1,
-                                                          "delete_evaluation_profile": 1})
+                                                          "delete_evaluation_profile": 1,
+                                                          "delete_communication_profile": 1})
+    comms = fleet.gateway_state(gid).profiles["communication"]
+    assert {cp["peer"] for cp in comms.values()} == {GRID_OPERATOR}
+    history = (await api.get(f"/api/v1/tenants/{T}/gateways/{gid}/profiles?kind=communication", headers=h)).json()
+    assert {(p["content"]["peer"], p["status"]) for p in history["items"]} == {
+        (GRID_OPERATOR, "active"), (SUPPLIER, "terminated")}
     evaluations = fleet.gateway_state(gid).profiles["evaluation"]
     assert {ep["recipient"] for ep in evaluations.values() if ep["taf"] == 7} == {GRID_OPERATOR}
     history = (await api.get(f"/api/v1/tenants/{T}/gateways/{gid}/profiles?kind=evaluation", headers=h)).json()
