@@ -6,12 +6,14 @@ What is enforced, and how (Python's ``ssl`` on OpenSSL 3.0 exposes no groups *li
 * TLS 1.2 minimum (``minimum_version``); TLS 1.1 and below are refused.
 * TLS 1.2 suites exactly ECDHE-ECDSA with AES128-SHA256, AES128-GCM-SHA256, AES256-SHA384,
   AES256-GCM-SHA384 (``set_ciphers``).
-* Key-exchange group: exactly one of brainpoolP256r1 (default), brainpoolP384r1,
-  brainpoolP512r1, secp256r1, secp384r1 per context (``set_ecdh_curve`` calls
-  ``SSL_CTX_set1_groups`` with one group). A peer offering only other groups is refused. A
-  context cannot accept two groups at once. In TLS 1.2 the client's supported_groups list also
-  bounds the curve of the server's ECDSA certificate, so the group must be the curve of the
-  certificates in use: brainpoolP256r1 for SM-PKI end entities (the default).
+* Key-exchange groups: exactly the TR-03116-3 list brainpoolP256r1, brainpoolP384r1,
+  brainpoolP512r1, secp256r1, secp384r1, with the context's ``group`` first (preferred). Python
+  has no groups-list setter, so the list is set with OpenSSL's ``SSL_CTX_set1_groups_list`` on the
+  context (:func:`_set_groups_list`, CPython layout, checked); where that is not possible the
+  context falls back to the single ``group`` (``set_ecdh_curve``). A peer offering only other
+  groups is refused. In TLS 1.2 the client's supported_groups list also bounds the curve of the
+  server's ECDSA certificate, so the list must contain the certificates' curve (brainpoolP256r1
+  for SM-PKI end entities).
 * Mutual authentication (``CERT_REQUIRED`` on both sides), OpenSSL chain check to the anchors,
   then :func:`validate_peer` (profile, algorithms, key usage, revocation via CRL).
 * Renegotiation off (``OP_NO_RENEGOTIATION``); compression off; session tickets off, so
@@ -58,6 +60,31 @@ MAX_SESSION_LIFETIME = dt.timedelta(hours=48)
 PathLike = str | os.PathLike[str]
 
 
+_SSL_CTRL_SET_GROUPS_LIST = 92  # SSL_CTX_set1_groups_list is SSL_CTX_ctrl(ctx, 92, 0, "a:b:c")
+_OPENSSL_GROUP_NAME = {"secp256r1": "P-256", "secp384r1": "P-384"}
+
+
+def _set_groups_list(ctx: ssl.SSLContext, groups: Sequence[str]) -> bool:
+    """Set the key-exchange groups of ``ctx`` to ``groups`` (OpenSSL names). True when set.
+
+    CPython's ``PySSLContext`` holds ``SSL_CTX *`` right after the object header; the pointer is
+    only used if ``SSL_CTX_ctrl`` accepts the call there."""
+    import ctypes
+
+    try:
+        import _ssl
+
+        lib = ctypes.CDLL(_ssl.__file__)
+        ctrl = lib.SSL_CTX_ctrl
+        ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_char_p]
+        ctrl.restype = ctypes.c_long
+        ptr = ctypes.c_void_p.from_address(id(ctx) + 2 * ctypes.sizeof(ctypes.c_void_p)).value
+        names = ":".join(_OPENSSL_GROUP_NAME.get(g, g) for g in groups).encode()
+        return bool(ptr) and ctrl(ptr, _SSL_CTRL_SET_GROUPS_LIST, 0, names) == 1
+    except (OSError, AttributeError, ValueError):
+        return False
+
+
 def _base_context(
     protocol: int,
     *,
@@ -80,6 +107,7 @@ def _base_context(
     ctx.maximum_version = ssl.TLSVersion.TLSv1_3 if allow13 else ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers(":".join(TLS12_CIPHERS))
     ctx.set_ecdh_curve(_OPENSSL_CURVE_NAME.get(group, group))
+    _set_groups_list(ctx, [group, *(g for g in ALLOWED_GROUPS if g != group)])
     ctx.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION | ssl.OP_NO_TICKET
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.check_hostname = False  # identity is checked on the SM-PKI certificate by validate_peer

@@ -200,6 +200,35 @@ def test_tls11_server_is_refused(test_pki: TestPki) -> None:
             _connect(_client_ctx(test_pki, gw), port)
 
 
+@pytest.mark.parametrize("group", ["P-256", "P-384", "brainpoolP384r1", "brainpoolP512r1"])
+def test_our_contexts_offer_every_listed_group(test_pki: TestPki, group: str) -> None:
+    """TR-03116-3's whole group list, not only the certificates' curve: a peer that prefers any
+    listed group (here openssl s_server with server preference) gets it for the key exchange."""
+    emt = test_pki.emts["emt1"]
+    sock = socket.create_server(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    proc = subprocess.Popen(["openssl", "s_server", "-accept", str(port), "-cert", str(emt.tls.cert_path),
+                             "-key", str(emt.tls.key_path), "-CAfile", str(test_pki.chain_path), "-Verify", "2",
+                             "-naccept", "1", "-serverpref", "-groups", f"{group}:brainpoolP256r1"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert proc.stdout is not None
+        for _ in range(50):
+            if b"ACCEPT" in proc.stdout.readline():
+                break
+        gw = test_pki.gateway(test_pki.gateway_ids()[0])
+        conn = _connect(_client_ctx(test_pki, gw), port)
+        assert conn.version() == "TLSv1.2"
+        conn.close()
+        out = proc.communicate(timeout=10)[0].decode()
+    finally:
+        proc.kill()
+    shared = next(x for x in out.splitlines() if x.startswith("Shared") and "groups" in x)
+    # our client offered it (a one-group context would share only brainpoolP256r1)
+    assert {"P-256": "secp256r1", "P-384": "secp384r1"}.get(group, group) in shared, shared
+
+
 @pytest.mark.parametrize("groups", ["X25519", "secp521r1", "X448:ffdhe2048"])
 def test_non_listed_curve_is_refused(server: OurServer, test_pki: TestPki, groups: str) -> None:
     gw = test_pki.gateway(test_pki.gateway_ids()[0])
