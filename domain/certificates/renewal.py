@@ -214,8 +214,8 @@ async def certify_gateway_request(sessions: Callable[[], Any], tenant: TenantCon
     except SubCaError as err:
         if err.issued is False:
             async with sessions() as session, session.begin():
-                outcome = {"subca_refused": "refused", "subca_unreachable": "unreachable"}.get(err.reason, "failed")
-                record(session, outcome, REQUEST, csr_sha, {"reason": {"old": None, "new": err.reason},
+                action = {"subca_refused": "refused", "subca_unreachable": "unreachable"}.get(err.reason, "failed")
+                record(session, action, REQUEST, csr_sha, {"reason": {"old": None, "new": err.reason},
                                                             "detail": {"old": None, "new": err.detail[:300]}})
         raise
     try:
