@@ -156,7 +156,7 @@ def iter_api_routes(app: FastAPI) -> list[tuple[str, str, APIRoute]]:
     def walk(routes: list, prefix: str) -> None:  # type: ignore[type-arg]
         for route in routes:
             if isinstance(route, APIRoute):
-                for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
+                for method in sorted((route.methods or set()) - {"HEAD", "OPTIONS"}):
                     out.append((method, prefix + route.path, route))
                 continue
             original = getattr(route, "original_router", None)

@@ -13,7 +13,6 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -26,10 +25,10 @@ class _LazyRoot(TyperGroup):
 
     lazy: dict[str, tuple[str, str]] = {}
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Any) -> list[str]:
         return [*super().list_commands(ctx), *sorted(n for n in self.lazy if n not in self.commands)]
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in self.commands and cmd_name in self.lazy:
             module_name, help_text = self.lazy[cmd_name]
             try:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from types import ModuleType
 
 import httpx
 import structlog
@@ -74,7 +75,7 @@ def default_apps(settings: Settings) -> list[AppProcess]:
 OPTIONAL_AREAS = ["pki.supervise", "headend.supervise", "simulator.supervise"]
 
 
-def _areas() -> list[object]:
+def _areas() -> list[ModuleType]:
     import importlib
 
     found = []
@@ -106,8 +107,8 @@ def check_ports(plan: Plan) -> None:
         wanted.append((host, int(port), "Temporal gRPC", "GRIDGATE_TEMPORAL_ADDRESS"))
         wanted.append((host, s.temporal_ui_port, "Temporal UI", "GRIDGATE_TEMPORAL_UI_PORT"))
     for app in plan.apps:
-        for host, port, setting in app.ports:
-            wanted.append((host, port, app.name, setting))
+        for app_host, app_port, setting in app.ports:
+            wanted.append((app_host, app_port, app.name, setting))
     busy = [w for w in wanted if port_in_use(w[0], w[1])]
     if busy:
         lines = [f"port {port} on {host} ({what}) is already in use; stop what holds it or set {setting}"

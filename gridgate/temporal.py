@@ -154,8 +154,9 @@ async def is_reachable(address: str, timeout: float = 2.0) -> bool:
 
 
 async def connect(address: str, namespace: str, data_converter: DataConverter | None = None) -> Client:
-    kwargs = {"data_converter": data_converter} if data_converter is not None else {}
-    return await Client.connect(address, namespace=namespace, **kwargs)
+    if data_converter is None:
+        return await Client.connect(address, namespace=namespace)
+    return await Client.connect(address, namespace=namespace, data_converter=data_converter)
 
 
 async def namespace_exists(client: Client, namespace: str) -> bool:

@@ -11,7 +11,7 @@ from headend.models import GatewayCommunication, GatewayConnection, GatewayEvent
 
 def communications(gateway_id: str, *, command: str | None = None, direction: str | None = None,
                    since: datetime | None = None, before_id: int | None = None,
-                   limit: int = 100) -> Select[tuple[GatewayCommunication]]:
+                   limit: int = 100) -> Select[GatewayCommunication]:
     """A gateway's exchanges, newest first, keyset-paginated by id."""
     stmt = select(GatewayCommunication).where(GatewayCommunication.gateway_id == gateway_id)
     if command:
@@ -26,7 +26,7 @@ def communications(gateway_id: str, *, command: str | None = None, direction: st
 
 
 def events(gateway_id: str, *, code: str | None = None, before_id: int | None = None,
-           limit: int = 100) -> Select[tuple[GatewayEvent]]:
+           limit: int = 100) -> Select[GatewayEvent]:
     stmt = select(GatewayEvent).where(GatewayEvent.gateway_id == gateway_id)
     if code:
         stmt = stmt.where(GatewayEvent.code == code)
@@ -35,5 +35,5 @@ def events(gateway_id: str, *, code: str | None = None, before_id: int | None = 
     return stmt.order_by(GatewayEvent.id.desc()).limit(limit)
 
 
-def connection(gateway_id: str) -> Select[tuple[GatewayConnection]]:
+def connection(gateway_id: str) -> Select[GatewayConnection]:
     return select(GatewayConnection).where(GatewayConnection.gateway_id == gateway_id)

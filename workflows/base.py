@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -16,10 +16,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.common import GatewayProcessInput, GatewayProcessResult, TargetFinished
     from workflows.gateway import GatewayLink, GatewayStepFailed, error_of, is_cancellation
 
-BOOKKEEPING = {
-    "start_to_close_timeout": timedelta(seconds=30),
-    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)),
-}
+T = TypeVar("T")
+
+
+async def bookkeeping(activity: str, arg: Any, result_type: type[T] | None = None) -> T:
+    """A bookkeeping activity on the main queue: short, retried until it succeeds."""
+    return await workflow.execute_activity(  # type: ignore[no-any-return]
+        activity, arg, result_type=result_type, start_to_close_timeout=timedelta(seconds=30),
+        retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)))
 
 
 async def domain_step(activity: str, arg: Any, result_type: type | None = None, *,
@@ -54,9 +58,7 @@ class GatewayProcessWorkflow:
         outcome, error_type, message, details = "succeeded", None, None, {}
         try:
             # Inside the try: a cancellation that arrives this early must be reported too.
-            await workflow.execute_activity("mark_target_running",
-                                            TargetRunningInput(inp.process_id, inp.seq, info.workflow_id),
-                                            **BOOKKEEPING)
+            await bookkeeping("mark_target_running", TargetRunningInput(inp.process_id, inp.seq, info.workflow_id))
             details = await self.steps(inp, self.link)
         except asyncio.CancelledError:
             outcome, error_type, message = "cancelled", "cancelled", f"cancelled during {self.step}"
@@ -69,8 +71,8 @@ class GatewayProcessWorkflow:
                 message = f"{self.step}: {message}"
         result = GatewayProcessResult(inp.gateway_id, outcome, error_type, message, details)
         # Bookkeeping runs even after a cancellation: the outcome must be recorded.
-        await workflow.execute_activity("record_gateway_outcome", TargetFinishedInput(
-            inp.process_id, inp.seq, outcome, error_type, message, _small(details)), **BOOKKEEPING)
+        await bookkeeping("record_gateway_outcome", TargetFinishedInput(
+            inp.process_id, inp.seq, outcome, error_type, message, _small(details)))
         if inp.parent_workflow_id:
             parent = workflow.get_external_workflow_handle(inp.parent_workflow_id)
             try:

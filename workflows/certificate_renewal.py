@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         DueCertificate,
         DueCertificates,
         DueInput,
+        RetireInput,
         SupersedeInput,
         SupersedeResult,
     )
@@ -68,8 +69,18 @@ class CertificateRenewalWorkflow(GatewayProcessWorkflow):
 
     async def renew(self, gw: str, due: list[DueCertificate], link: GatewayLink) -> dict[str, Any]:
         issued: dict[str, tuple[DueCertificate, CertifyResult]] = {}
-        for d in due:
-            issued[d.usage] = (d, await self.certificate_for(gw, d, link))
+        try:
+            for d in due:
+                issued[d.usage] = (d, await self.certificate_for(gw, d, link))
+        except GatewayStepFailed:
+            # Nothing was sent to the gateway: what the Sub-CA issued so far is never going to be used.
+            if issued:
+                try:
+                    await domain_step("retire_uninstalled_certificates", RetireInput(
+                        gw, [r.fingerprint for _, r in issued.values() if r.fingerprint]), SupersedeResult)
+                except GatewayStepFailed as err:  # the original failure is the one to report
+                    workflow.logger.warning("renewal of %s: issued certificates not retired: %s", gw, err.message)
+            raise
 
         self.at("install_renewed_certificates")
         installed = await link.run("install_certificates", lambda cid: gc.InstallCertificatesInput(

@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
         ProcessStateInput,
     )
     from domain.processes.ids import gateway_workflow_id
-    from workflows.base import BOOKKEEPING
+    from workflows.base import bookkeeping
     from workflows.common import (
         GatewayProcessInput,
         MassProcessInput,
@@ -119,9 +119,12 @@ class MassProcessWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(s)
             seen = self.dirty
-            await workflow.wait_condition(
-                lambda seen=seen: self.dirty != seen or (
-                    not s.paused and not self.exhausted and len(s.in_flight) < s.concurrency))
+
+            def something_to_do(seen: int = seen) -> bool:
+                return self.dirty != seen or (not s.paused and not self.exhausted
+                                              and len(s.in_flight) < s.concurrency)
+
+            await workflow.wait_condition(something_to_do)
         final = "completed"
         await self._mirror(final, None)
         return MassProcessResult(s.process_id, final, s.succeeded, s.failed, s.cancelled)
@@ -130,9 +133,8 @@ class MassProcessWorkflow:
         s = self.s
         assert s is not None
         room = s.concurrency - len(s.in_flight)
-        batch: NextTargetsResult = await workflow.execute_activity(
-            "next_process_targets", NextTargetsInput(s.process_id, s.cursor, min(room, FETCH_BATCH)),
-            result_type=NextTargetsResult, **BOOKKEEPING)
+        batch = await bookkeeping("next_process_targets",
+                                  NextTargetsInput(s.process_id, s.cursor, min(room, FETCH_BATCH)), NextTargetsResult)
         if not batch.targets:
             self.exhausted = True
             return
@@ -181,8 +183,7 @@ class MassProcessWorkflow:
 
     async def _mirror(self, state: str, reason: str | None) -> None:
         assert self.s is not None
-        await workflow.execute_activity("set_process_state", ProcessStateInput(self.s.process_id, state, reason),
-                                        **BOOKKEEPING)
+        await bookkeeping("set_process_state", ProcessStateInput(self.s.process_id, state, reason))
 
     async def _cancel(self) -> MassProcessResult:
         s = self.s
@@ -198,9 +199,7 @@ class MassProcessWorkflow:
             await workflow.wait_condition(lambda: not s.in_flight, timeout=timedelta(minutes=5))
         unreported = sorted(s.in_flight)
         s.in_flight.clear()
-        res: CountResult = await workflow.execute_activity(
-            "cancel_pending_targets", CancelPendingInput(s.process_id, unreported), result_type=CountResult,
-            **BOOKKEEPING)
+        res = await bookkeeping("cancel_pending_targets", CancelPendingInput(s.process_id, unreported), CountResult)
         s.cancelled += res.count
         await self._mirror("cancelled", None)
         return MassProcessResult(s.process_id, "cancelled", s.succeeded, s.failed, s.cancelled)

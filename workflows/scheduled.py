@@ -11,7 +11,7 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from activities.schedule_steps import RevocationSummary, ScheduledProcessInput, ScheduledStart
     from domain.processes.ids import mass_workflow_id
-    from workflows.base import BOOKKEEPING
+    from workflows.base import bookkeeping
     from workflows.common import MassProcessInput, MassProcessResult, search_attributes
 
 
@@ -19,8 +19,7 @@ with workflow.unsafe.imports_passed_through():
 class ScheduledProcessWorkflow:
     @workflow.run
     async def run(self, inp: ScheduledProcessInput) -> MassProcessResult | None:
-        start: ScheduledStart = await workflow.execute_activity(
-            "freeze_scheduled_process", inp, result_type=ScheduledStart, **BOOKKEEPING)
+        start = await bookkeeping("freeze_scheduled_process", inp, ScheduledStart)
         if start.process_id is None:
             workflow.logger.info("schedule %s: nothing to do (%s)", inp.schedule, start.why)
             return None

@@ -278,3 +278,29 @@ async def supersede_renewed(session: Any, gateway: str, renewed: dict[str, str])
         done.append(old_fp)
     await session.flush()
     return done
+
+
+async def retire_uninstalled(session: Any, gateway: str, fingerprints: list[str]) -> list[str]:
+    """Certificates a renewal obtained but never sent to the gateway (it failed before the install):
+    ``retired`` with revocation requested, so the certificate they were to replace is found due
+    again. Returns the fingerprints changed (idempotent)."""
+    gw_pk = await repo.gateway_pk(session, gateway)
+    if gw_pk is None:
+        raise GatewayNotFound(f"gateway {gateway!r} not found")
+    rows = await repo.by_fingerprints(session, fingerprints)
+    now = dt.datetime.now(dt.UTC)
+    done = []
+    for fp in fingerprints:
+        row = rows.get(fp)
+        if row is None or row.gateway_id != gw_pk or row.status != "active":
+            continue
+        row.status = "retired"
+        if row.revocation_requested_at is None:
+            row.revocation_requested_at = now
+        record(session, "retire", "certificate", fp, {
+            "status": {"old": "active", "new": "retired"},
+            "why": {"old": None, "new": "renewal failed before the certificate was installed"},
+            "revocation_requested_at": {"old": None, "new": now.isoformat()}})
+        done.append(fp)
+    await session.flush()
+    return done

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.certificates.models import Certificate
@@ -65,7 +65,7 @@ def listing(
     revocation: str | None = None,
     after: int | None = None,
     limit: int = 100,
-) -> Select[tuple[Certificate, str | None, str | None]]:
+) -> Select[Certificate, str | None, str | None]:
     """Certificates with their gateway device ID and market partner ID, keyset-paginated by id."""
     stmt = (
         select(Certificate, Gateway.device_id, MarketPartner.mp_id)
@@ -112,7 +112,7 @@ async def mark_revocation(
         .values(revocation="revoked", revocation_checked_at=checked_at, revocation_detail=detail)
     ) if revoked_serials else None
     good = await session.execute(
-        base.where(Certificate.serial.not_in(sorted(revoked_serials)) if revoked_serials else True)
+        base.where(Certificate.serial.not_in(sorted(revoked_serials)) if revoked_serials else true())
         .values(revocation="good", revocation_checked_at=checked_at, revocation_detail=detail)
     )
     return int(getattr(revoked, "rowcount", 0) or 0), int(good.rowcount or 0)  # type: ignore[attr-defined]

@@ -165,7 +165,7 @@ async def import_identity(
     if not check.ok:
         raise _reject(check.reason, check.detail)
     box = SecretBox(settings, tenant.name, KEY_PURPOSE)
-    items = []
+    items: list[tuple[x509.Certificate, CertInfo, dict[str, object]]] = []
     for item in check.items:
         assert item.private_key is not None
         pem = item.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

@@ -30,7 +30,7 @@ async def store(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
 
 def query(*, gateway_id: str | None = None, log: str | None = None, min_level: int | None = None,
           since: datetime | None = None, until: datetime | None = None, text: str | None = None,
-          outcome: int | None = None, before_id: int | None = None, limit: int = 100) -> Select[tuple[LogEntry]]:
+          outcome: int | None = None, before_id: int | None = None, limit: int = 100) -> Select[LogEntry]:
     """Newest first, keyset by id."""
     stmt = select(LogEntry).order_by(LogEntry.id.desc()).limit(limit)
     if gateway_id:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, insert, literal, select, update
+from sqlalchemy import ColumnElement, Select, Table, and_, exists, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -52,9 +52,8 @@ async def freeze_targets(session: AsyncSession, process_id: str, cond: ColumnEle
         literal(process_id), func.row_number().over(order_by=Gateway.id), Gateway.id, Gateway.device_id,
         literal("pending"),
     ).where(where)
-    await session.execute(
-        insert(ProcessTarget.__table__).from_select(["process_id", "seq", "gateway_pk", "gateway_id", "state"], source)
-    )
+    table = cast(Table, ProcessTarget.__table__)
+    await session.execute(insert(table).from_select(["process_id", "seq", "gateway_pk", "gateway_id", "state"], source))
     # (rowcount of INSERT ... SELECT is not reported through SQLAlchemy's psycopg async driver)
     return int(await session.scalar(select(func.count()).where(ProcessTarget.process_id == process_id)) or 0)
 
@@ -80,7 +79,7 @@ async def counts(session: AsyncSession, process_id: str) -> dict[str, int]:
 
 
 def listing(*, type_: str | None = None, state: str | None = None, before: str | None = None,
-            limit: int = 50) -> Select[tuple[Process]]:
+            limit: int = 50) -> Select[Process]:
     stmt = select(Process).order_by(Process.id.desc()).limit(limit)
     if type_:
         stmt = stmt.where(Process.type == type_)
@@ -92,7 +91,7 @@ def listing(*, type_: str | None = None, state: str | None = None, before: str |
 
 
 def targets(process_id: str, *, state: str | None = None, after: int = 0, limit: int = 100
-            ) -> Select[tuple[ProcessTarget]]:
+            ) -> Select[ProcessTarget]:
     stmt = (select(ProcessTarget).where(ProcessTarget.process_id == process_id, ProcessTarget.seq > after)
             .order_by(ProcessTarget.seq).limit(limit))
     if state:
