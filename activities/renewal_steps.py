@@ -68,6 +68,12 @@ class SupersedeResult:
     superseded: list[str]
 
 
+@dataclass(frozen=True)
+class RetireInput:
+    gateway_id: str
+    fingerprints: list[str]
+
+
 class RenewalSteps(Steps):
     @activity.defn(name="find_certificates_due_for_renewal")
     @domain_refusals
@@ -104,5 +110,11 @@ class RenewalSteps(Steps):
         async with self._session() as session, session.begin():
             return SupersedeResult(await renewal.supersede_renewed(session, inp.gateway_id, inp.renewed))
 
+    @activity.defn(name="retire_uninstalled_certificates")
+    @domain_refusals
+    async def retire(self, inp: RetireInput) -> SupersedeResult:
+        async with self._session() as session, session.begin():
+            return SupersedeResult(await renewal.retire_uninstalled(session, inp.gateway_id, inp.fingerprints))
+
     def all(self) -> list[object]:
-        return [self.due, self.certify, self.supersede]
+        return [self.due, self.certify, self.supersede, self.retire]
