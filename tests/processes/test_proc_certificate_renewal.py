@@ -106,14 +106,15 @@ async def test_sub_ca_refusal_ends_the_process_with_its_reason(api, fleet: Fleet
     assert fleet.applied(gid) == {"request_certificate_signing": 1}  # nothing installed
 
 
-class _LosesFirstAnswer(ThreadingHTTPServer):
-    """In front of the test CA: the first /certify is forwarded (the CA issues) and its answer is
-    lost (the connection closes without a response)."""
+class _ScriptedSubCa(ThreadingHTTPServer):
+    """In front of the test CA, one behaviour per /certify call: ``forward``; ``lose`` (forwarded, the
+    CA issues, the answer is lost: the connection closes without a response); ``refuse`` (not
+    forwarded, 400 profile_violation)."""
 
     daemon_threads = True
 
-    def __init__(self, upstream: str) -> None:
-        self.upstream, self.calls, self.lost = upstream, 0, 0
+    def __init__(self, upstream: str, script: list[str]) -> None:
+        self.upstream, self.script, self.calls = upstream, script, 0
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -122,40 +123,75 @@ class _LosesFirstAnswer(ThreadingHTTPServer):
                 pass
 
             def do_POST(inner) -> None:
-                server: _LosesFirstAnswer = inner.server  # type: ignore[assignment]
+                server: _ScriptedSubCa = inner.server  # type: ignore[assignment]
                 body = inner.rfile.read(int(inner.headers.get("Content-Length") or 0))
-                resp = httpx.post(server.upstream + inner.path, content=body, timeout=10)
+                what = server.script[server.calls] if server.calls < len(server.script) else "forward"
                 server.calls += 1
-                if server.calls == 1:
-                    server.lost += 1
+                if what == "refuse":
+                    status, content = 400, b'{"error": "profile_violation", "detail": "rule subject.O"}'
+                else:
+                    resp = httpx.post(server.upstream + inner.path, content=body, timeout=10)
+                    status, content = resp.status_code, resp.content
+                if what == "lose":
                     inner.close_connection = True
                     inner.connection.close()
                     return
-                inner.send_response(resp.status_code)
-                inner.send_header("Content-Length", str(len(resp.content)))
+                inner.send_response(status)
+                inner.send_header("Content-Length", str(len(content)))
                 inner.end_headers()
-                inner.wfile.write(resp.content)
+                inner.wfile.write(content)
 
         super().__init__(("127.0.0.1", 0), Handler)
+
+    def __enter__(self) -> str:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+async def test_certificates_obtained_before_a_refusal_are_retired(api, fleet: Fleet, fleet_operator, test_ca,
+                                                                  monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """ENC is certified, SIG refused: nothing is installed, the new ENC certificate is retired (the old
+    one stays active and due), so the next run renews both."""
+    (i,) = fleet.take(1)
+    gid = fleet.gid(i)
+    old = {c.usage: c.fingerprint for c in await _certificates(fleet, gid)}
+    with _ScriptedSubCa(test_ca.url, ["forward", "refuse"]) as url:
+        monkeypatch.setenv(renewal.SUBCA_URL_ENV, url)
+        done = await run_process(api, fleet_operator.headers, T, "certificate_renewal", [gid],
+                                 {"renew_before_days": 730, "usages": ["enc", "sig"]})
+    target = done["targets"][gid]
+    assert target["state"] == "failed" and target["error_type"] == "subca_refused", target
+    assert target["error_message"].endswith("HTTP 400 profile_violation: rule subject.O")
+    rows = await _certificates(fleet, gid)
+    active = {c.usage: c.fingerprint for c in rows if c.status == "active"}
+    assert active == old
+    retired = [c for c in rows if c.status == "retired"]
+    assert len(retired) == 1 and retired[0].usage == "enc" and retired[0].revocation_requested_at is not None
+    assert fleet.applied(gid) == {"request_certificate_signing": 2}
+
+    monkeypatch.setenv(renewal.SUBCA_URL_ENV, test_ca.url)
+    again = await run_process(api, fleet_operator.headers, T, "certificate_renewal", [gid],
+                              {"renew_before_days": 730, "usages": ["enc", "sig"]})
+    assert again["targets"][gid]["state"] == "succeeded", again["targets"][gid]
+    assert fleet.applied(gid) == {"request_certificate_signing": 4, "install_certificates": 1}
 
 
 async def test_lost_sub_ca_answer_is_not_requested_again_for_the_same_key(api, fleet: Fleet, fleet_operator,
                                                                          test_ca, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     (i,) = fleet.take(1)
     gid = fleet.gid(i)
-    proxy = _LosesFirstAnswer(test_ca.url)
-    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
-    thread.start()
-    try:
-        monkeypatch.setenv(renewal.SUBCA_URL_ENV, f"http://127.0.0.1:{proxy.server_address[1]}")
+    proxy = _ScriptedSubCa(test_ca.url, ["lose"])
+    with proxy as url:
+        monkeypatch.setenv(renewal.SUBCA_URL_ENV, url)
         done = await run_process(api, fleet_operator.headers, T, "certificate_renewal", [gid],
                                  {"renew_before_days": 730, "usages": ["enc"]})
-    finally:
-        proxy.shutdown()
-        proxy.server_close()
     target = done["targets"][gid]
     assert target["state"] == "succeeded", target
-    assert (proxy.lost, proxy.calls) == (1, 2)  # the lost request was not sent again ...
+    assert proxy.calls == 2  # the lost request was not sent again ...
     assert fleet.applied(gid) == {"request_certificate_signing": 2, "install_certificates": 1}  # ... a new key was
     new = [c for c in await _certificates(fleet, gid) if c.usage == "enc" and c.status == "active"]
     assert len(new) == 1 and new[0].fingerprint == target["result"]["enc_sha256"]
