@@ -44,8 +44,11 @@ def _consume(task: asyncio.Future[object]) -> None:
 
 @workflow.defn(name="MassProcess")
 class MassProcessWorkflow:
-    def __init__(self) -> None:
-        self.s: MassProcessInput | None = None
+    # The state is set before any handler runs: after continue-as-new, children still in flight
+    # signal the new run, and the SDK delivers signals already buffered before ``run`` starts.
+    @workflow.init
+    def __init__(self, inp: MassProcessInput) -> None:
+        self.s: MassProcessInput | None = inp
         self.exhausted = False
         self.starts_this_run = 0
         self.dirty = 0  # bumps on every signal, to wake the main loop
@@ -99,8 +102,7 @@ class MassProcessWorkflow:
     # -- main loop -----------------------------------------------------------------------------
     @workflow.run
     async def run(self, inp: MassProcessInput) -> MassProcessResult:
-        self.s = inp
-        s = inp
+        s = self.s = inp
         last_state = None if s.runs == 0 else self._state()
         s.runs += 1
         while True:

@@ -157,3 +157,37 @@ async def test_long_processes_continue_as_new_and_abnormal_ends_show_as_failed(
     await client.get_workflow_handle(f"mass/{pid}").terminate("operator pulled the plug")
     failed = await _wait(api, operator.headers, pid, lambda b: b["state"] == "failed")
     assert failed["finished_at"]
+
+
+async def test_signals_that_arrive_before_a_run_starts_are_not_lost(
+    api, operator, make_gateways, procs, settings, temporal_clients  # type: ignore[no-untyped-def]
+) -> None:
+    """After continue-as-new, children still in flight signal the new run before its first workflow
+    task; the SDK hands such buffered signals to their handlers before ``run``. Signal-with-start puts
+    a signal in exactly that place, deterministically: the process must start paused by it, not fail
+    its workflow task over and over."""
+    from domain.processes import service
+    from domain.processes.ids import mass_workflow_id
+    from domain.processes.types import process_type
+    from workflows.common import MassProcessInput, PauseRequest, Progress
+
+    ids = await make_gateways(3)
+    async with procs.sessions() as session, session.begin():
+        process = await service.start(session, "time_sync", service.Target(gateway_ids=ids), None,
+                                      "buffered signal check", operator.username)
+    ptype = process_type("time_sync")
+    client = await temporal_clients.for_namespace(procs.namespace)
+    handle = await client.start_workflow(
+        "MassProcess",
+        MassProcessInput(process.id, ptype.name, ptype.workflow, dict(process.params), process.concurrency,
+                         process.failure_threshold, process.failure_min_samples, "test",
+                         connect_timeout_s=1, attempts=1),
+        id=mass_workflow_id(process.id), task_queue=settings.temporal_task_queue,
+        start_signal="pause", start_signal_args=[PauseRequest("held before the first task")])
+    held = await _wait(api, operator.headers, process.id, lambda b: b["state"] == "paused")
+    progress = await handle.query("progress", result_type=Progress)
+    assert progress.state == "paused" and progress.running == 0 and progress.pause_reason == "held before the first task"
+    assert held["counts"]["pending"] == 3
+    await handle.signal("resume")
+    done = await _wait(api, operator.headers, process.id, lambda b: b["state"] == "completed")
+    assert done["counts"]["failed"] == 3
