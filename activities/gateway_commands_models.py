@@ -154,6 +154,9 @@ class SetTimeResult:
     mode: str
     sent_time: str | None  # the time sent with mode "set"
     shift_ms: int | None
+    # A repeat whose first attempt had set the clock (answer lost): no second setting, offset checked.
+    already_applied: bool = False
+    offset_after_ms: float | None = None
 
 
 # --------------------------------------------------------------------------- certificates

@@ -28,6 +28,8 @@ OBJ_LMN = "133-00005e3104ff"
 NOTIFY_TIMEOUTS = {"pair_meter": 120.0, "image_verify": 300.0, "activate_firmware": 900.0, "final_readout": 300.0,
                    "reboot": 300.0}
 MAX_CLOCK_ROUND_TRIP_S = 9.0  # DS: NTP answers with a longer round trip are dropped
+# A set_time repeat refused as command_conflict counts as done when the clock is this close.
+SET_TIME_REPEAT_TOLERANCE_MS = 1000.0
 
 
 def _expect(answer: Answer, tag: str) -> X.ET.Element:
@@ -106,9 +108,27 @@ async def set_time(c: AdminClient, inp: M.SetTimeInput) -> M.SetTimeResult:
         el = X.element("clock", {"time": sent, "mode": "set"})
     else:
         raise HeadendError(f"unknown set_time mode {inp.mode!r}", error_type="malformed")
-    await c.call("set_time", "PUT", f"objects/{OBJ_CLOCK}/attributes/2", _xml(el), command_id=inp.command_id,
-                 timeout=_sync_timeout(inp))
+    try:
+        await c.call("set_time", "PUT", f"objects/{OBJ_CLOCK}/attributes/2", _xml(el), command_id=inp.command_id,
+                     timeout=_sync_timeout(inp))
+    except CommandFailed as err:
+        if err.error_type != "command_conflict" or inp.mode != "set":
+            raise
+        return await _set_time_already_applied(c, inp, err)
     return M.SetTimeResult(gateway_id=c.gateway_id, mode=inp.mode, sent_time=sent, shift_ms=inp.shift_ms)
+
+
+async def _set_time_already_applied(c: AdminClient, inp: M.SetTimeInput, conflict: CommandFailed) -> M.SetTimeResult:
+    """A repeat of ``set`` carries a newer time than the first attempt, so a gateway that already
+    executed that attempt (whose answer was lost with the connection) refuses the repeat with
+    ``command_conflict`` rather than applying it twice. The clock itself tells whether that earlier
+    attempt set it: within the tolerance it did, and the step is done without a second setting."""
+    check = await measure_clock_offset(c, M.MeasureClockOffsetInput(gateway_id=c.gateway_id,
+                                                                    command_id=inp.command_id, timeout_s=inp.timeout_s))
+    if not check.clock_valid or abs(check.offset_ms) > max(SET_TIME_REPEAT_TOLERANCE_MS, check.round_trip_ms):
+        raise conflict
+    return M.SetTimeResult(gateway_id=c.gateway_id, mode=inp.mode, sent_time=None, shift_ms=None,
+                           already_applied=True, offset_after_ms=check.offset_ms)
 
 
 # --------------------------------------------------------------------------- certificates

@@ -87,6 +87,41 @@ async def test_connection_drop_mid_command_is_retryable_and_not_applied_twice(si
         clear_fault(sim.fleet, gid, "flaky")
 
 
+async def test_set_time_repeat_after_a_drop_is_not_applied_twice(sim, headend, acts) -> None:  # type: ignore[no-untyped-def]
+    """``set`` carries the head-end's time, so its repeat differs from the first attempt and the
+    gateway refuses it as ``command_conflict``; the head-end then reads the clock, finds it set by
+    the first attempt, and completes the step without a second setting."""
+    from simulator.faults import clear_fault, set_fault
+
+    gid = GATEWAYS[3]
+    state = sim.fleet.gateways[gid].state
+    state.set_clock(time.time() + 120.0)  # two minutes fast
+    inp = M.SetTimeInput(gateway_id=gid, command_id="fl-time", mode="set")
+    await set_fault(sim.fleet, gid, "flaky")
+    try:
+        applied = state.counters["applied_by_kind"].get("set_time", 0)
+        repeated = None
+        for _ in range(8):  # what the workflow's retries do (reads on connect may drop too)
+            try:
+                repeated = await acts("set_time", inp)
+                break
+            except ApplicationError as err:
+                assert err.type == "connection_lost", err
+                await asyncio.sleep(0.01)  # a repeat's time differs from the earlier attempt's
+        assert repeated is not None
+        # Every first execution of a command ID is dropped: success came from the repeat.
+        assert repeated.already_applied and repeated.sent_time is None
+        assert abs(repeated.offset_after_ms) < 1000
+        assert state.counters["applied_by_kind"].get("set_time", 0) == applied + 1
+    finally:
+        clear_fault(sim.fleet, gid, "flaky")
+    # A clock still wrong under a used command ID stays a conflict (nothing is papered over).
+    state.set_clock(time.time() + 120.0)
+    with pytest.raises(ApplicationError) as err:
+        await acts("set_time", inp)
+    assert err.value.type == "command_conflict" and err.value.non_retryable
+
+
 async def test_offline_gateway_is_unreachable(sim, headend, acts) -> None:  # type: ignore[no-untyped-def]
     from simulator.faults import clear_fault, set_fault
 

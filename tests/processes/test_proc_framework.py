@@ -186,7 +186,8 @@ async def test_signals_that_arrive_before_a_run_starts_are_not_lost(
         start_signal="pause", start_signal_args=[PauseRequest("held before the first task")])
     held = await _wait(api, operator.headers, process.id, lambda b: b["state"] == "paused")
     progress = await handle.query("progress", result_type=Progress)
-    assert progress.state == "paused" and progress.running == 0 and progress.pause_reason == "held before the first task"
+    assert (progress.state, progress.running) == ("paused", 0)
+    assert progress.pause_reason == "held before the first task"
     assert held["counts"]["pending"] == 3
     await handle.signal("resume")
     done = await _wait(api, operator.headers, process.id, lambda b: b["state"] == "completed")
