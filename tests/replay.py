@@ -8,7 +8,10 @@ Recording (after a change of workflow code that is meant to change histories)::
 
 ``tests/processes/test_proc_zz_record.py`` runs last in that directory and writes one history per
 (workflow type, outcome) that ran in the session's tenant namespaces to
-``tests/data/histories/<Type>.<outcome>.json``. Payloads stay
+``tests/data/histories/<Type>.<outcome>.json``, or ``<Type>.<outcome>.<tag>.json`` with
+``GRIDGATE_RECORD_TAG=<tag>``. Record a new tag after adding a ``workflow.patched`` branch, and
+keep the older files: they are the histories of workflows started before the patch, which must
+still replay, while the new ones cover the patched path. Payloads stay
 encrypted as Temporal stores them, under the published fixture key above (not a secret: the data
 is simulated), with the namespace the key was derived for.
 """
@@ -42,7 +45,8 @@ async def record_session_histories(dbs: Any, clients: Any) -> None:
                 continue
             seen.add(key)
             history = await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
-            (HISTORIES / f"{wf.workflow_type}.{outcome}.json").write_text(json.dumps({
+            tag = os.environ.get("GRIDGATE_RECORD_TAG")
+            (HISTORIES / f"{wf.workflow_type}.{outcome}{'.' + tag if tag else ''}.json").write_text(json.dumps({
                 "namespace": namespace, "workflow_id": wf.id,
                 "history": json.loads(history.to_json()),
             }, indent=1))
