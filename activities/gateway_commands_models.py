@@ -236,6 +236,14 @@ class CommunicationProfile:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SwitchingTimeSpec:
+    """TAF 2: from local time ``at`` (HH:MM) on, the gateway counts into tariff register ``register``."""
+
+    at: str
+    register: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class EvaluationProfile:
     """One TAF configuration for one EMT (Auswerteprofil)."""
 
@@ -250,6 +258,7 @@ class EvaluationProfile:
     active: bool = True
     valid_from: str | None = None
     valid_to: str | None = None
+    switching_times: tuple[SwitchingTimeSpec, ...] = ()  # TAF 2 only: the daily tariff schedule
 
 
 @dataclass(frozen=True, kw_only=True)

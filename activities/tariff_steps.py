@@ -105,7 +105,9 @@ def _wire(d: tariffs.Desired) -> Any:
                                 communication_profile=c["communication_profile"], meter_profile=c["meter_profile"],
                                 interval_s=c["interval_s"], delivery_period_s=c["delivery_period_s"],
                                 registers=tuple(c["registers"]), active=c["active"], valid_from=c["valid_from"],
-                                valid_to=c["valid_to"])
+                                valid_to=c["valid_to"],
+                                switching_times=tuple(gc.SwitchingTimeSpec(at=s["at"], register=s["register"])
+                                                      for s in c.get("switching_times", ())))
 
 
 async def build_plan(session: AsyncSession, inp: ProfilePlanInput, now: dt.datetime) -> RolloutPlan:

@@ -97,8 +97,11 @@ class FloorChild:
 
 @workflow.defn(name="FloorParent")
 class FloorParent:
-    def __init__(self) -> None:
-        self.s: FloorInput | None = None
+    # As in workflows/mass.py: state set before any handler runs, since children in flight at
+    # continue-as-new signal the new run before its first task.
+    @workflow.init
+    def __init__(self, inp: FloorInput) -> None:
+        self.s: FloorInput | None = inp
         self.exhausted = False
         self.starts = 0
         self.dirty = 0
@@ -116,7 +119,7 @@ class FloorParent:
 
     @workflow.run
     async def run(self, inp: FloorInput) -> int:
-        self.s = s = inp
+        s = self.s = inp
         if s.runs == 0:
             await workflow.execute_activity("floor_noop", "running", **OPTS)
         s.runs += 1

@@ -266,7 +266,8 @@ async def write_evaluation_profile(c: AdminClient, inp: M.WriteEvaluationProfile
         "id": p.profile_id, "taf": p.taf, "recipient": p.recipient, "communicationProfile": p.communication_profile,
         "meterProfile": p.meter_profile, "interval": p.interval_s, "deliveryPeriod": p.delivery_period_s,
         "active": p.active, "validFrom": p.valid_from, "validTo": p.valid_to},
-        children=[X.element("register", {"obis": r}) for r in p.registers])
+        children=[*(X.element("register", {"obis": r}) for r in p.registers),
+                  *(X.element("switchingTime", {"at": s.at, "register": s.register}) for s in p.switching_times)])
     ans = await c.call("write_evaluation_profile", "POST", f"objects/{OBJ_EVAL_PROFILES}/methods/1", _xml(el),
                        command_id=inp.command_id, timeout=_sync_timeout(inp))
     return _written(ans, c, "evaluation", p.profile_id)

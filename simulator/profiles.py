@@ -8,6 +8,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import re
 import xml.etree.ElementTree as ET  # building only; parsing goes through defusedxml
 from typing import Any
 
@@ -189,13 +190,39 @@ def write_evaluation_profile(ctx: Ctx, body: ET.Element | None) -> Outcome:
         raise CommandError("invalid_profile", f"interval {interval} is not a multiple of the capture period")
     if taf == 7 and interval != 900:
         raise CommandError("invalid_profile", "TAF 7 registers every 15 minutes (interval 900)")
+    switching = _switching_times(el, taf, [r["obis"] for r in regs])
     content = {"taf": taf, "recipient": recipient, "communicationProfile": cp, "meterProfile": mp,
                "interval": interval, "deliveryPeriod": delivery, "active": X.opt_bool(el, "active", True),
                "validFrom": el.get("validFrom"), "validTo": el.get("validTo"),
                "registers": [r["obis"] for r in regs]}
+    if switching:
+        content["switchingTimes"] = switching
     out = _store_profile(ctx, "evaluation", pid, content)
     _update_device_state(ctx.gw)
     return out
+
+
+def _switching_times(el: ET.Element, taf: int, registers: list[str]) -> list[dict[str, str]]:
+    """TAF 2's daily schedule: at least two ``<switchingTime at="HH:MM" register="obis">``, distinct
+    times, each register one of the profile's tariff registers; no other TAF takes one."""
+    out = []
+    for s in X.children(el, "switchingTime"):
+        at = X.req(s, "at")
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", at):
+            raise CommandError("invalid_profile", f"switching time {at!r} is not HH:MM")
+        reg = X.req(s, "register")
+        if reg not in registers:
+            raise CommandError("invalid_profile", f"switching time {at} names register {reg}, not in the profile")
+        out.append({"at": at, "register": reg})
+    if taf != 2:
+        if out:
+            raise CommandError("invalid_profile", f"TAF {taf} has no switching times")
+        return out
+    if len(out) < 2 or len({s["register"] for s in out}) < 2:
+        raise CommandError("invalid_profile", "TAF 2 needs switching times between at least two tariff registers")
+    if len({s["at"] for s in out}) != len(out):
+        raise CommandError("invalid_profile", "TAF 2 switching times repeat a time")
+    return sorted(out, key=lambda s: s["at"])
 
 
 @handler("POST", EVAL_PROFILES, "methods", 2, "delete_evaluation_profile")

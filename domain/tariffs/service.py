@@ -325,13 +325,17 @@ async def plan_profiles(session: AsyncSession, gateway: Gateway | str, at: datet
             "profile_id": cp, "peer": partner.mp_id, "role": "emt", "endpoint": endpoint, "retries": 3,
             "retry_interval_s": 300})
         ep = evaluation_profile_id(order, meter.device_id)
-        evaluations.append(Desired("evaluation", ep, {
+        content = {
             "profile_id": ep, "taf": order.taf, "recipient": partner.mp_id, "communication_profile": cp,
             "meter_profile": meter_profile_id(meter.device_id), "interval_s": interval, "delivery_period_s": delivery,
             "registers": sorted(order.params.get("registers", [])), "active": True,
             "valid_from": order.valid_from.isoformat(),
             "valid_to": order.valid_to.isoformat() if order.valid_to else None,
-        }, order.id))
+        }
+        if order.taf == 2:  # the daily tariff schedule travels with the profile (only TAF 2 has one)
+            content["switching_times"] = [{"at": s["at"], "register": s["tariff_register"]}
+                                          for s in sorted(order.params["switching_times"], key=lambda s: s["at"])]
+        evaluations.append(Desired("evaluation", ep, content, order.id))
         plan.readouts.append(ReadoutTarget(order.id, order.taf, partner.mp_id, meter.device_id,
                                            melo_by_pk[order.metering_point_id].melo,
                                            tuple(sorted(order.params.get("registers", []))), ep))

@@ -56,6 +56,25 @@ async def test_commissioning_story(sim, acts, he_tenant) -> None:  # type: ignor
             profile_id="ep-taf7", taf=7, recipient="emt1", communication_profile="cp-emt1", meter_profile="mp-1",
             registers=("1-0:1.8.0",))))
     assert (ep.kind, ep.status) == ("evaluation", "created")
+    # Switching times belong to TAF 2 only, and TAF 2 needs a real schedule over the profile's registers.
+    for n, (taf, times) in enumerate([
+            (7, (M.SwitchingTimeSpec(at="06:00", register="1-0:1.8.0"),)),
+            (2, (M.SwitchingTimeSpec(at="06:00", register="1-0:1.8.0"),)),
+            (2, (M.SwitchingTimeSpec(at="06:00", register="1-0:1.8.0"),
+                 M.SwitchingTimeSpec(at="22:00", register="1-0:2.8.1")))]):
+        with pytest.raises(ApplicationError) as refused:
+            await acts("write_evaluation_profile", M.WriteEvaluationProfileInput(
+                gateway_id=GID, command_id=f"c-ep-bad-{n}", profile=M.EvaluationProfile(
+                    profile_id=f"ep-bad-{n}", taf=taf, recipient="emt1", communication_profile="cp-emt1",
+                    meter_profile="mp-1", registers=("1-0:1.8.0", "1-0:2.8.0"), switching_times=times)))
+        assert refused.value.type == "invalid_profile", (taf, refused.value)
+    tou = await acts("write_evaluation_profile", M.WriteEvaluationProfileInput(
+        gateway_id=GID, command_id="c-ep-tou", profile=M.EvaluationProfile(
+            profile_id="ep-taf2", taf=2, recipient="emt1", communication_profile="cp-emt1", meter_profile="mp-1",
+            registers=("1-0:1.8.0", "1-0:2.8.0"), switching_times=(
+                M.SwitchingTimeSpec(at="22:00", register="1-0:2.8.0"),
+                M.SwitchingTimeSpec(at="06:00", register="1-0:1.8.0")))))
+    assert tou.status == "created"
 
     readout = await acts("trigger_readout", M.TriggerReadoutInput(
         gateway_id=GID, command_id="c-ro", recipient="emt1", meter_id=METER, registers=("1-0:1.8.0",)))

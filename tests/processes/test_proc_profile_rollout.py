@@ -152,3 +152,33 @@ async def test_rollout_needs_the_gateway_in_operation_and_known_orders(api, flee
         "type": "profile_rollout", "target": {"gateway_ids": [fleet.gid(j)]},
         "params": {"taf_order_ids": [987654321]}, "reason": "new TAF"})
     assert r.status_code == 400 and error_code(r) == "unknown_taf_order", r.text
+
+
+async def test_time_of_use_schedule_reaches_the_gateway(api, fleet: Fleet, fleet_operator) -> None:  # type: ignore[no-untyped-def]
+    """TAF 2: the supplier's daily switching times travel in the evaluation profile, and the meter
+    profile offers the tariff registers they name; a changed schedule rewrites the profile."""
+    h = fleet_operator.headers
+    (i,) = fleet.take(1, where=lambda i: i % 4 != 0)
+    gid = fleet.gid(i)
+    schedule = [{"at": "22:00", "tariff_register": "1-0:1.8.2"}, {"at": "06:00", "tariff_register": "1-0:1.8.1"}]
+    order = await _order(api, h, melos_of(i)[0], 2, SUPPLIER, {"switching_times": schedule})
+    await fleet.move_to([gid], "installed")
+    done = await run_process(api, h, T, "commissioning", [gid], {"first_readout": False})
+    assert done["counts"]["succeeded"] == 1, done["targets"]
+    state = fleet.gateway_state(gid)
+    (ep,) = [p for p in state.profiles["evaluation"].values() if p["taf"] == 2]
+    assert ep["switchingTimes"] == [{"at": "06:00", "register": "1-0:1.8.1"}, {"at": "22:00", "register": "1-0:1.8.2"}]
+    assert ep["recipient"] == SUPPLIER and {"1-0:1.8.1", "1-0:1.8.2"} <= set(ep["registers"])
+    offered = {r["obis"] for r in state.profiles["meter"][ep["meterProfile"]]["registers"]}
+    assert {"1-0:1.8.1", "1-0:1.8.2"} <= offered
+
+    patched = await api.patch(f"{ORDERS}/{order['id']}", headers=h, json={"params": {"switching_times": [
+        {"at": "07:00", "tariff_register": "1-0:1.8.1"}, {"at": "21:00", "tariff_register": "1-0:1.8.2"}]}})
+    assert patched.status_code == 200, patched.text
+    mark = Counter(fleet.applied(gid))
+    done = await run_process(api, h, T, "profile_rollout", [gid])
+    assert done["counts"]["succeeded"] == 1, done["targets"]
+    # (the recipient's certificates go with every profile written for it, as in any rollout)
+    assert Counter(fleet.applied(gid)) - mark == Counter({"install_certificates": 1, "write_evaluation_profile": 1})
+    (ep,) = [p for p in fleet.gateway_state(gid).profiles["evaluation"].values() if p["taf"] == 2]
+    assert [s["at"] for s in ep["switchingTimes"]] == ["07:00", "21:00"]
