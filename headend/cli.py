@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 app = typer.Typer(add_completion=False)
@@ -20,6 +22,6 @@ def headend(
     from headend.config import HeadendSettings
     from headend.service import main
 
-    overrides = {k: v for k, v in {"host": host, "port": port, "inbound_port": inbound_port,
+    overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port, "inbound_port": inbound_port,
                                    "node_id": node_id}.items() if v is not None}
     main(get_settings(), HeadendSettings(**overrides))

@@ -138,7 +138,7 @@ def _ssl_protocol_class(loop: asyncio.AbstractEventLoop) -> type:
     except ImportError:  # pragma: no cover
         uvloop = None  # type: ignore[assignment]
     if uvloop is not None and isinstance(loop, uvloop.Loop):
-        return uvloop.loop.SSLProtocol  # type: ignore[no-any-return]
+        return uvloop.loop.SSLProtocol  # type: ignore[attr-defined,no-any-return]
     from asyncio import sslproto
 
     return sslproto.SSLProtocol

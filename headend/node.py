@@ -449,7 +449,7 @@ class HeadendNode:
         for r in rows:
             self.metrics.events.labels(tenant=tenant, code=r["code"]).inc()
         log.info("headend.events_received", tenant=tenant, gateway=a.gateway_id, count=len(rows),
-                 codes=sorted({r["code"] for r in rows}))
+                 codes=sorted({str(r["code"]) for r in rows}))
         return 204, "ok"
 
     # ------------------------------------------------------------------ housekeeping

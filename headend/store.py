@@ -10,10 +10,10 @@ import contextlib
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import and_, bindparam, delete, select, update
+from sqlalchemy import Table, and_, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from domain.tenancy.service import TenantContext
@@ -138,7 +138,7 @@ class HeadendStore:
                                                             "certificate_serial")}),
                         list(latest.values()))
                 elif kind == "disconnect":
-                    t = GatewayConnection.__table__
+                    t = cast(Table, GatewayConnection.__table__)
                     await session.execute(
                         delete(t).where(and_(t.c.gateway_id == bindparam("gid"), t.c.node_id == self.node_id,
                                              t.c.connected_at == bindparam("since"))),
@@ -147,7 +147,7 @@ class HeadendStore:
                     last: dict[str, dt.datetime] = {}
                     for gateway_id, at in batch:
                         last[gateway_id] = at
-                    t = GatewayConnection.__table__
+                    t = cast(Table, GatewayConnection.__table__)
                     await session.execute(
                         update(t).where(and_(t.c.gateway_id == bindparam("gid"), t.c.node_id == self.node_id))
                         .values(last_activity_at=bindparam("at")),
