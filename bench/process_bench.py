@@ -31,7 +31,7 @@ first continue-as-new with children in flight, fixed in ``workflows/mass.py`` wi
 Usage::
 
     python bench/process_bench.py                      # make bench: 200,1000 + floor, commissioning 200
-    python bench/process_bench.py --gateways 1000,10000 --commissioning 1000   # the sizes (~2.5 h)
+    python bench/process_bench.py --gateways 1000,10000 --commissioning 1000   # the sizes (~1 h)
     python bench/process_bench.py --gateways 200 --skip-floor --commissioning 0 --json out.json
 
 The test PKI (gateway triples) is kept under ``var/bench/process-pki`` (copied from another bench's
