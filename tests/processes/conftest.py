@@ -45,13 +45,13 @@ FLEET_TENANT = "fleet"
 
 @pytest.fixture(scope="package")
 async def fleet(settings, dbs, tenant_factory, gridgate_worker, tmp_path_factory):  # type: ignore[no-untyped-def]
-    """Demo master data, test PKI, head-end node and simulator for tenant ``fleet`` (40 gateways;
+    """Demo master data, test PKI, head-end node and simulator for tenant ``fleet`` (48 gateways;
     tests take distinct ones with ``fleet.take``). Package scope: the head-end node and simulator
     stop when the process tests are done, before other areas' tests run."""
     from tests.fleet import start_fleet, stop_fleet
 
     built = await start_fleet(settings, dbs, tenant_factory, tmp_path_factory.mktemp("fleet"), tenant=FLEET_TENANT,
-                              size=40)
+                              size=48)
     try:
         yield built
     finally:
