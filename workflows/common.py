@@ -88,6 +88,9 @@ class MassProcessInput:
     pause_reason: str | None = None
     cancel_requested: bool = False
     runs: int = 0
+    # Outcomes at the last resume: the failure rate that pauses again counts only what came after.
+    rate_base_succeeded: int = 0
+    rate_base_failed: int = 0
 
 
 @dataclass(frozen=True)

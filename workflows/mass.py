@@ -35,6 +35,12 @@ with workflow.unsafe.imports_passed_through():
     )
 
 FETCH_BATCH = 200
+# Version marker: before it, a signal handled while an iteration awaited (e.g. a cancel arriving
+# during a child's start) was missed until the next signal, so a cancel waited for the child.
+PATCH_SIGNALS_DURING_ITERATION = "mass-signals-during-iteration"
+# Version marker: before it, the failure rate after a resume still counted the failures that had
+# paused the process, so it paused again at once.
+PATCH_RATE_SINCE_RESUME = "mass-failure-rate-since-resume"
 
 
 def _consume(task: asyncio.Future[object]) -> None:
@@ -79,6 +85,7 @@ class MassProcessWorkflow:
         assert self.s is not None
         if not self.s.cancel_requested:
             self.s.paused, self.s.pause_reason = False, None
+            self.s.rate_base_succeeded, self.s.rate_base_failed = self.s.succeeded, self.s.failed
             self.dirty += 1
 
     @workflow.signal
@@ -106,6 +113,9 @@ class MassProcessWorkflow:
         last_state = None if s.runs == 0 else self._state()
         s.runs += 1
         while True:
+            # Signals handled while this iteration awaits (a child start, a fetch) must wake the
+            # wait below, so what they changed is compared from here, not from after the awaits.
+            seen_at_top = self.dirty
             state = self._state()
             if state != last_state and state != "cancelled":
                 await self._mirror(state, s.pause_reason)
@@ -120,7 +130,7 @@ class MassProcessWorkflow:
             if self._should_continue_as_new():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(s)
-            seen = self.dirty
+            seen = seen_at_top if workflow.patched(PATCH_SIGNALS_DURING_ITERATION) else self.dirty
 
             def something_to_do(seen: int = seen) -> bool:
                 return self.dirty != seen or (not s.paused and not self.exhausted
@@ -169,13 +179,18 @@ class MassProcessWorkflow:
     def _check_failure_rate(self) -> None:
         s = self.s
         assert s is not None
-        done = s.succeeded + s.failed
-        if s.paused or done < s.failure_min_samples or not done:
+        if s.paused:
             return
-        rate = s.failed / done
+        ok, bad, since = s.succeeded, s.failed, ""
+        if workflow.patched(PATCH_RATE_SINCE_RESUME) and (s.rate_base_succeeded or s.rate_base_failed):
+            ok, bad, since = ok - s.rate_base_succeeded, bad - s.rate_base_failed, " since the last resume"
+        done = ok + bad
+        if done < s.failure_min_samples or not done:
+            return
+        rate = bad / done
         if rate > s.failure_threshold:
             s.paused = True
-            s.pause_reason = (f"paused automatically: {s.failed} of {done} gateways failed ({rate:.0%}), "
+            s.pause_reason = (f"paused automatically: {bad} of {done} gateways failed{since} ({rate:.0%}), "
                               f"above the threshold of {s.failure_threshold:.0%}")
             self.dirty += 1
 
