@@ -44,22 +44,11 @@ def disable_session_cache(ctx: ssl.SSLContext) -> bool:
     connection. Python offers no setter, so this calls ``SSL_CTX_ctrl`` on the context's
     ``SSL_CTX*`` (the first field after the object header). Guarded: it only writes after reading
     back the default mode (server caching) through the same pointer; otherwise it does nothing."""
-    import ctypes
-
-    try:
-        import _ssl
-
-        lib = ctypes.CDLL(_ssl.__file__)
-        ctrl = lib.SSL_CTX_ctrl
-        ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
-        ctrl.restype = ctypes.c_long
-        ptr = ctypes.c_void_p.from_address(id(ctx) + 2 * ctypes.sizeof(ctypes.c_void_p)).value
-        if not ptr or ctrl(ptr, _SSL_CTRL_GET_SESS_CACHE_MODE, 0, None) != _SSL_SESS_CACHE_SERVER:
-            return False
-        ctrl(ptr, _SSL_CTRL_SET_SESS_CACHE_MODE, _SSL_SESS_CACHE_OFF, None)
-        return ctrl(ptr, _SSL_CTRL_GET_SESS_CACHE_MODE, 0, None) == _SSL_SESS_CACHE_OFF
-    except (OSError, AttributeError, ValueError):
+    ctrl = pki_tls.ssl_ctx_ctrl(ctx)
+    if ctrl is None or ctrl(_SSL_CTRL_GET_SESS_CACHE_MODE, 0, None) != _SSL_SESS_CACHE_SERVER:
         return False
+    ctrl(_SSL_CTRL_SET_SESS_CACHE_MODE, _SSL_SESS_CACHE_OFF, None)
+    return ctrl(_SSL_CTRL_GET_SESS_CACHE_MODE, 0, None) == _SSL_SESS_CACHE_OFF
 
 
 _SSL_CTRL_SET_SESS_CACHE_MODE = 44

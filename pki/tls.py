@@ -32,8 +32,9 @@ import functools
 import os
 import ssl
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -64,11 +65,11 @@ _SSL_CTRL_SET_GROUPS_LIST = 92  # SSL_CTX_set1_groups_list is SSL_CTX_ctrl(ctx, 
 _OPENSSL_GROUP_NAME = {"secp256r1": "P-256", "secp384r1": "P-384"}
 
 
-def _set_groups_list(ctx: ssl.SSLContext, groups: Sequence[str]) -> bool:
-    """Set the key-exchange groups of ``ctx`` to ``groups`` (OpenSSL names). True when set.
-
-    CPython's ``PySSLContext`` holds ``SSL_CTX *`` right after the object header; the pointer is
-    only used if ``SSL_CTX_ctrl`` accepts the call there."""
+def ssl_ctx_ctrl(ctx: ssl.SSLContext) -> Callable[..., int] | None:
+    """OpenSSL's ``SSL_CTX_ctrl`` bound to the ``SSL_CTX *`` of ``ctx``, for the settings Python's
+    ``ssl`` has no setter for; None where it cannot be reached. CPython's ``PySSLContext`` holds
+    that pointer right after the object header; callers check what the call answers before
+    relying on it."""
     import ctypes
 
     try:
@@ -76,13 +77,27 @@ def _set_groups_list(ctx: ssl.SSLContext, groups: Sequence[str]) -> bool:
 
         lib = ctypes.CDLL(_ssl.__file__)
         ctrl = lib.SSL_CTX_ctrl
-        ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_char_p]
+        ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
         ctrl.restype = ctypes.c_long
         ptr = ctypes.c_void_p.from_address(id(ctx) + 2 * ctypes.sizeof(ctypes.c_void_p)).value
-        names = ":".join(_OPENSSL_GROUP_NAME.get(g, g) for g in groups).encode()
-        return bool(ptr) and ctrl(ptr, _SSL_CTRL_SET_GROUPS_LIST, 0, names) == 1
     except (OSError, AttributeError, ValueError):
-        return False
+        return None
+    if not ptr:
+        return None
+
+    def call(cmd: int, larg: int, parg: Any = None) -> int:
+        return int(ctrl(ptr, cmd, larg, parg))
+
+    return call
+
+
+def _set_groups_list(ctx: ssl.SSLContext, groups: Sequence[str]) -> bool:
+    """Set the key-exchange groups of ``ctx`` to ``groups`` (OpenSSL names). True when set."""
+    import ctypes
+
+    ctrl = ssl_ctx_ctrl(ctx)
+    names = ":".join(_OPENSSL_GROUP_NAME.get(g, g) for g in groups).encode()
+    return ctrl is not None and ctrl(_SSL_CTRL_SET_GROUPS_LIST, 0, ctypes.c_char_p(names)) == 1
 
 
 def _base_context(
