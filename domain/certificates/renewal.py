@@ -252,14 +252,28 @@ class _NotStored(Exception):
         self.problem = problem
 
 
+async def _gateway_certificates(session: Any, gateway: str, fingerprints: list[str]) -> tuple[int, dict[str, Any]]:
+    gw_pk = await repo.gateway_pk(session, gateway)
+    if gw_pk is None:
+        raise GatewayNotFound(f"gateway {gateway!r} not found")
+    return gw_pk, await repo.by_fingerprints(session, fingerprints)
+
+
+def _end_active(session: Any, row: Any, status: str, action: str, now: dt.datetime, why: dict[str, Any]) -> None:
+    """An active certificate leaves service (``superseded`` / ``retired``), revocation requested."""
+    row.status = status
+    if row.revocation_requested_at is None:
+        row.revocation_requested_at = now
+    record(session, action, "certificate", row.fingerprint, {
+        "status": {"old": "active", "new": status}, **why,
+        "revocation_requested_at": {"old": None, "new": now.isoformat()}})
+
+
 async def supersede_renewed(session: Any, gateway: str, renewed: dict[str, str]) -> list[str]:
     """``renewed``: old fingerprint -> the new one the gateway now uses. Each old certificate still
     active becomes ``superseded`` with revocation requested (for the Sub-CA). Returns the fingerprints
     changed (idempotent: a repeat changes nothing)."""
-    gw_pk = await repo.gateway_pk(session, gateway)
-    if gw_pk is None:
-        raise GatewayNotFound(f"gateway {gateway!r} not found")
-    rows = await repo.by_fingerprints(session, [*renewed, *renewed.values()])
+    gw_pk, rows = await _gateway_certificates(session, gateway, [*renewed, *renewed.values()])
     now = dt.datetime.now(dt.UTC)
     done = []
     for old_fp, new_fp in renewed.items():
@@ -267,15 +281,9 @@ async def supersede_renewed(session: Any, gateway: str, renewed: dict[str, str])
         if old is None or new is None or old.gateway_id != gw_pk or new.gateway_id != gw_pk:
             raise RenewalRefused(f"{old_fp[:16]} / {new_fp[:16]} are not certificates of {gateway}",
                                  code="certificates_unknown")
-        if old.status != "active":
-            continue
-        old.status = "superseded"
-        if old.revocation_requested_at is None:
-            old.revocation_requested_at = now
-        record(session, "supersede", "certificate", old_fp, {
-            "status": {"old": "active", "new": "superseded"}, "superseded_by": {"old": None, "new": new_fp},
-            "revocation_requested_at": {"old": None, "new": now.isoformat()}})
-        done.append(old_fp)
+        if old.status == "active":
+            _end_active(session, old, "superseded", "supersede", now, {"superseded_by": {"old": None, "new": new_fp}})
+            done.append(old_fp)
     await session.flush()
     return done
 
@@ -284,23 +292,14 @@ async def retire_uninstalled(session: Any, gateway: str, fingerprints: list[str]
     """Certificates a renewal obtained but never sent to the gateway (it failed before the install):
     ``retired`` with revocation requested, so the certificate they were to replace is found due
     again. Returns the fingerprints changed (idempotent)."""
-    gw_pk = await repo.gateway_pk(session, gateway)
-    if gw_pk is None:
-        raise GatewayNotFound(f"gateway {gateway!r} not found")
-    rows = await repo.by_fingerprints(session, fingerprints)
+    gw_pk, rows = await _gateway_certificates(session, gateway, fingerprints)
     now = dt.datetime.now(dt.UTC)
     done = []
     for fp in fingerprints:
         row = rows.get(fp)
-        if row is None or row.gateway_id != gw_pk or row.status != "active":
-            continue
-        row.status = "retired"
-        if row.revocation_requested_at is None:
-            row.revocation_requested_at = now
-        record(session, "retire", "certificate", fp, {
-            "status": {"old": "active", "new": "retired"},
-            "why": {"old": None, "new": "renewal failed before the certificate was installed"},
-            "revocation_requested_at": {"old": None, "new": now.isoformat()}})
-        done.append(fp)
+        if row is not None and row.gateway_id == gw_pk and row.status == "active":
+            _end_active(session, row, "retired", "retire", now, {
+                "why": {"old": None, "new": "renewal failed before the certificate was installed"}})
+            done.append(fp)
     await session.flush()
     return done
