@@ -166,7 +166,7 @@ class AdminClient:
                 if not verdict.valid:
                     raise HeadendError(f"gateway's ENC certificate invalid: {verdict.reason} {verdict.detail}",
                                        error_type="rejected")
-                if cert.subject != self.admission.subject:
+                if cert.subject.public_bytes() != self.admission.subject:
                     raise HeadendError("gateway's ENC certificate has another subject than its TLS certificate",
                                        error_type="rejected")
                 return cert

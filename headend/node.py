@@ -86,7 +86,7 @@ class Admission:
     gateway_id: str
     serial: str
     fingerprint: str
-    subject: x509.Name
+    subject: bytes  # DER of the TLS certificate's subject (a parsed Name costs ~3 KB per session)
     record: GatewayRecord
 
 
@@ -237,9 +237,12 @@ class HeadendNode:
             cert = pki_tls.peer_certificate(sslobj)
         except ValueError:
             cert = None
+        # OpenSSL verified the chain the gateway sent; keeping it parsed for the life of an idle
+        # session would cost ~14 KB per certificate (docs/benchmarks.md, head-end).
+        pki_tls.release_peer_chain(sslobj)
         cn = common_name(cert) if cert is not None else None
         serial = f"{cert.serial_number:x}" if cert is not None else "-"
-        verdict = pki_tls.validate_peer(sslobj, ep.validator, expected_role=Role.SMGW)
+        verdict = pki_tls.validate_peer(sslobj, ep.validator, expected_role=Role.SMGW, cert=cert)
         if not verdict.valid or cert is None or cn is None:
             self.refuse(ep.name, kind, peer, str(verdict.reason), cn=cn, serial=serial, detail=verdict.detail)
             return None
@@ -266,7 +269,7 @@ class HeadendNode:
         self.metrics.admissions.labels(tenant=ep.name, kind=kind, outcome="admitted").inc()
         log.debug("headend.connection_admitted", tenant=ep.name, kind=kind, gateway=gateway_id, peer=peer,
                   serial=serial)
-        return Admission(ep, gateway_id, serial, fp, cert.subject, record)
+        return Admission(ep, gateway_id, serial, fp, cert.subject.public_bytes(), record)
 
     def protocol_violation(self, tenant: str | None, gateway_id: str | None, peer: str, reason: str,
                            detail: str) -> None:

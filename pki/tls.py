@@ -65,30 +65,78 @@ _SSL_CTRL_SET_GROUPS_LIST = 92  # SSL_CTX_set1_groups_list is SSL_CTX_ctrl(ctx, 
 _OPENSSL_GROUP_NAME = {"secp256r1": "P-256", "secp384r1": "P-384"}
 
 
-def ssl_ctx_ctrl(ctx: ssl.SSLContext) -> Callable[..., int] | None:
-    """OpenSSL's ``SSL_CTX_ctrl`` bound to the ``SSL_CTX *`` of ``ctx``, for the settings Python's
-    ``ssl`` has no setter for; None where it cannot be reached. CPython's ``PySSLContext`` holds
-    that pointer right after the object header; callers check what the call answers before
-    relying on it."""
+@functools.cache
+def _libssl() -> Any:
+    """The OpenSSL that CPython's ``_ssl`` is linked against, through ctypes (None if unreachable)."""
     import ctypes
 
     try:
         import _ssl
 
         lib = ctypes.CDLL(_ssl.__file__)
-        ctrl = lib.SSL_CTX_ctrl
-        ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
-        ctrl.restype = ctypes.c_long
-        ptr = ctypes.c_void_p.from_address(id(ctx) + 2 * ctypes.sizeof(ctypes.c_void_p)).value
-    except (OSError, AttributeError, ValueError):
+        lib.SSL_CTX_ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
+        lib.SSL_CTX_ctrl.restype = ctypes.c_long
+        lib.SSL_get_SSL_CTX.argtypes = [ctypes.c_void_p]
+        lib.SSL_get_SSL_CTX.restype = ctypes.c_void_p
+        lib.SSL_get_peer_cert_chain.argtypes = [ctypes.c_void_p]
+        lib.SSL_get_peer_cert_chain.restype = ctypes.c_void_p
+        lib.OPENSSL_sk_pop.argtypes = [ctypes.c_void_p]
+        lib.OPENSSL_sk_pop.restype = ctypes.c_void_p
+        lib.X509_free.argtypes = [ctypes.c_void_p]
+        lib.X509_free.restype = None
+    except (OSError, AttributeError):
         return None
+    return lib
+
+
+def _field(obj: object, index: int) -> int | None:
+    """The ``index``-th pointer after the object header of a CPython object (PySSLContext holds
+    its ``SSL_CTX *`` at 0; PySSLSocket holds its socket weakref at 0 and its ``SSL *`` at 1)."""
+    import ctypes
+
+    return ctypes.c_void_p.from_address(id(obj) + (2 + index) * ctypes.sizeof(ctypes.c_void_p)).value
+
+
+def ssl_ctx_ctrl(ctx: ssl.SSLContext) -> Callable[..., int] | None:
+    """OpenSSL's ``SSL_CTX_ctrl`` bound to the ``SSL_CTX *`` of ``ctx``, for the settings Python's
+    ``ssl`` has no setter for; None where it cannot be reached. Callers check what the call
+    answers before relying on it."""
+    lib = _libssl()
+    ptr = _field(ctx, 0) if lib is not None and isinstance(ctx, ssl.SSLContext) else None
     if not ptr:
         return None
 
     def call(cmd: int, larg: int, parg: Any = None) -> int:
-        return int(ctrl(ptr, cmd, larg, parg))
+        return int(lib.SSL_CTX_ctrl(ptr, cmd, larg, parg))
 
     return call
+
+
+def release_peer_chain(conn: ssl.SSLObject | ssl.SSLSocket) -> int:
+    """Free the intermediate certificates the peer sent, once the handshake has verified them:
+    OpenSSL keeps them (parsed, ~14 KB each with a brainpool key) for the life of the connection,
+    though nothing reads them again; the leaf (``getpeercert``) stays. Returns how many were
+    freed. Reaches the ``SSL *`` behind ``conn`` only after checking that it belongs to
+    ``conn.context`` (``SSL_get_SSL_CTX``); otherwise does nothing."""
+    lib = _libssl()
+    sslsock = getattr(conn, "_sslobj", None)
+    if lib is None or sslsock is None or not conn.server_side:
+        return 0
+    ctx_ptr = _field(conn.context, 0) if isinstance(conn.context, ssl.SSLContext) else None
+    ssl_ptr = _field(sslsock, 1)
+    if not ctx_ptr or not ssl_ptr or lib.SSL_get_SSL_CTX(ssl_ptr) != ctx_ptr:
+        return 0
+    # Server side: the stack holds only what followed the leaf (OpenSSL moved the leaf to the
+    # session's peer field). Freeing through the stack's own reference is what SSL_free would do.
+    chain = lib.SSL_get_peer_cert_chain(ssl_ptr)
+    freed = 0
+    while chain:
+        x = lib.OPENSSL_sk_pop(chain)
+        if not x:
+            break
+        lib.X509_free(x)
+        freed += 1
+    return freed
 
 
 def _set_groups_list(ctx: ssl.SSLContext, groups: Sequence[str]) -> bool:
@@ -203,14 +251,16 @@ def validate_peer(
     at: dt.datetime | None = None,
     expected_role: Role | None = None,
     expected_cn: str | None = None,
+    cert: x509.Certificate | None = None,
 ) -> Verdict:
     """Run the peer's certificate through ``validator`` for purpose TLS (revocation included),
     and optionally check its SM-PKI role (CN suffix) or exact CN. Close the connection unless
-    the verdict is valid."""
-    try:
-        cert = peer_certificate(conn)
-    except PARSE_ERRORS as err:
-        return Verdict(False, Reason.MALFORMED, None, f"peer certificate unparseable: {err}")
+    the verdict is valid. ``cert``: the peer certificate if the caller has already loaded it."""
+    if cert is None:
+        try:
+            cert = peer_certificate(conn)
+        except PARSE_ERRORS as err:
+            return Verdict(False, Reason.MALFORMED, None, f"peer certificate unparseable: {err}")
     if cert is None:
         return Verdict(False, Reason.UNKNOWN_ISSUER, None, "peer presented no certificate")
     verdict = validator.validate(cert, "tls", at)

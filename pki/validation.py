@@ -78,9 +78,14 @@ class _Fail(Exception):
         self.reason = reason
         self.detail = detail
 
+    def fresh(self) -> _Fail:
+        """A new instance to raise: re-raising a memoised one would grow its traceback (and keep
+        the frames, with their certificates, alive) on every call."""
+        return _Fail(self.reason, self.detail)
+
 
 _fp_cache: dict[int, tuple[x509.Certificate, bytes]] = {}
-_FP_CACHE_MAX = 4096
+_FP_CACHE_MAX = 512  # CA certificates are the frequent ones; leaves come and go
 
 
 def _fp(cert: x509.Certificate) -> bytes:
@@ -249,7 +254,7 @@ class Validator:
                     self._memo.clear()
                 self._memo[key] = memo
             subject = memo[0]
-            chain = self._dynamic(memo[1], at)
+            chain = self._dynamic(cert, memo[1], at)
             return Verdict(True, Reason.OK, subject, "valid", tuple(chain))
         except _Fail as f:
             return Verdict(False, f.reason, subject, f.detail)
@@ -260,21 +265,25 @@ class Validator:
     # ------------------------------------------------------------------ internals
     def _dynamic(
         self,
+        cert: x509.Certificate,
         static: _Fail | list[tuple[list[x509.Certificate], _Fail | None, _Fail | None]],
         at: dt.datetime,
     ) -> list[x509.Certificate]:
         """Apply the memoised time-independent outcome, then validity times and revocation
-        (which change with ``at`` and with newly fetched CRLs, so they run on every call)."""
+        (which change with ``at`` and with newly fetched CRLs, so they run on every call).
+        Memoised paths start at the issuer: the leaf is ``cert`` (same fingerprint, so the same
+        bytes), which keeps the memo from holding one parsed certificate per peer."""
         if isinstance(static, _Fail):
-            raise static
+            raise static.fresh()
         first: _Fail | None = None
-        for path, structure_fail, usage_fail in static:
+        for issuers, structure_fail, usage_fail in static:
+            path = [cert, *issuers]
             try:
                 if structure_fail is not None:
-                    raise structure_fail
+                    raise structure_fail.fresh()
                 self._check_times(path, at)
                 if usage_fail is not None:
-                    raise usage_fail
+                    raise usage_fail.fresh()
                 if self.check_revocation:
                     for c, issuer in itertools.pairwise(path):
                         self._check_revocation(c, issuer, at)
@@ -287,15 +296,15 @@ class Validator:
     def _static(
         self, cert: x509.Certificate, purpose: Usage | None, extra: list[x509.Certificate]
     ) -> _Fail | list[tuple[list[x509.Certificate], _Fail | None, _Fail | None]]:
-        """Paths with their time-independent outcome: (path, algorithm/signature failure,
-        profile/key-usage failure), or one failure when there is no path at all. Memoised per
+        """Paths with their time-independent outcome: (path without the leaf, algorithm/signature
+        failure, profile/key-usage failure), or one failure when there is no path at all. Memoised per
         (leaf, extra certificates, purpose) by :meth:`validate`."""
         try:
             _ = cert.extensions  # force parse: malformed extensions -> ValueError -> malformed
             _check_algorithms(cert)
             paths, loop = self._paths(cert, extra)
         except _Fail as f:
-            return f
+            return f.fresh()  # memoised: without the traceback and its frames
         if not paths:
             issuer = cert.issuer.rfc4514_string({NameOID.SERIAL_NUMBER: "serialNumber"})
             if loop:
@@ -308,12 +317,12 @@ class Validator:
             try:
                 self._check_structure(path)
             except _Fail as f:
-                structure = f
+                structure = f.fresh()
             try:
                 self._check_profile_and_usage(path, purpose)
             except _Fail as f:
-                usage = f
-            out.append((path, structure, usage))
+                usage = f.fresh()
+            out.append((path[1:], structure, usage))
         return out
 
     def _issuer_candidates(self, cert: x509.Certificate, pool: list[x509.Certificate]) -> list[x509.Certificate]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pki_helpers import openssl
 
@@ -314,3 +315,43 @@ def test_revoked_client_refused_in_handshake_with_crls_in_context(test_pki: Test
         assert "error" in seen and "revoked" in str(seen["error"]).lower(), seen
     finally:
         srv.close()
+
+
+# --------------------------------------------------------------------------- memory of idle sessions
+def test_release_peer_chain_frees_what_the_client_sent_and_keeps_the_leaf(test_pki: TestPki) -> None:
+    ctx = tls.server_context(test_pki.gwa.tls.cert_path, test_pki.gwa.tls.key_path, [test_pki.root_path],
+                             intermediates=[test_pki.subca_path])
+    sock = socket.create_server(("127.0.0.1", 0))
+    seen: dict[str, Any] = {}
+
+    def serve() -> None:
+        conn, _ = sock.accept()
+        with ctx.wrap_socket(conn, server_side=True) as s:
+            seen["freed"] = tls.release_peer_chain(s)
+            seen["again"] = tls.release_peer_chain(s)
+            seen["leaf"] = s.getpeercert(binary_form=True)
+            seen["verdict"] = tls.validate_peer(s, test_pki.validator(), expected_role=Role.SMGW)
+            s.sendall(b"still talking\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    gw = test_pki.gateway(test_pki.gateway_ids()[0])
+    try:
+        with _connect(_client_ctx(test_pki, gw), sock.getsockname()[1]) as c:
+            assert c.recv(64) == b"still talking\n"
+        thread.join(10)
+    finally:
+        sock.close()
+    # The client context has the Sub-CA in its store, so OpenSSL sends leaf + Sub-CA (+ root).
+    assert seen["freed"] >= 1 and seen["again"] == 0
+    assert seen["leaf"] == gw.tls.cert.public_bytes(serialization.Encoding.DER)
+    assert seen["verdict"].valid
+
+
+def test_release_peer_chain_leaves_client_side_connections_alone(test_pki: TestPki) -> None:
+    emt = test_pki.emts["emt1"]
+    with s_server(emt.tls.cert_path, emt.tls.key_path, test_pki.chain_path, "-groups", "brainpoolP256r1") as port:
+        gw = test_pki.gateway(test_pki.gateway_ids()[1])
+        with _connect(_client_ctx(test_pki, gw), port) as s:
+            assert tls.release_peer_chain(s) == 0
+            assert tls.validate_peer(s, test_pki.validator(), expected_role=Role.EMT).valid
