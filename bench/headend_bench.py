@@ -145,8 +145,9 @@ async def _headend(db_url: str, pki_dir: str, keys_dir: str, port_q: Any, cmd: A
 
     while True:
         op, arg = await loop.run_in_executor(None, cmd.recv)
-        if op == "stats":
-            gc.collect()
+        if op in ("stats", "peek"):
+            if op == "stats":
+                gc.collect()
             cpu = proc.cpu_times()
             ep = node.endpoints[TENANT]
             cmd.send({"rss": proc.memory_info().rss, "cpu": cpu.user + cpu.system, "connections": len(node.registry),
@@ -163,6 +164,16 @@ async def _headend(db_url: str, pki_dir: str, keys_dir: str, port_q: Any, cmd: A
                     return type(err).__name__
             outcomes = await asyncio.gather(*(connect(g) for g in arg))
             cmd.send({k: outcomes.count(k) for k in set(outcomes)})
+        elif op == "drop":  # close every session, as when a node drains or the network drops
+            dropped = 0
+            for conn in node.registry.connections():
+                conn.close()
+                dropped += 1
+            for _ in range(200):
+                if not len(node.registry):
+                    break
+                await asyncio.sleep(0.05)
+            cmd.send(dropped)
         elif op == "stop":
             stop.set()
             await node.stop_servers()
@@ -178,15 +189,16 @@ def _admitted(node: Any) -> float:
 
 
 # --------------------------------------------------------------------------- simulator process
-def simulator_main(kw: dict[str, Any], var_dir: str, ids: list[str], ready: Any, stop_ev: Any, stats_q: Any) -> None:
+def simulator_main(kw: dict[str, Any], var_dir: str, ids: list[str], ready: Any, stop_ev: Any, stats_q: Any,
+                   contact_ev: Any) -> None:
     raise_nofile()
     import uvloop
 
-    uvloop.run(_simulator(kw, var_dir, ids, ready, stop_ev, stats_q))
+    uvloop.run(_simulator(kw, var_dir, ids, ready, stop_ev, stats_q, contact_ev))
 
 
 async def _simulator(kw: dict[str, Any], var_dir: str, ids: list[str], ready: Any, stop_ev: Any,
-                     stats_q: Any) -> None:
+                     stats_q: Any, contact_ev: Any) -> None:
     import psutil
 
     from gridgate.logging import configure_logging
@@ -200,6 +212,11 @@ async def _simulator(kw: dict[str, Any], var_dir: str, ids: list[str], ready: An
     loop = asyncio.get_running_loop()
     proc = psutil.Process()
     while not await loop.run_in_executor(None, stop_ev.wait, 0.5):
+        if contact_ev.is_set():  # every gateway opens its management connection on its own
+            contact_ev.clear()
+            assert sim.fleet is not None
+            for rt in sim.fleet.gateways.values():
+                sim.fleet.contact(rt, "cyclic")
         cpu = proc.cpu_times()
         while not stats_q.empty():
             try:
@@ -284,26 +301,28 @@ def main() -> None:
         port_q, (cmd, child) = ctx.Queue(), ctx.Pipe()
         settings_kw = {"tenant_wakeups_per_s": args.tenant_wakeups_per_s,
                        "segment_wakeups_per_s": args.segment_wakeups_per_s,
-                       "tenant_max_sessions": 2000, "segment_max_sessions": 200, "wakeup_retry_s": 15.0}
+                       "tenant_max_sessions": 2000, "segment_max_sessions": 200, "wakeup_retry_s": 15.0,
+                       **({"record_cache_s": float(os.environ["HE_RECORD_CACHE_S"])} if os.environ.get("HE_RECORD_CACHE_S") else {})}
         report["throttle"] = settings_kw
         he = ctx.Process(target=headend_main, args=(db_url, str(pki_dir), str(tmp / "keys"), port_q, child,
                                                     settings_kw), daemon=True)
         he.start()
         port, inbound = port_q.get(timeout=120)
         ids = gateway_ids(args.gateways)
-        ready, stop_ev, stats_q = ctx.Event(), ctx.Event(), ctx.Queue()
+        ready, stop_ev, stats_q, contact_ev = ctx.Event(), ctx.Event(), ctx.Queue(), ctx.Event()
         sim_kw = dict(gateways=len(ids), headend=f"127.0.0.1:{port}", inbound_port=inbound, pki_dir=pki_dir,
                       state_dir=tmp / "sim-state", udp_port=udp_port, control_port=0, sni=SNI, cyclic_contact_s=0,
                       idle_timeout_s=0, contact_concurrency=200)
-        sim = ctx.Process(target=simulator_main, args=(sim_kw, str(tmp), ids, ready, stop_ev, stats_q), daemon=True)
+        sim = ctx.Process(target=simulator_main, args=(sim_kw, str(tmp), ids, ready, stop_ev, stats_q, contact_ev),
+                          daemon=True)
         t0 = time.perf_counter()
         sim.start()
         if not ready.wait(900):
             raise SystemExit("simulator did not start")
         report["simulator_start_s"] = round(time.perf_counter() - t0, 1)
 
-        def he_stats() -> dict[str, Any]:
-            cmd.send(("stats", None))
+        def he_stats(op: str = "stats") -> dict[str, Any]:
+            cmd.send((op, None))
             return cmd.recv()  # type: ignore[no-any-return]
 
         def sim_stats() -> dict[str, Any]:
@@ -366,6 +385,31 @@ def main() -> None:
             "share_of_bound": round(measured / per_core, 2) if measured and per_core else None,
         }
         print("handshakes", json.dumps(report["handshakes"]), flush=True)
+        # Phase 4: the head-end drops every session and the gateways reconnect on their own (no
+        # wake-up): TLS handshake + SM-PKI validation (memoised for known certificates) + admission.
+        cmd.send(("drop", None))
+        dropped = cmd.recv()
+        time.sleep(2)
+        h5, s5, w5 = he_stats(), sim_stats(), time.perf_counter()
+        contact_ev.set()
+        h6 = h5
+        while time.perf_counter() - w5 < 300:
+            time.sleep(1)
+            h6 = he_stats("peek")
+            if h6["admitted"] - h5["admitted"] >= dropped:
+                break
+        wall5 = time.perf_counter() - w5
+        s6 = sim_stats()
+        re_admitted = h6["admitted"] - h5["admitted"]
+        re_cpu = h6["cpu"] - h5["cpu"]
+        re_rate = re_admitted / re_cpu if re_cpu > 0 else None
+        report["reconnect"] = {
+            "dropped": dropped, "admitted": int(re_admitted), "headend_cpu_s": round(re_cpu, 2),
+            "wall_s": round(wall5, 1), "per_headend_cpu_s": round(re_rate, 1) if re_rate else None,
+            "simulator_cpu_s": round(s6["cpu"] - s5["cpu"], 2),
+            "share_of_bound": round(re_rate / per_core, 2) if re_rate and per_core else None,
+        }
+        print("reconnect", json.dumps(report["reconnect"]), flush=True)
         cmd.send(("stop", None))
         cmd.recv()
         stop_ev.set()

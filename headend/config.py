@@ -52,6 +52,7 @@ class HeadendSettings(BaseSettings):
     # long for wake-ups and admissions: a change in master data takes effect within it.
     record_cache_s: float = 30.0
     db_concurrency: int = 8  # concurrent lookups per process (below the engine's pool size)
+    lookup_gather_s: float = 0.02  # a gateway lookup waits this long for others to share its query
 
     # Communication history is written in batches.
     history_flush_s: float = 0.5

@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from pki.loader import PARSE_ERRORS, cert_to_pem, key_to_pem
-from pki.profile import Role, role_of
+from pki.profile import Role, common_name_of, role_of_cn
 from pki.validation import Reason, Validator, Verdict
 
 # Server preference order: GCM first (TR-03116-3: servers pick GCM or use encrypt-then-MAC).
@@ -252,10 +252,12 @@ def validate_peer(
     expected_role: Role | None = None,
     expected_cn: str | None = None,
     cert: x509.Certificate | None = None,
+    subject: x509.Name | None = None,
 ) -> Verdict:
     """Run the peer's certificate through ``validator`` for purpose TLS (revocation included),
     and optionally check its SM-PKI role (CN suffix) or exact CN. Close the connection unless
-    the verdict is valid. ``cert``: the peer certificate if the caller has already loaded it."""
+    the verdict is valid. ``cert``/``subject``: the peer certificate and its subject if the
+    caller has already loaded them."""
     if cert is None:
         try:
             cert = peer_certificate(conn)
@@ -266,11 +268,13 @@ def validate_peer(
     verdict = validator.validate(cert, "tls", at)
     if not verdict.valid:
         return verdict
-    if expected_role is not None and role_of(cert) is not expected_role:
+    if subject is None:
+        subject = cert.subject
+    if expected_role is not None and role_of_cn(common_name_of(subject)) is not expected_role:
         return Verdict(False, Reason.PROFILE_VIOLATION, verdict.subject,
                        f"rule peer.role: peer is not a {expected_role}")
     if expected_cn is not None:
-        cns = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+        cns = [a.value for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
         if cns != [expected_cn]:
             return Verdict(False, Reason.PROFILE_VIOLATION, verdict.subject,
                            f"rule peer.cn: peer CN is {cns}, expected {expected_cn}")

@@ -222,6 +222,7 @@ class Validator:
         self.check_profile = check_profile
         self.organisations = frozenset(organisations)
         self._memo: dict[tuple[Any, ...], Any] = {}
+        self._urls: dict[bytes, list[str]] = {}  # CRL distribution points per certificate fingerprint
         self._crls_by_issuer: dict[int, tuple[x509.Certificate, list[x509.CertificateRevocationList]]] = {}
 
     # ------------------------------------------------------------------ public
@@ -437,7 +438,13 @@ class Validator:
                     if last is None or err.reason == "crl_expired":
                         last = err
             raise last or CrlError("crl_unavailable", f"no CRL given for issuer {_name(issuer)}")
-        urls = crl_urls(cert)
+        fp = _fp(cert)
+        urls = self._urls.get(fp)
+        if urls is None:
+            urls = crl_urls(cert)
+            if len(self._urls) >= _MEMO_MAX:
+                self._urls.clear()
+            self._urls[fp] = urls
         if not urls:
             raise CrlError("crl_unavailable", f"{_name(cert)} names no CRL distribution point")
         assert self.crl_cache is not None
