@@ -74,6 +74,9 @@ def ensure_pki(directory: Path, n: int) -> None:
 # --------------------------------------------------------------------------- head-end process
 def headend_main(db_url: str, pki_dir: str, keys_dir: str, port_q: Any, cmd: Any, settings_kw: dict[str, Any]) -> None:
     raise_nofile()
+    from gridgate.procs import pin_mmap_threshold
+
+    pin_mmap_threshold()  # as headend.service.main does
     import uvloop
 
     if os.environ.get("HE_BENCH_PROFILE"):  # cProfile of the head-end process, written at stop
@@ -281,6 +284,7 @@ def main() -> None:
     ap.add_argument("--burst", type=int, default=1_000)
     ap.add_argument("--tenant-wakeups-per-s", type=float, default=200.0)
     ap.add_argument("--segment-wakeups-per-s", type=float, default=50.0)
+    ap.add_argument("--record-cache-s", type=float, help="head-end record cache (default: the product's)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     nofile = raise_nofile()
@@ -302,7 +306,7 @@ def main() -> None:
         settings_kw = {"tenant_wakeups_per_s": args.tenant_wakeups_per_s,
                        "segment_wakeups_per_s": args.segment_wakeups_per_s,
                        "tenant_max_sessions": 2000, "segment_max_sessions": 200, "wakeup_retry_s": 15.0,
-                       **({"record_cache_s": float(os.environ["HE_RECORD_CACHE_S"])} if os.environ.get("HE_RECORD_CACHE_S") else {})}
+                       **({"record_cache_s": args.record_cache_s} if args.record_cache_s is not None else {})}
         report["throttle"] = settings_kw
         he = ctx.Process(target=headend_main, args=(db_url, str(pki_dir), str(tmp / "keys"), port_q, child,
                                                     settings_kw), daemon=True)

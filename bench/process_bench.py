@@ -155,6 +155,10 @@ class Sampler:
         self.pids: dict[str, int] = {}
         self.peak: dict[str, int] = {}
         self.last: dict[str, int] = {}
+        # RSS every ``series_every`` seconds per process (where memory grows during a run)
+        self.series: dict[str, list[tuple[float, float]]] = {}
+        self.series_every = 15.0
+        self._series_t0 = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -166,6 +170,13 @@ class Sampler:
     def forget(self, name: str) -> None:
         self.pids.pop(name, None)
 
+    def reset(self, names: tuple[str, ...]) -> None:
+        """Start peaks and series afresh (a measured run begins)."""
+        self._series_t0 = time.monotonic()
+        for k in names:
+            self.peak[k] = 0
+            self.series[k] = []
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             for name, pid in list(self.pids.items()):
@@ -174,6 +185,10 @@ class Sampler:
                     self.last[name] = rss
                     if rss > self.peak.get(name, 0):
                         self.peak[name] = rss
+                    t = time.monotonic() - self._series_t0
+                    series = self.series.setdefault(name, [])
+                    if not series or t - series[-1][0] >= self.series_every:
+                        series.append((round(t, 1), mb(rss)))
 
     def close(self) -> None:
         self._stop.set()
@@ -213,8 +228,10 @@ class CpuClock:
 class Stack:
     """Embedded PostgreSQL + Temporal dev server + the bench's settings, databases and clients."""
 
-    def __init__(self, work: Path, temporal_mode: str = "wal", max_wait_s: float = 0) -> None:
+    def __init__(self, work: Path, temporal_mode: str = "wal", max_wait_s: float = 0,
+                 worker_env: dict[str, str] | None = None) -> None:
         self.work = work
+        self.worker_env = worker_env or {}
         self.temporal_mode = temporal_mode
         self.max_wait_s = max_wait_s
         self.pg: Any = None
@@ -438,7 +455,8 @@ class Scenario:
             GRIDGATE_HEADEND_FIRMWARE_DIR=str(self.stack.work / "firmware"))
         self.children["headend"] = spawn(f"headend-{self.tenant}", gridgate_cmd("headend"), he_env, self.logdir)
         self.children["worker"] = spawn(f"worker-{self.tenant}", gridgate_cmd("worker"), self.stack.env(
-            GRIDGATE_TEMPORAL_TASK_QUEUE=QUEUE, GRIDGATE_WORKER_TENANT_POLL_SECONDS="0.5"), self.logdir)
+            GRIDGATE_TEMPORAL_TASK_QUEUE=QUEUE, GRIDGATE_WORKER_TENANT_POLL_SECONDS="0.5",
+            **self.stack.worker_env), self.logdir)
         for _ in range(600):
             with socket.socket() as sock:
                 if sock.connect_ex(("127.0.0.1", he_port)) == 0:
@@ -606,13 +624,13 @@ async def rollout(stack: Stack, sampler: Sampler, pki: Any, n: int, args: argpar
         sampler.watch("simulator", sc.children["simulator"].pid)
         await sc.wait_pollers([QUEUE, "headend"])
         idle = {k: mb(sampler.last.get(k, 0)) for k in ("worker", "headend", "simulator")}
-        for k in ("worker", "headend", "simulator"):
-            sampler.peak[k] = 0
+        sampler.reset(("worker", "headend", "simulator"))
         log(f"rollout {n}: running (concurrency {args.concurrency})")
         result = await sc.run_process("profile_rollout", {}, args.concurrency,
                                       processes.LinkOptions(connect_timeout_s=60, attempts=4))
         result["peak_rss_mb"] = {k: mb(sampler.peak.get(k, 0)) for k in ("worker", "headend", "simulator")}
         result["idle_rss_mb"] = idle
+        result["rss_series_mb"] = {k: sampler.series.get(k, []) for k in ("worker", "headend")}
         result["setup_s"] = sc.setup_s
         result["failures"], result["failure_sample"] = await sc.failures(result["process_id"])
         # Exactly once: what every gateway applied against what its rollout had to send.
@@ -665,7 +683,7 @@ async def floor(stack: Stack, sampler: Sampler, n: int, plan: list[int], concurr
     try:
         client = await Client.connect(stack.temporal.address, namespace=ns)
         await wait_pollers(client, ns, ["floor"], 120, {"floor worker": child})
-        sampler.peak["floor worker"] = 0
+        sampler.reset(("floor worker",))
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from process_floor import FloorInput
 
@@ -684,7 +702,7 @@ async def floor(stack: Stack, sampler: Sampler, n: int, plan: list[int], concurr
         usage = clock.stop()
         return {"children": done, "complete": complete, "wall_s": round(wall, 1), "per_s": round(done / wall, 1),
                 "activities_total": sum(plan), "peak_rss_mb": {"floor worker": mb(sampler.peak["floor worker"])},
-                **usage}
+                "rss_series_mb": {"floor worker": sampler.series.get("floor worker", [])}, **usage}
     finally:
         sampler.forget("floor worker")
         await asyncio.to_thread(child.stop, 30)
@@ -864,8 +882,10 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="process-run-", dir=base))
     (work / "logs").mkdir()
     report: dict[str, Any] = {"machine": machine(), "concurrency": args.concurrency, "rollout": []}
-    stack = Stack(work, args.temporal, args.max_wait_s)
+    stack = Stack(work, args.temporal, args.max_wait_s,
+                  dict(kv.split("=", 1) for kv in args.worker_env))
     report["temporal_mode"] = args.temporal
+    report["worker_env"] = stack.worker_env
     sampler = Sampler()
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
@@ -926,6 +946,8 @@ def main() -> None:
     p.add_argument("--max-wait-s", type=float, default=0,
                    help="stop waiting for a process after this long and report what was done (0: size-based)")
     p.add_argument("--pki", default=str(ROOT / "var" / "bench" / "process-pki"))
+    p.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
+                   help="extra environment of the gridgate worker (e.g. to compare allocator settings)")
     p.add_argument("--json", type=Path, help="write the full report here")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, databases)")
     args = p.parse_args()

@@ -38,3 +38,22 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+_M_MMAP_THRESHOLD = -3
+
+
+def pin_mmap_threshold(nbytes: int = 128 * 1024) -> bool:
+    """Fix glibc's mmap threshold at ``nbytes`` (its initial value) for this process. glibc raises
+    the threshold each time an mmapped block is freed, after which large blocks come from the heap
+    and reuse pages that are already resident. For the head-end that turns every idle session's
+    256 KB TLS read buffer (uvloop), of which a few KB are ever touched, into resident memory once
+    the first connection has closed: 51 instead of 39 KB per idle session at 10,000 (docs/
+    benchmarks.md, head-end). Same as ``MALLOC_MMAP_THRESHOLD_``; True when set (glibc only)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, nbytes))
+    except (OSError, AttributeError):
+        return False

@@ -19,6 +19,7 @@ from activities.gateway_commands import GatewayCommandActivities
 from domain.tenancy.service import TenantContext, context_for, list_tenants
 from gridgate.config import Settings
 from gridgate.db import Databases
+from gridgate.procs import pin_mmap_threshold
 from gridgate.temporal_clients import TemporalClients
 from headend.config import HeadendSettings
 from headend.identity import IdentitySource, StoreIdentitySource
@@ -157,6 +158,7 @@ async def run(settings: Settings, hsettings: HeadendSettings, stop: asyncio.Even
 
 
 def main(settings: Settings, hsettings: HeadendSettings) -> None:
+    pin_mmap_threshold()  # idle sessions: docs/architecture.md (head-end admission)
     try:
         import uvloop
     except ImportError:  # pragma: no cover

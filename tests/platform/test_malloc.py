@@ -1,0 +1,37 @@
+"""``pin_mmap_threshold``: after a large block is freed, the next one is still mmapped (glibc would
+otherwise raise its threshold and serve it from resident heap pages). Checked in fresh
+interpreters, with and without the pin, through glibc's own counters."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROBE = """
+import ctypes, sys
+from gridgate.procs import pin_mmap_threshold
+libc = ctypes.CDLL(None)
+class MI(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                 "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc.mallinfo2.restype = MI
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+pinned = pin_mmap_threshold() if sys.argv[1] == "pin" else None
+first = libc.malloc(256 * 1024)
+libc.free(first)  # unpinned glibc now raises its threshold above 256 KB
+before = libc.mallinfo2().hblks
+second = libc.malloc(256 * 1024)
+print(pinned, libc.mallinfo2().hblks - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
+@pytest.mark.parametrize(("mode", "expected"), [("pin", "True 1"), ("none", "None 0")])
+def test_large_blocks_stay_mmapped_once_pinned(mode: str, expected: str) -> None:
+    out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True,
+                         timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == expected
