@@ -12,6 +12,10 @@ way the activities call them), and the simulator (``simulator.run.Simulator``) a
 3. Handshakes: head-end CPU seconds per admitted connection (TLS 1.2 mutual authentication on
    brainpoolP256r1 + SM-PKI validation + admission) against what ``openssl speed`` says the
    brainpool operations of one handshake cost on one core.
+4. Reconnect: the head-end drops every session and the gateways connect again on their own (no
+   wake-up): handshakes per head-end CPU-second with validation memoised for known certificates.
+5. Reference: ``openssl s_server`` / ``openssl s_time`` with the same certificates and parameters,
+   handshakes per CPU-second of the OpenSSL server (no Python at all).
 
 Usage: ``python bench/headend_bench.py [--gateways 10000] [--burst 1000] [--json out.json]``.
 The test PKI is kept under ``var/bench/headend-pki`` (issuing 10,000 triples takes a while once).
@@ -244,6 +248,47 @@ def openssl_speed() -> dict[str, float]:
     return rates
 
 
+def openssl_server_reference(pki_dir: Path, seconds: int = 8) -> dict[str, Any]:
+    """The same handshake with OpenSSL on both ends and no Python: ``openssl s_server`` (the GWA's
+    TLS certificate, TLS 1.2, brainpoolP256r1 only, client certificate required, chain check
+    stopping at the known Sub-CA, no tickets) against ``openssl s_time -new`` with a gateway's
+    certificate. Handshakes per CPU-second of the s_server process: what OpenSSL 3 itself reaches
+    on this machine, next to the bound computed from ``openssl speed``."""
+    import psutil
+
+    from gridgate.procs import free_port
+
+    port = free_port()
+    work = Path(tempfile.mkdtemp(prefix="he-ossl-"))
+    trust = work / "trust.pem"
+    trust.write_bytes((pki_dir / "ca" / "root.crt").read_bytes() + (pki_dir / "ca" / "subca.crt").read_bytes())
+    conf = work / "client.cnf"  # s_time has no -groups: the client's groups come from a config file
+    conf.write_text("openssl_conf = c\n[c]\nssl_conf = s\n[s]\nsystem_default = d\n[d]\n"
+                    "Groups = brainpoolP256r1\nMaxProtocol = TLSv1.2\n")
+    gw = sorted((pki_dir / "smgw").iterdir())[0]
+    server = subprocess.Popen(
+        ["openssl", "s_server", "-accept", str(port), "-cert", str(pki_dir / "gwa" / "tls.crt"),
+         "-key", str(pki_dir / "gwa" / "tls.key"), "-cert_chain", str(pki_dir / "ca" / "subca.crt"),
+         "-CAfile", str(trust), "-Verify", "2", "-verify_return_error", "-partial_chain",
+         "-groups", "brainpoolP256r1", "-no_ticket", "-tls1_2", "-www", "-quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1)
+        proc = psutil.Process(server.pid)
+        c0 = sum(proc.cpu_times()[:2])
+        out = subprocess.run(["openssl", "s_time", "-tls1_2", "-connect", f"127.0.0.1:{port}", "-new", "-time",
+                              str(seconds), "-cert", str(gw / "tls.crt"), "-key", str(gw / "tls.key"),
+                              "-CAfile", str(trust)], capture_output=True, text=True, timeout=seconds + 30,
+                             env={**os.environ, "OPENSSL_CONF": str(conf)}, check=False).stdout
+        cpu = sum(proc.cpu_times()[:2]) - c0
+    finally:
+        server.kill()
+        server.wait(10)
+    m = re.search(r"(\d+) connections in [\d.]+s", out)
+    n = int(m.group(1)) if m else 0
+    return {"handshakes": n, "server_cpu_s": round(cpu, 2), "per_server_cpu_s": round(n / cpu, 1) if cpu else None}
+
+
 async def setup_db(pg_url: str, n: int, udp_port: int) -> str:
     from sqlalchemy import insert, select
     from sqlalchemy.ext.asyncio import create_async_engine
@@ -413,7 +458,12 @@ def main() -> None:
             "simulator_cpu_s": round(s6["cpu"] - s5["cpu"], 2),
             "share_of_bound": round(re_rate / per_core, 2) if re_rate and per_core else None,
         }
+        ref = openssl_server_reference(pki_dir)
+        ref["share_of_bound"] = round(ref["per_server_cpu_s"] / per_core, 2) \
+            if ref["per_server_cpu_s"] and per_core else None
+        report["openssl_s_server"] = ref
         print("reconnect", json.dumps(report["reconnect"]), flush=True)
+        print("openssl_s_server", json.dumps(ref), flush=True)
         cmd.send(("stop", None))
         cmd.recv()
         stop_ev.set()
