@@ -19,10 +19,12 @@ share has tamper events (bit 14 plus the meter's terminal-cover bit).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import math
 from dataclasses import dataclass
 from functools import cached_property
+from zoneinfo import ZoneInfo
 
 from domain.ids import demo_meter_mk0
 
@@ -220,3 +222,43 @@ def demo_mk0(meter_id: str) -> bytes:
     """The 16-byte LMN master key MK0 of a simulated meter: the demo key of ``domain.ids``, so demo
     master data holds the same keys. Pairing with any other key fails authentication."""
     return demo_meter_mk0(meter_id)
+
+
+LOCAL_TZ = ZoneInfo("Europe/Berlin")  # TAF 2 switching times are local legal time (docs/protocol.md 10.7)
+
+
+def tariff_register_wh(model: MeterModel, register: str, schedule: list[dict[str, str]], since_s: float,
+                       k: int) -> int:
+    """A TAF 2 tariff register derived in the gateway: the Wh imported (1-0:1.8.0) while
+    ``register`` was the active tariff under the daily ``schedule`` (``[{"at": "HH:MM",
+    "register": obis}]``; from each time to the next, the last one over midnight), counted from the
+    first full interval after ``since_s`` (when the evaluation profile was written) to the start
+    of interval ``k``. The tariff registers of one schedule add up to the import over that span."""
+    start_k = -(-int(since_s) // INTERVAL_S)
+    if k <= start_k:
+        return 0
+    times = sorted((int(s["at"][:2]) * 60 + int(s["at"][3:5]), s["register"]) for s in schedule)
+    first = dt.datetime.fromtimestamp(start_k * INTERVAL_S, LOCAL_TZ).date() - dt.timedelta(days=1)
+    last = dt.datetime.fromtimestamp(k * INTERVAL_S, LOCAL_TZ).date()
+    total = 0
+    day = first
+    while day <= last:
+        for i, (minute, reg) in enumerate(times):
+            if reg != register:
+                continue
+            nxt_day, nxt_minute = (day, times[i + 1][0]) if i + 1 < len(times) else (day + dt.timedelta(days=1),
+                                                                                      times[0][0])
+            a = _local_k(day, minute)
+            b = _local_k(nxt_day, nxt_minute)
+            a, b = max(a, start_k), min(b, k)
+            if b > a:
+                total += model.import_wh(b) - model.import_wh(a)
+        day += dt.timedelta(days=1)
+    return total
+
+
+def _local_k(day: dt.date, minute: int) -> int:
+    """The interval in which local time ``day`` + ``minute`` falls (a switching time inside a
+    quarter hour takes effect from that quarter hour)."""
+    t = dt.datetime(day.year, day.month, day.day, minute // 60, minute % 60, tzinfo=LOCAL_TZ)
+    return int(t.timestamp()) // INTERVAL_S

@@ -25,7 +25,7 @@ from simulator.commands import (
     expect,
     handler,
 )
-from simulator.meters import INTERVAL_S, MeterModel, demo_mk0
+from simulator.meters import INTERVAL_S, MeterModel, demo_mk0, tariff_register_wh
 from simulator.state import LEVEL_ERROR, LEVEL_INFO, OUTCOME_FAILURE, OUTCOME_SUCCESS, GatewayState
 
 # Registers a simulated base meter offers: OBIS -> (DLMS unit, scaler used in readings)
@@ -58,8 +58,12 @@ def _registers(el: ET.Element, *, with_units: bool) -> list[dict[str, Any]]:
 def _store_profile(ctx: Ctx, kind: str, pid: str, content: dict[str, Any]) -> Outcome:
     profiles = ctx.gw.profiles.setdefault(kind, {})
     old = profiles.get(pid)
-    status = "unchanged" if old == content else "replaced" if old is not None else "created"
+    same = old is not None and {k: v for k, v in old.items() if k != "since"} == content
+    status = "unchanged" if same else "replaced" if old is not None else "created"
     if status != "unchanged":
+        if kind == "evaluation" and "switchingTimes" in content:
+            # derived tariff registers count from here (an unchanged rewrite keeps counting)
+            content = {**content, "since": ctx.gw.gateway_time(ctx.now)}
         profiles[pid] = content
         ctx.gw.log("system", LEVEL_INFO, OUTCOME_SUCCESS, f"{kind} profile {pid} {status}")
     return Outcome(200, ctx.root("profileWritten", {"kind": kind, "id": pid, "status": status}))
@@ -266,6 +270,16 @@ def _meter_model(ctx: Ctx, meter: str, *, need_paired: bool = True) -> MeterMode
     return MeterModel(meter, ctx.gw.seed)
 
 
+def _tariff_schedule(gw: GatewayState, meter: str) -> tuple[list[dict[str, str]], float] | None:
+    """The daily schedule and start of the meter's active TAF 2 evaluation profile, if it has one:
+    its tariff registers are then derived by the gateway from 1-0:1.8.0 (docs/protocol.md 10.7)."""
+    meters = gw.profiles.get("meter", {})
+    for ep in gw.profiles.get("evaluation", {}).values():
+        if ep.get("active") and ep.get("switchingTimes") and meters.get(ep["meterProfile"], {}).get("meter") == meter:
+            return ep["switchingTimes"], float(ep.get("since") or 0.0)
+    return None
+
+
 def _emt_container(ctx: Ctx, recipient: str, meter: str, registers: list[str], reason: str) -> bytes:
     cert_entry = next((c for k, c in ctx.gw.certificates.items() if k == f"emt:{recipient}:enc"), None)
     if cert_entry is None:
@@ -276,9 +290,12 @@ def _emt_container(ctx: Ctx, recipient: str, meter: str, registers: list[str], r
     reading = ctx.fleet.reading(ctx.gw, model, k)
     root = X.element("meterReading", {"gateway": ctx.gid, "meter": meter, "reason": reason,
                                       "created": X.fmt_time(gw_now)})
+    schedule = _tariff_schedule(ctx.gw, meter)
     for obis in registers:
         unit, scaler = METER_REGISTERS.get(obis, (255, 0))
         value = ctx.fleet.register_value(model, obis, k, reading)
+        if value is not None and schedule is not None and any(s["register"] == obis for s in schedule[0]):
+            value = tariff_register_wh(model, obis, schedule[0], schedule[1], k)
         X.sub(root, "value", {"obis": obis, "unit": unit, "scaler": scaler, "status": f"{reading.status:016x}",
                               "time": X.fmt_time(k * INTERVAL_S)}, "" if value is None else str(value))
     sig = ctx.fleet.creds.keys(ctx.gid, "sig")

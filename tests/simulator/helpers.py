@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import itertools
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from pki.testpki import TestPki
-from simulator.meters import demo_mk0
+from simulator.meters import INTERVAL_S, MeterModel, demo_mk0
 from tests.simulator.gwa_stub import Link, Reply, child, xml
 
 DEVICE_INFO = "objects/1-0000600100ff/attributes/2"
@@ -74,3 +76,18 @@ async def commission(link: Link, stub: Any, pki: TestPki, meter: str) -> None:
                                    "interval": 900, "deliveryPeriod": 86400, "active": "true"},
              child("register", {"obis": "1-0:1.8.0"}))
     assert (await post(link, EVAL_PROFILE.format(1), ep)).status == 200
+
+
+def brute_force_tariffs(model: MeterModel, schedule: list[tuple[str, str]], start_k: int,
+                        end_k: int) -> dict[str, int]:
+    """Interval by interval: the tariff in force at each quarter hour's local start time."""
+    berlin = ZoneInfo("Europe/Berlin")
+    quarters = sorted(((int(at[:2]) * 60 + int(at[3:])) // 15 * 15, reg) for at, reg in schedule)
+    out = {reg: 0 for _, reg in schedule}
+    for i in range(start_k, end_k):
+        local = dt.datetime.fromtimestamp(i * INTERVAL_S, berlin)
+        minute = local.hour * 60 + local.minute
+        reg = next((r for q, r in reversed(quarters) if q <= minute), quarters[-1][1])
+        out[reg] += model.import_wh(i + 1) - model.import_wh(i)
+    return out
+

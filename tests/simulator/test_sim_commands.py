@@ -27,6 +27,7 @@ from tests.simulator.helpers import (
     LMN,
     METER_PROFILE,
     SYSTEM_LOG,
+    brute_force_tariffs,
     cert_el,
     commission,
     emt_certificates,
@@ -187,3 +188,41 @@ async def test_protocol_errors(sim: Simulator, stub: GwaStub, sim_pki: TestPki) 
     assert (r.status, r.reason) == (400, "malformed")
     # the connection is still usable
     assert (await link.request("GET", DEVICE_INFO)).status == 200
+
+
+async def test_taf2_readout_derives_tariff_registers_from_the_schedule(sim: Simulator, stub: GwaStub,
+                                                                       sim_pki: TestPki) -> None:
+    g, meter = gid(0), meter_ids(0)[0]
+    link = await connect(sim, stub, g, sim_pki)
+    await commission(link, stub, sim_pki, meter)
+    mp = xml("meterProfile", {"id": f"mp-{meter}", "meter": meter, "interface": "lmn-wired", "capturePeriod": 900},
+             *(child("register", {"obis": o, "unit": 30, "scaler": 0}) for o in ("1-0:1.8.0", "1-0:2.8.0",
+                                                                                  "1-0:1.8.1", "1-0:1.8.2")))
+    assert (await post(link, METER_PROFILE.format(1), mp)).status == 200
+    pid = f"ep-taf2-{meter}"
+    ep = xml("evaluationProfile", {"id": pid, "taf": 2, "recipient": "emt1", "communicationProfile": "cp-emt1",
+                                   "meterProfile": f"mp-{meter}", "interval": 900, "deliveryPeriod": 86400},
+             child("register", {"obis": "1-0:1.8.1"}), child("register", {"obis": "1-0:1.8.2"}),
+             child("switchingTime", {"at": "06:00", "register": "1-0:1.8.1"}),
+             child("switchingTime", {"at": "22:00", "register": "1-0:1.8.2"}))
+    assert (await post(link, EVAL_PROFILE.format(1), ep)).root.get("status") == "created"  # type: ignore[union-attr]
+    stored = sim.fleet.gateways[g].state.profiles["evaluation"][pid]  # type: ignore[union-attr]
+    assert abs(stored["since"] - time.time()) < 60
+    stored["since"] = since = time.time() - 3 * 86400  # as if written three days ago
+    # writing the same profile again changes nothing, the registers keep counting from then
+    assert (await post(link, EVAL_PROFILE.format(1), ep)).root.get("status") == "unchanged"  # type: ignore[union-attr]
+    assert stored["since"] == since
+    req = xml("readoutRequest", {"recipient": "emt1", "meter": meter},
+              *(child("register", {"obis": o}) for o in ("1-0:1.8.0", "1-0:1.8.1", "1-0:1.8.2")))
+    out = await post(link, EVAL_PROFILE.format(4), req)
+    emt = sim_pki.emts["emt1"]
+    opened = cms.open(base64.b64decode(out.root.text or ""), key=emt.enc.key, cert=emt.enc.cert,  # type: ignore[union-attr]
+                      validator=sim_pki.validator())
+    values = {v.get("obis"): v for v in DET.fromstring(opened.payload).findall(Q + "value")}
+    k = int(parse_time(values["1-0:1.8.0"].get("time", "")) // INTERVAL_S)
+    model, start_k = MeterModel(meter), -(-int(since) // INTERVAL_S)
+    high, low = int(values["1-0:1.8.1"].text or -1), int(values["1-0:1.8.2"].text or -1)
+    assert int(values["1-0:1.8.0"].text or -1) == model.import_wh(k)
+    assert high + low == model.import_wh(k) - model.import_wh(start_k)  # derived since the profile, not 70/30
+    assert {"1-0:1.8.1": high, "1-0:1.8.2": low} == brute_force_tariffs(
+        model, [("06:00", "1-0:1.8.1"), ("22:00", "1-0:1.8.2")], start_k, k)

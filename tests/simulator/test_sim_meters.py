@@ -10,6 +10,7 @@ from simulator.meters import INTERVAL_S, PER_DAY, SMGW_METER_TAMPER, SMGW_NO_VAL
 from simulator.run import Simulator
 from simulator.state import meter_ids
 from tests.simulator.conftest import control, gid
+from tests.simulator.helpers import brute_force_tariffs
 
 NOW_K = int(time.time()) // INTERVAL_S
 
@@ -67,3 +68,22 @@ async def test_control_api_readings_match_the_model(sim: Simulator) -> None:
     assert len(data["readings"]) == PER_DAY
     k0 = 1767225600 // INTERVAL_S
     assert [r["import_wh"] for r in data["readings"]] == [MeterModel(meter).import_wh(k0 + j) for j in range(PER_DAY)]
+
+
+def test_taf2_tariff_registers_follow_the_schedule_across_a_dst_change() -> None:
+    import datetime as dt
+
+    from simulator.meters import tariff_register_wh
+
+    model = MeterModel(meter_ids(4)[0])
+    since = dt.datetime(2026, 10, 21, 13, 7, tzinfo=dt.UTC).timestamp()  # EU summer time ends 2026-10-25
+    end_k = int(dt.datetime(2026, 10, 29, 9, 30, tzinfo=dt.UTC).timestamp()) // INTERVAL_S
+    start_k = -(-int(since) // INTERVAL_S)
+    for schedule in ([("06:00", "1-0:1.8.1"), ("22:00", "1-0:1.8.2")],
+                     [("07:10", "1-0:1.8.1"), ("12:00", "1-0:1.8.2"), ("17:45", "1-0:1.8.1"), ("23:30", "1-0:1.8.3")]):
+        sch = [{"at": at, "register": reg} for at, reg in schedule]
+        derived = {reg: tariff_register_wh(model, reg, sch, since, end_k) for _, reg in schedule}
+        assert derived == brute_force_tariffs(model, schedule, start_k, end_k)
+        assert sum(derived.values()) == model.import_wh(end_k) - model.import_wh(start_k)
+        assert all(v > 0 for v in derived.values())
+    assert tariff_register_wh(model, "1-0:1.8.1", sch, since, start_k) == 0  # nothing counted yet
