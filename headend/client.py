@@ -148,7 +148,7 @@ class AdminClient:
         if cert is None:
             answer = await self.call("read_certificates", "GET", f"objects/{OBJ_CERTIFICATES}/attributes/6")
             cert = self._enc_from(answer.root)
-        self.ep.enc_certs[self.gateway_id] = cert
+        self.ep.remember_enc(self.gateway_id, cert)
         return cert
 
     def _enc_from(self, root: X.ET.Element | None) -> x509.Certificate:

@@ -44,6 +44,9 @@ CONTENT_TYPE = "application/vnd.de-dke-k461-cosem+xml;encap=cms-tr03109"
 MAX_LIFETIME_S = pki_tls.MAX_SESSION_LIFETIME.total_seconds()
 
 
+ENC_CACHE_MAX = 5_000  # per tenant: a miss costs one indexed query (the certificate store)
+
+
 @dataclass
 class TenantEndpoint:
     """A tenant as the head-end sees it: its GWA identity, TLS context, validator."""
@@ -55,7 +58,15 @@ class TenantEndpoint:
     validator: Validator
     sni_names: frozenset[str]
     identity_fp: str
+    # Gateways' ENC certificates (recipients of sealed requests), most recently stored last; bounded
+    # so that a fleet of 100,000 does not keep one parsed certificate per gateway for ever.
     enc_certs: dict[str, x509.Certificate] = field(default_factory=dict)
+
+    def remember_enc(self, gateway_id: str, cert: x509.Certificate) -> None:
+        self.enc_certs.pop(gateway_id, None)
+        self.enc_certs[gateway_id] = cert
+        while len(self.enc_certs) > ENC_CACHE_MAX:
+            del self.enc_certs[next(iter(self.enc_certs))]
 
     def seal(self, payload: bytes, recipient: x509.Certificate) -> bytes:
         return cms.seal(payload, sign_key=self.identity.sig_key, sign_cert=self.identity.sig_cert,
