@@ -158,6 +158,7 @@ class Sampler:
         # RSS every ``series_every`` seconds per process (where memory grows during a run)
         self.series: dict[str, list[tuple[float, float]]] = {}
         self.series_every = 15.0
+        self.peak_at: dict[str, float] = {}  # seconds after reset() when the peak was sampled
         self._series_t0 = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -183,9 +184,10 @@ class Sampler:
                 with contextlib.suppress(psutil.Error):
                     rss = psutil.Process(pid).memory_info().rss
                     self.last[name] = rss
+                    t = time.monotonic() - self._series_t0
                     if rss > self.peak.get(name, 0):
                         self.peak[name] = rss
-                    t = time.monotonic() - self._series_t0
+                        self.peak_at[name] = round(t, 1)
                     series = self.series.setdefault(name, [])
                     if not series or t - series[-1][0] >= self.series_every:
                         series.append((round(t, 1), mb(rss)))
@@ -631,6 +633,7 @@ async def rollout(stack: Stack, sampler: Sampler, pki: Any, n: int, args: argpar
         result["peak_rss_mb"] = {k: mb(sampler.peak.get(k, 0)) for k in ("worker", "headend", "simulator")}
         result["idle_rss_mb"] = idle
         result["rss_series_mb"] = {k: sampler.series.get(k, []) for k in ("worker", "headend")}
+        result["peak_rss_at_s"] = {k: sampler.peak_at.get(k) for k in ("worker", "headend")}
         result["setup_s"] = sc.setup_s
         result["failures"], result["failure_sample"] = await sc.failures(result["process_id"])
         # Exactly once: what every gateway applied against what its rollout had to send.
