@@ -66,7 +66,7 @@ async def test_payloads_are_sealed_and_only_readers_of_the_tenant_can_open_them(
     cookie = login.cookies.get("gridgate_codec")
     assert cookie and "Path=/api/v1/codec" in login.headers["set-cookie"] and "HttpOnly" in login.headers["set-cookie"]
     via_cookie = await api.post("/api/v1/codec/decode", json={"payloads": [as_json]},
-                                headers={"X-Namespace": procs.namespace}, cookies={"gridgate_codec": cookie})
+                                headers={"X-Namespace": procs.namespace, "Cookie": f"gridgate_codec={cookie}"})
     assert via_cookie.status_code == 200
     api.cookies.clear()
 
