@@ -385,6 +385,7 @@ def main() -> None:
         wall = time.perf_counter() - w0
         s1, h1 = sim_stats(), he_stats()
         ok = [r for r in results if r["ok"]]
+        burst_rss_kb = (h1["rss"] - base["rss"]) / max(1, h1["connections"]) / 1024
         report["latency"] = {
             "ok": len(ok), "failed": len(results) - len(ok), "wall_s": round(wall, 2),
             "connect_p50_s": round(pct([r["connect"] for r in ok], 50), 3),
@@ -393,6 +394,7 @@ def main() -> None:
             "device_info_p99_s": round(pct([r["total"] for r in ok], 99), 3),
             "device_info_mean_s": round(statistics.mean([r["total"] for r in ok]), 3) if ok else None,
             "headend_cpu_s": round(h1["cpu"] - h0["cpu"], 2), "simulator_cpu_s": round(s1["cpu"] - s0["cpu"], 2),
+            "rss_per_session_after_a_command_kb": round(burst_rss_kb, 1),
             "errors": sorted({r.get("error", "") for r in results if not r["ok"]}),
         }
         print("latency", json.dumps(report["latency"]), flush=True)
