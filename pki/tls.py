@@ -116,15 +116,21 @@ def release_peer_chain(conn: ssl.SSLObject | ssl.SSLSocket) -> int:
     """Free the intermediate certificates the peer sent, once the handshake has verified them:
     OpenSSL keeps them (parsed, ~14 KB each with a brainpool key) for the life of the connection,
     though nothing reads them again; the leaf (``getpeercert``) stays. Returns how many were
-    freed. Reaches the ``SSL *`` behind ``conn`` only after checking that it belongs to
-    ``conn.context`` (``SSL_get_SSL_CTX``); otherwise does nothing."""
+    freed. Reaches the ``SSL *`` behind ``conn`` only after checking CPython's object layout (the
+    field after it is ``conn.context``) and that it belongs to that context's ``SSL_CTX``
+    (``SSL_get_SSL_CTX``); otherwise does nothing."""
     lib = _libssl()
     sslsock = getattr(conn, "_sslobj", None)
     if lib is None or sslsock is None or not conn.server_side:
         return 0
-    ctx_ptr = _field(conn.context, 0) if isinstance(conn.context, ssl.SSLContext) else None
+    ctx = conn.context
+    ctx_ptr = _field(ctx, 0) if isinstance(ctx, ssl.SSLContext) else None
+    # Layout check from Python's side first (PySSLSocket: socket weakref, SSL *, its context),
+    # then from OpenSSL's: the SSL * must belong to that context's SSL_CTX.
+    if not ctx_ptr or _field(sslsock, 2) != id(ctx):
+        return 0
     ssl_ptr = _field(sslsock, 1)
-    if not ctx_ptr or not ssl_ptr or lib.SSL_get_SSL_CTX(ssl_ptr) != ctx_ptr:
+    if not ssl_ptr or lib.SSL_get_SSL_CTX(ssl_ptr) != ctx_ptr:
         return 0
     # Server side: the stack holds only what followed the leaf (OpenSSL moved the leaf to the
     # session's peer field). Freeing through the stack's own reference is what SSL_free would do.
