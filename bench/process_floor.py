@@ -101,25 +101,24 @@ class FloorParent:
     # continue-as-new signal the new run before its first task.
     @workflow.init
     def __init__(self, inp: FloorInput) -> None:
-        self.s: FloorInput | None = inp
+        self.s: FloorInput = inp  # set before any signal handler runs
         self.exhausted = False
         self.starts = 0
         self.dirty = 0
 
     @workflow.signal(name="done")
     def done(self, d: Done) -> None:
-        assert self.s is not None
         if self.s.in_flight.pop(d.seq, None) is not None:
             self.s.done += 1
             self.dirty += 1
 
     @workflow.query
     def progress(self) -> int:
-        return self.s.done if self.s is not None else 0
+        return self.s.done
 
     @workflow.run
     async def run(self, inp: FloorInput) -> int:
-        s = self.s = inp
+        s = self.s  # the same object @workflow.init received
         if s.runs == 0:
             await workflow.execute_activity("floor_noop", "running", **OPTS)
         s.runs += 1
@@ -139,7 +138,6 @@ class FloorParent:
 
     async def _start_more(self) -> None:
         s = self.s
-        assert s is not None
         room = s.concurrency - len(s.in_flight)
         batch = await workflow.execute_activity("floor_next", FetchInput(s.cursor, min(room, FETCH_BATCH), s.total),
                                                 result_type=list[Item], **OPTS)

@@ -54,7 +54,7 @@ class MassProcessWorkflow:
     # signal the new run, and the SDK delivers signals already buffered before ``run`` starts.
     @workflow.init
     def __init__(self, inp: MassProcessInput) -> None:
-        self.s: MassProcessInput | None = inp
+        self.s: MassProcessInput = inp  # set before any signal handler runs
         self.exhausted = False
         self.starts_this_run = 0
         self.dirty = 0  # bumps on every signal, to wake the main loop
@@ -62,7 +62,6 @@ class MassProcessWorkflow:
     # -- signals and queries -------------------------------------------------------------------
     @workflow.signal(name="target_finished")
     def target_finished(self, done: TargetFinished) -> None:
-        assert self.s is not None
         if self.s.in_flight.pop(done.seq, None) is None:
             return  # duplicate or late signal
         if done.outcome == "succeeded":
@@ -75,14 +74,12 @@ class MassProcessWorkflow:
 
     @workflow.signal
     def pause(self, request: PauseRequest) -> None:
-        assert self.s is not None
         if not self.s.cancel_requested:
             self.s.paused, self.s.pause_reason = True, request.reason
             self.dirty += 1
 
     @workflow.signal
     def resume(self) -> None:
-        assert self.s is not None
         if not self.s.cancel_requested:
             self.s.paused, self.s.pause_reason = False, None
             self.s.rate_base_succeeded, self.s.rate_base_failed = self.s.succeeded, self.s.failed
@@ -90,18 +87,15 @@ class MassProcessWorkflow:
 
     @workflow.signal
     def cancel(self) -> None:
-        assert self.s is not None
         self.s.cancel_requested = True
         self.dirty += 1
 
     @workflow.query
     def progress(self) -> Progress:
-        assert self.s is not None
         return Progress(self.s.process_id, self._state(), self.s.cursor, len(self.s.in_flight), self.s.succeeded,
                         self.s.failed, self.s.cancelled, self.s.pause_reason)
 
     def _state(self) -> str:
-        assert self.s is not None
         if self.s.cancel_requested:
             return "cancelled"
         return "paused" if self.s.paused else "running"
@@ -109,7 +103,7 @@ class MassProcessWorkflow:
     # -- main loop -----------------------------------------------------------------------------
     @workflow.run
     async def run(self, inp: MassProcessInput) -> MassProcessResult:
-        s = self.s = inp
+        s = self.s  # the same object @workflow.init received
         last_state = None if s.runs == 0 else self._state()
         s.runs += 1
         while True:
@@ -143,7 +137,6 @@ class MassProcessWorkflow:
 
     async def _start_more(self) -> None:
         s = self.s
-        assert s is not None
         room = s.concurrency - len(s.in_flight)
         batch = await bookkeeping("next_process_targets",
                                   NextTargetsInput(s.process_id, s.cursor, min(room, FETCH_BATCH)), NextTargetsResult)
@@ -178,7 +171,6 @@ class MassProcessWorkflow:
 
     def _check_failure_rate(self) -> None:
         s = self.s
-        assert s is not None
         if s.paused:
             return
         ok, bad, since = s.succeeded, s.failed, ""
@@ -195,16 +187,13 @@ class MassProcessWorkflow:
             self.dirty += 1
 
     def _should_continue_as_new(self) -> bool:
-        assert self.s is not None
         return self.starts_this_run >= self.s.starts_per_run or workflow.info().is_continue_as_new_suggested()
 
     async def _mirror(self, state: str, reason: str | None) -> None:
-        assert self.s is not None
         await bookkeeping("set_process_state", ProcessStateInput(self.s.process_id, state, reason))
 
     async def _cancel(self) -> MassProcessResult:
         s = self.s
-        assert s is not None
         for seq, gateway in list(s.in_flight.items()):
             handle = workflow.get_external_workflow_handle(gateway_workflow_id(s.process_type, gateway, s.process_id))
             try:
