@@ -29,7 +29,7 @@ from simulator.config import SimulatorSettings
 from simulator.connections import Delivery, deliver, resolve, run_management
 from simulator.credentials import FleetCredentials, with_key_identifier
 from simulator.credentials import load_private_key_pem as load_key
-from simulator.meters import INTERVAL_S, MeterModel, Reading, unit
+from simulator.meters import INTERVAL_S, MeterModel, Reading, tariff_register_wh, unit
 from simulator.state import LEVEL_INFO, LEVEL_WARNING, OUTCOME_FAILURE, OUTCOME_SUCCESS, GatewayState
 from simulator.store import LogEntry, Store
 from simulator.vendors import Vendor, vendor_for
@@ -302,13 +302,19 @@ class Fleet:
         )
 
     @staticmethod
-    def register_value(model: MeterModel, obis: str, k: int, reading: Reading) -> int | None:
+    def register_value(model: MeterModel, obis: str, k: int, reading: Reading,
+                       tariffs: tuple[list[dict[str, str]], float] | None = None) -> int | None:
+        """The value of register ``obis`` at interval ``k``. ``tariffs``: the daily schedule and
+        start of an active TAF 2 profile on this meter; the tariff registers it names are derived
+        from 1-0:1.8.0 by it (``tariff_register_wh``), otherwise the meter's own 70/30 split."""
         if reading.import_wh is None:
             return None
         if obis == "1-0:1.8.0":
             return reading.import_wh
         if obis == "1-0:2.8.0":
             return reading.export_wh
+        if tariffs is not None and any(s["register"] == obis for s in tariffs[0]):
+            return tariff_register_wh(model, obis, tariffs[0], tariffs[1], k)
         if obis == "1-0:1.8.1":  # high tariff share
             return reading.import_wh * 7 // 10
         if obis == "1-0:1.8.2":

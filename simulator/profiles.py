@@ -25,7 +25,7 @@ from simulator.commands import (
     expect,
     handler,
 )
-from simulator.meters import INTERVAL_S, MeterModel, demo_mk0, tariff_register_wh
+from simulator.meters import INTERVAL_S, MeterModel, demo_mk0
 from simulator.state import LEVEL_ERROR, LEVEL_INFO, OUTCOME_FAILURE, OUTCOME_SUCCESS, GatewayState
 
 # Registers a simulated base meter offers: OBIS -> (DLMS unit, scaler used in readings)
@@ -293,9 +293,7 @@ def _emt_container(ctx: Ctx, recipient: str, meter: str, registers: list[str], r
     schedule = _tariff_schedule(ctx.gw, meter)
     for obis in registers:
         unit, scaler = METER_REGISTERS.get(obis, (255, 0))
-        value = ctx.fleet.register_value(model, obis, k, reading)
-        if value is not None and schedule is not None and any(s["register"] == obis for s in schedule[0]):
-            value = tariff_register_wh(model, obis, schedule[0], schedule[1], k)
+        value = ctx.fleet.register_value(model, obis, k, reading, schedule)
         X.sub(root, "value", {"obis": obis, "unit": unit, "scaler": scaler, "status": f"{reading.status:016x}",
                               "time": X.fmt_time(k * INTERVAL_S)}, "" if value is None else str(value))
     sig = ctx.fleet.creds.keys(ctx.gid, "sig")
