@@ -22,6 +22,6 @@ def headend(
     from headend.config import HeadendSettings
     from headend.service import main
 
-    overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port, "inbound_port": inbound_port,
-                                   "node_id": node_id}.items() if v is not None}
+    given = {"host": host, "port": port, "inbound_port": inbound_port, "node_id": node_id}
+    overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     main(get_settings(), HeadendSettings(**overrides))

@@ -46,7 +46,7 @@ class RecordLoader:
     for company first (a few ms against a TLS handshake of several). ``slots`` bounds the
     queries of all tenants together (the connection pool)."""
 
-    def __init__(self, sessions: Callable[[], Any], slots: asyncio.Semaphore, *, gather_s: float = 0.005,
+    def __init__(self, sessions: Callable[[], Any], slots: asyncio.Semaphore, *, gather_s: float,
                  max_batch: int = 500) -> None:
         self.sessions = sessions
         self._slots = slots
