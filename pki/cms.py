@@ -48,7 +48,7 @@ def seal(
     the sender's SIG key (signer by SKI), encrypted for the recipient's ENC certificate
     (recipient by SKI) with fresh keys."""
     aed = auth_enveloped(compress(payload), "compressed_data", recipient_cert, cipher, key_agreement)
-    return sign(aed.dump(), content_type="authenticated_enveloped_data", key=sign_key, cert=sign_cert,
+    return sign(aed, content_type="authenticated_enveloped_data", key=sign_key, cert=sign_cert,
                 include_cert=include_signer_cert)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from asn1crypto import algos, core
+from asn1crypto import core
 from cryptography import x509
 
 from pki.loader import PARSE_ERRORS
@@ -58,6 +58,7 @@ CT_NAMES = {
     "1.2.840.113549.1.9.16.1.9": "compressed_data",
     "1.2.840.113549.1.9.16.1.23": "authenticated_enveloped_data",
 }
+_CT_OIDS = {name: dotted for dotted, name in CT_NAMES.items()}
 ATTR_CONTENT_TYPE = "1.2.840.113549.1.9.3"
 ATTR_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
 _dotted: dict[bytes, str] = {}
@@ -75,6 +76,11 @@ def oid(value: Any) -> str:
     return hit
 
 
+def content_type_oid(content_type: str) -> str:
+    """Dotted OID of a content type given by asn1crypto name or already dotted."""
+    return content_type if content_type[:1].isdigit() else _CT_OIDS[content_type]
+
+
 def absent(value: Any) -> bool:
     """An OPTIONAL field that is not there. Cheaper than ``.native is None``, which would decode
     the whole subtree (certificates, nested content) just to compare with None."""
@@ -84,12 +90,6 @@ def absent(value: Any) -> bool:
 def absent_or_null(value: Any) -> bool:
     """Algorithm parameters that are absent or NULL."""
     return isinstance(value, core.Void) or value.dump() == b"\x05\x00"
-
-
-def digest_algorithm(name: str) -> algos.DigestAlgorithm:
-    a = algos.DigestAlgorithm({"algorithm": name})
-    a["parameters"] = None  # DS 5.3.3.2.1: parameters absent (asn1crypto would write NULL)
-    return a
 
 
 def set_tagged(implicit_der: bytes) -> bytes:

@@ -15,12 +15,13 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from asn1crypto import cms, core, keys
+from asn1crypto import cms
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from pki import cms_crypto as cc
+from pki import der
 from pki.cms_common import (
     ATTR_CONTENT_TYPE,
     CT_NAMES,
@@ -31,6 +32,7 @@ from pki.cms_common import (
     CmsError,
     absent,
     absent_or_null,
+    content_type_oid,
     identifies,
     oid,
     parsing,
@@ -40,12 +42,17 @@ from pki.cms_common import (
 from pki.cms_crypto import MAX_PAYLOAD, CbcCmacParameters, DecryptError, GcmParameters
 from pki.oids import (
     AES128_GCM,
+    AES128_WRAP,
     AES_CBC_CMAC_128,
     AES_CBC_CMAC_KEYLEN,
     AES_GCM_KEYLEN,
     AES_WRAP_KEYLEN,
     DH_SINGLE_PASS_STD_SHA256,
     ECKA_EG_X963_SHA256,
+    ID_ALG_ZLIB,
+    ID_CT_AUTH_ENVELOPED_DATA,
+    ID_DATA,
+    ID_EC_PUBLIC_KEY,
     KEY_AGREEMENT_HASH,
     curve_allowed,
 )
@@ -71,13 +78,8 @@ def _spki_point(pub: ec.EllipticCurvePublicKey) -> bytes:
 
 def compress(payload: bytes) -> bytes:
     """CompressedData (RFC 3274, zlib) DER, without ContentInfo (the inner layer of seal)."""
-    return cms.CompressedData(
-        {
-            "version": "v0",
-            "compression_algorithm": {"algorithm": "zlib"},
-            "encap_content_info": {"content_type": "data", "content": cc.compress(payload)},
-        }
-    ).dump()
+    return der.seq(der.integer(0), der.algorithm(ID_ALG_ZLIB),
+                   der.seq(der.oid(ID_DATA), der.explicit(0, der.octets(cc.compress(payload)))))
 
 
 def decompress(der: bytes, *, max_payload: int = MAX_PAYLOAD) -> bytes:
@@ -110,68 +112,54 @@ def auth_enveloped(
     recipient_cert: x509.Certificate,
     cipher: Cipher,
     key_agreement: KeyAgreement,
-) -> cms.AuthEnvelopedData:
+) -> bytes:
+    """DER AuthEnvelopedData (bare, no ContentInfo) of ``content`` for ``recipient_cert``'s ENC
+    key, written with :mod:`pki.der`."""
     rpub = recipient_cert.public_key()
     if not isinstance(rpub, ec.EllipticCurvePublicKey) or not curve_allowed(rpub.curve):
         raise ValueError("recipient certificate must carry an EC key on an allowed curve")
+    ct_oid = content_type_oid(content_type)
     eph = ec.generate_private_key(rpub.curve)  # fresh ephemeral key per message (ECKA-EG)
-    wrap_alg = cms.KeyEncryptionAlgorithm({"algorithm": "aes128_wrap"}).dump()
+    wrap_alg = der.algorithm(AES128_WRAP)  # parameters absent
     kek = cc.derive_kek(
         eph, rpub, wrap_algorithm_der=wrap_alg, kek_len=16, kdf_hash=KEY_AGREEMENT_HASH[ECKA_EG_X963_SHA256]
     )
-    auth_attrs = None
-    if content_type != "data":
-        # RFC 5083 / DS: authAttrs with contentType when the content is not id-data.
-        auth_attrs = cms.CMSAttributes([cms.CMSAttribute({"type": "content_type", "values": [content_type]})])
-    aad = auth_attrs.dump() if auth_attrs is not None else b""
+    # RFC 5083 / DS: authAttrs with contentType when the content is not id-data; the universal
+    # SET is the AAD, the field carries it as [1] IMPLICIT.
+    aad = b""
+    if ct_oid != ID_DATA:
+        aad = der.set_of(der.seq(der.oid(ATTR_CONTENT_TYPE), der.set_of(der.oid(ct_oid))))
     if cipher == "gcm":
         cek = os.urandom(16)
         nonce, ct, mac = cc.gcm_encrypt(cek, content, aad)
-        params = GcmParameters({"nonce": nonce, "icv_len": cc.TAG_LEN})
-        ce_alg = {"algorithm": AES128_GCM, "parameters": core.Any.load(params.dump())}
+        ce_alg = der.algorithm(AES128_GCM, der.seq(der.octets(nonce), der.integer(cc.TAG_LEN)))
     elif cipher == "cbc-cmac":
         k_enc, k_mac = os.urandom(16), os.urandom(16)
         ct, mac = cc.cbc_cmac_encrypt(k_enc, k_mac, content, aad)
         cek = k_enc + k_mac  # DS 5.3.2.2.3: wrap Kenc || KMAC; parameters absent (IV 0, MAC 16)
-        ce_alg = {"algorithm": AES_CBC_CMAC_128}
+        ce_alg = der.algorithm(AES_CBC_CMAC_128)
     else:
         raise ValueError(f"unknown cipher {cipher!r}")
     kdf_oid = ECKA_EG_X963_SHA256 if key_agreement == "bsi" else DH_SINGLE_PASS_STD_SHA256
-    kari = cms.KeyAgreeRecipientInfo(
-        {
-            "version": "v3",
-            "originator": cms.OriginatorIdentifierOrKey(
-                name="originator_key",
-                value=keys.PublicKeyInfo(
-                    {"algorithm": {"algorithm": "ec"}, "public_key": _spki_point(eph.public_key())}
-                ),
-            ),
-            "key_encryption_algorithm": {"algorithm": kdf_oid, "parameters": core.Any.load(wrap_alg)},
-            "recipient_encrypted_keys": [
-                {
-                    # asn1crypto defines RecipientKeyIdentifier twice; the Choice uses the
-                    # snake_case one
-                    "rid": cms.KeyAgreementRecipientIdentifier(
-                        name="r_key_id", value={"subject_key_identifier": require_ski(recipient_cert)}
-                    ),
-                    "encrypted_key": cc.wrap(kek, cek),
-                }
-            ],
-        }
+    kari = b"".join((
+        der.integer(3),
+        # originator [0] EXPLICIT, originatorKey [1] IMPLICIT OriginatorPublicKey (id-ecPublicKey,
+        # parameters absent: the recipient's curve)
+        der.explicit(0, der.explicit(1, der.algorithm(ID_EC_PUBLIC_KEY)
+                                     + der.bit_string(_spki_point(eph.public_key())))),
+        der.algorithm(kdf_oid, wrap_alg),
+        der.seq(der.seq(  # recipientEncryptedKeys: rKeyId [0] IMPLICIT RecipientKeyIdentifier
+            der.explicit(0, der.octets(require_ski(recipient_cert))),
+            der.octets(cc.wrap(kek, cek)),
+        )),
+    ))
+    return der.seq(
+        der.integer(0),
+        der.set_of(der.explicit(1, kari)),  # RecipientInfo kari [1] IMPLICIT
+        der.seq(der.oid(ct_oid), ce_alg, der.implicit_primitive(0, ct)),
+        der.explicit(1, aad[2:]) if aad else b"",  # authAttrs [1] IMPLICIT (short: 2-byte header)
+        der.octets(mac),
     )
-    aed: dict[str, Any] = {
-        "version": "v0",
-        "recipient_infos": [cms.RecipientInfo(name="kari", value=kari)],
-        "auth_encrypted_content_info": {
-            "content_type": content_type,
-            "content_encryption_algorithm": ce_alg,
-            "encrypted_content": ct,
-        },
-        "mac": mac,
-    }
-    if auth_attrs is not None:
-        aed["auth_attrs"] = auth_attrs
-    return cms.AuthEnvelopedData(aed)
 
 
 def encrypt(
@@ -184,7 +172,7 @@ def encrypt(
 ) -> bytes:
     """ContentInfo(AuthEnvelopedData) for ``recipient_cert``'s ENC key."""
     aed = auth_enveloped(content, content_type, recipient_cert, cipher, key_agreement)
-    return cms.ContentInfo({"content_type": "authenticated_enveloped_data", "content": aed}).dump()
+    return der.seq(der.oid(ID_CT_AUTH_ENVELOPED_DATA), der.explicit(0, aed))
 
 
 @dataclass(frozen=True)
@@ -281,7 +269,7 @@ def _kari_kek(kari: Any, key: ec.EllipticCurvePrivateKey) -> bytes:
     if orig.name != "originator_key":
         raise CmsError(MALFORMED, "originator must be an ephemeral originatorKey")
     pki_ = orig.chosen
-    if oid(pki_["algorithm"]["algorithm"]) != "1.2.840.10045.2.1":
+    if oid(pki_["algorithm"]["algorithm"]) != ID_EC_PUBLIC_KEY:
         raise CmsError(FORBIDDEN_ALGORITHM, "originator key is not id-ecPublicKey")
     params = pki_["algorithm"]["parameters"]
     # DS: if present, namedCurve and it must be the recipient key's curve

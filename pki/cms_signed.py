@@ -9,12 +9,13 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from asn1crypto import algos, cms, core
+from asn1crypto import cms
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from pki import der
 from pki.cms_common import (
     ATTR_CONTENT_TYPE,
     ATTR_MESSAGE_DIGEST,
@@ -26,20 +27,21 @@ from pki.cms_common import (
     CmsError,
     absent,
     absent_or_null,
-    digest_algorithm,
+    content_type_oid,
     identifies,
     oid,
     parsing,
     require_ski,
     set_tagged,
 )
-from pki.oids import DIGESTS, ECDSA_WITH_SHA
+from pki.oids import DIGESTS, ECDSA_WITH_SHA, ID_SIGNED_DATA
 from pki.validation import Validator, Verdict
 
 _DIGEST_NAME = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}
-_ECDSA_FOR = {"sha256": "sha256_ecdsa", "sha384": "sha384_ecdsa", "sha512": "sha512_ecdsa"}
 _ECDSA_OID_HASH = {oid: h.name for oid, h in ECDSA_WITH_SHA.items()}
 _DIGEST_OID_NAME = {oid: h.name for oid, h in DIGESTS.items()}
+_DIGEST_OID = {name: oid for oid, name in _DIGEST_OID_NAME.items()}
+_ECDSA_OID = {name: oid for oid, name in _ECDSA_OID_HASH.items()}
 
 
 _certs: dict[bytes, x509.Certificate] = {}
@@ -69,40 +71,58 @@ def sign(
     include_cert: bool = True,
 ) -> bytes:
     """DER ContentInfo(SignedData) over ``content`` of ``content_type`` (asn1crypto name or
-    dotted OID, e.g. ``authenticated_enveloped_data``)."""
-    if key.public_key().public_numbers() != cert.public_key().public_numbers():  # type: ignore[union-attr]
+    dotted OID, e.g. ``authenticated_enveloped_data``). Written with :mod:`pki.der`."""
+    cert_der = cert.public_bytes(serialization.Encoding.DER)
+    if not _pair_checked(key, cert_der):
         raise ValueError("signing key does not belong to the signing certificate")
-    h = _DIGEST_NAME[digest]
+    ct_oid = content_type_oid(content_type)
     md = hashlib.new(digest, content).digest()
-    signed_attrs = cms.CMSAttributes(
-        [
-            cms.CMSAttribute({"type": "content_type", "values": [content_type]}),
-            cms.CMSAttribute({"type": "message_digest", "values": [md]}),
-        ]
+    signed_attrs = der.set_of(
+        der.seq(der.oid(ATTR_CONTENT_TYPE), der.set_of(der.oid(ct_oid))),
+        der.seq(der.oid(ATTR_MESSAGE_DIGEST), der.set_of(der.octets(md))),
     )
-    signature = key.sign(signed_attrs.dump(), ec.ECDSA(h))
-    signer = cms.SignerInfo(
-        {
-            "version": "v3",
-            "sid": cms.SignerIdentifier(name="subject_key_identifier", value=require_ski(cert)),
-            "digest_algorithm": digest_algorithm(digest),
-            "signed_attrs": signed_attrs,
-            "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": _ECDSA_FOR[digest]}),
-            "signature": signature,
-        }
+    signature = key.sign(signed_attrs, ec.ECDSA(_DIGEST_NAME[digest]))  # over the universal SET
+    digest_alg = der.algorithm(_DIGEST_OID[digest])  # DS 5.3.3.2.1: parameters absent
+    signer = der.seq(
+        der.integer(3),
+        der.implicit_primitive(0, require_ski(cert)),  # sid: subjectKeyIdentifier
+        digest_alg,
+        der.explicit(0, signed_attrs[_header_len(signed_attrs):]),  # [0] IMPLICIT SET OF Attribute
+        der.algorithm(_ECDSA_OID[digest]),
+        der.octets(signature),
     )
-    sd: dict[str, object] = {
-        "version": "v3",
-        "digest_algorithms": [digest_algorithm(digest)],
-        # ParsableOctetString keeps the exact content bytes the digest was computed over
-        "encap_content_info": {"content_type": content_type, "content": core.ParsableOctetString(content)},
-        "signer_infos": [signer],
-    }
-    if include_cert:
-        from asn1crypto import x509 as ax509
+    sd = der.seq(
+        der.integer(3),
+        der.set_of(digest_alg),
+        der.seq(der.oid(ct_oid), der.explicit(0, der.octets(content))),
+        der.explicit(0, cert_der) if include_cert else b"",  # certificates [0] IMPLICIT SET OF
+        der.set_of(signer),
+    )
+    return der.seq(der.oid(ID_SIGNED_DATA), der.explicit(0, sd))
 
-        sd["certificates"] = [ax509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))]
-    return cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData(sd)}).dump()
+
+def _header_len(encoded: bytes) -> int:
+    """Length of the tag and length octets of a DER value."""
+    return 2 if encoded[1] < 0x80 else 2 + (encoded[1] & 0x7F)
+
+
+_pairs: dict[bytes, bytes] = {}  # certificate DER -> public point of a key checked against it
+
+
+def _pair_checked(key: ec.EllipticCurvePrivateKey, cert_der: bytes) -> bool:
+    """Does ``key`` belong to the certificate? The certificate's point is remembered, so a key
+    signing again costs one public-point export instead of two key conversions."""
+    point = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    known = _pairs.get(cert_der)
+    if known is None:
+        pub = x509.load_der_x509_certificate(cert_der).public_key()
+        if not isinstance(pub, ec.EllipticCurvePublicKey):
+            return False
+        known = pub.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+        if len(_pairs) >= _CERTS_MAX:
+            _pairs.pop(next(iter(_pairs)))
+        _pairs[cert_der] = known
+    return known == point
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ ID_SIGNED_DATA = "1.2.840.113549.1.7.2"
 ID_CT_COMPRESSED_DATA = "1.2.840.113549.1.9.16.1.9"
 ID_CT_AUTH_ENVELOPED_DATA = "1.2.840.113549.1.9.16.1.23"
 ID_ALG_ZLIB = "1.2.840.113549.1.9.16.3.8"
+ID_EC_PUBLIC_KEY = "1.2.840.10045.2.1"
 
 # Curves TR-03116-3 allows for certificates, key agreement and TLS groups.
 ALLOWED_CURVES: dict[str, type[ec.EllipticCurve]] = {
