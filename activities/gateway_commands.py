@@ -42,9 +42,20 @@ def wire_command_id(command_id: str) -> str:
     return "h-" + hashlib.sha256(command_id.encode()).hexdigest()[:38]
 
 
-def _heartbeat() -> None:
-    if activity.in_activity():
-        activity.heartbeat()
+# A command's exchanges heartbeat only once its activity has run this long (or when the workflow
+# set a heartbeat timeout). No workflow sets one for commands, so a heartbeat serves to deliver a
+# cancellation; each is an RPC and a write of the workflow's state in Temporal, and a command of a
+# few exchanges ends sooner than a cancellation could reach it anyway (docs/architecture.md).
+HEARTBEAT_AFTER_S = 5.0
+
+
+def _heartbeater(started: float) -> Callable[[], None]:
+    def beat() -> None:
+        if not activity.in_activity():
+            return
+        if activity.info().heartbeat_timeout or time.monotonic() - started >= HEARTBEAT_AFTER_S:
+            activity.heartbeat()
+    return beat
 
 
 def application_error(err: HeadendError) -> ApplicationError:
@@ -75,7 +86,7 @@ class GatewayCommandActivities:
             async with node.throttle.session(self.tenant, segment, inp.priority):
                 conn, _ = await node.connection(self.tenant, inp.gateway_id, priority=inp.priority,
                                                 timeout=node.settings.connect_timeout_s)
-                return await fn(AdminClient(node, conn, on_progress=_heartbeat), inp)
+                return await fn(AdminClient(node, conn, on_progress=_heartbeater(t0)), inp)
         except HeadendError as err:
             outcome = err.error_type
             log.info("headend.command_failed", tenant=self.tenant, gateway=inp.gateway_id, command=name,
