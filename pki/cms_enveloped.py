@@ -157,7 +157,7 @@ def auth_enveloped(
         der.integer(0),
         der.set_of(der.explicit(1, kari)),  # RecipientInfo kari [1] IMPLICIT
         der.seq(der.oid(ct_oid), ce_alg, der.implicit_primitive(0, ct)),
-        der.explicit(1, aad[2:]) if aad else b"",  # authAttrs [1] IMPLICIT (short: 2-byte header)
+        der.explicit(1, der.content_of(aad)) if aad else b"",  # authAttrs [1] IMPLICIT
         der.octets(mac),
     )
 

@@ -87,7 +87,7 @@ def sign(
         der.integer(3),
         der.implicit_primitive(0, require_ski(cert)),  # sid: subjectKeyIdentifier
         digest_alg,
-        der.explicit(0, signed_attrs[_header_len(signed_attrs):]),  # [0] IMPLICIT SET OF Attribute
+        der.explicit(0, der.content_of(signed_attrs)),  # [0] IMPLICIT SET OF Attribute
         der.algorithm(_ECDSA_OID[digest]),
         der.octets(signature),
     )
@@ -99,11 +99,6 @@ def sign(
         der.set_of(signer),
     )
     return der.seq(der.oid(ID_SIGNED_DATA), der.explicit(0, sd))
-
-
-def _header_len(encoded: bytes) -> int:
-    """Length of the tag and length octets of a DER value."""
-    return 2 if encoded[1] < 0x80 else 2 + (encoded[1] & 0x7F)
 
 
 _pairs: dict[bytes, bytes] = {}  # certificate DER -> public point of a key checked against it

@@ -24,6 +24,12 @@ def tlv(tag: int, content: bytes) -> bytes:
     return bytes((tag,)) + _length(len(content)) + content
 
 
+def content_of(encoded: bytes) -> bytes:
+    """The content octets of one DER value (to re-tag it, e.g. a SET OF as ``[0] IMPLICIT``)."""
+    first = encoded[1]
+    return encoded[2 + (first & 0x7F if first & 0x80 else 0):]
+
+
 def seq(*parts: bytes) -> bytes:
     return tlv(0x30, b"".join(parts))
 

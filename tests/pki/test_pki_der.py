@@ -158,3 +158,9 @@ def test_compressed_data_matches_asn1crypto() -> None:
         "encap_content_info": {"content_type": "data", "content": zlib.compress(payload)},
     }).dump()
     assert compress(payload) == expected
+
+
+@pytest.mark.parametrize("size", [0, 5, 127, 128, 300, 70_000])
+def test_content_of_strips_short_and_long_headers(size: int) -> None:
+    body = os.urandom(size)
+    assert der.content_of(der.octets(body)) == body
