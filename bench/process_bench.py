@@ -17,7 +17,9 @@ every process (psutil).
    peak RSS of worker and head-end, CPU seconds of every process. Fresh worker and head-end per
    size, so the peaks are comparable.
 2. Temporal floor (unless ``--skip-floor``): the same number of trivial workflows on the same
-   Temporal server (``bench/process_floor.py``): a parent with the same sliding window, children
+   Temporal server (``bench/process_floor.py``), restarted on an empty store like every rollout
+   (``--shared-temporal`` keeps one store for all phases, as before 2026-11-28 evening): a
+   parent with the same sliding window, children
    running as many no-op activities as gridgate's workflow ran for that gateway (counted from
    sampled workflow histories). Target: rollout wall time <= 1.5 x floor; worker RSS at the
    largest size within 20 % of the smallest.
@@ -281,6 +283,14 @@ class Stack:
         self.dbs = Databases(self.settings)
         await migrate_everything(self.dbs)
         self.clients = TemporalClients(self.settings.temporal_address, self.settings)
+
+    async def fresh_temporal(self) -> None:
+        """Restart the dev server on an empty store (same address, same search attributes), so a
+        measured phase does not pay for the histories an earlier phase left in the SQLite file."""
+        await asyncio.to_thread(self.temporal.stop)
+        for f in self.temporal.db_file.parent.glob(self.temporal.db_file.name + "*"):
+            f.unlink()
+        await asyncio.to_thread(self.temporal.start)
 
     def env(self, **extra: str) -> dict[str, str]:
         s = self.settings
@@ -905,6 +915,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             log(f"commissioning: {c['state']} {c['counts']} in {c['wall_s']} s; failures {c['failures']}")
             checkpoint(args, report)
         for n in sizes:
+            if not args.shared_temporal:
+                await stack.fresh_temporal()
             r = await rollout(stack, sampler, pki, n, args)
             r["gateways"] = n
             log(f"rollout {n}: {r['state']} {r['counts']} in {r['wall_s']} s ({r['per_s']}/s), "
@@ -916,6 +928,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 by_m = r["activities_by_meter_count"]
                 plan = [by_m.get(demo_meter_count(i), max(by_m.values())) for i in range(n)]
                 log(f"floor {n}: {sum(plan)} activities in {n} children")
+                if not args.shared_temporal:
+                    await stack.fresh_temporal()
                 r["floor"] = await floor(stack, sampler, n, plan, args.concurrency)
                 log(f"floor {n}: {r['floor']['wall_s']} s ({r['floor']['per_s']}/s), CPU {r['floor']['cpu_s']}")
             report["rollout"].append(r)
@@ -936,6 +950,8 @@ def main() -> None:
     p.add_argument("--gateways", default=os.environ.get("PROCBENCH_GATEWAYS", "200,1000"),
                    help="rollout sizes, comma-separated (the issue's: 1000,10000)")
     p.add_argument("--skip-floor", action="store_true", help="no Temporal floor run")
+    p.add_argument("--shared-temporal", action="store_true",
+                   help="one Temporal store for all phases (default: each rollout and floor starts on an empty one)")
     p.add_argument("--commissioning", type=int, default=int(os.environ.get("PROCBENCH_COMMISSIONING", "200")),
                    help="gateways to commission with offline/flaky ones (0: skip; the issue's: 1000)")
     p.add_argument("--offline-pct", type=float, default=10.0)
