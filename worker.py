@@ -20,6 +20,7 @@ from gridgate import schedules
 from gridgate.config import Settings, get_settings
 from gridgate.db import Databases
 from gridgate.logging import configure_logging
+from gridgate.procs import trim_heap
 from gridgate.temporal_clients import TemporalClients
 from workflows.registry import WORKFLOWS, workflow_runner
 
@@ -82,6 +83,7 @@ async def run(settings: Settings | None = None, stop: asyncio.Event | None = Non
         with suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     log.info("worker.starting", temporal=settings.temporal_address)
+    trimming = asyncio.create_task(_trim_heap_every(settings.worker_malloc_trim_seconds), name="malloc-trim")
     try:
         while not stop.is_set():
             await workers.sync()
@@ -95,8 +97,18 @@ async def run(settings: Settings | None = None, stop: asyncio.Event | None = Non
                 await asyncio.wait_for(stop.wait(), settings.worker_tenant_poll_seconds)
     finally:
         log.info("worker.stopping")
+        trimming.cancel()
         await workers.shutdown()
         await dbs.dispose()
+
+
+async def _trim_heap_every(seconds: float) -> None:
+    """Return free heap pages to the kernel now and then (docs/operations.md, worker memory)."""
+    if seconds <= 0:
+        return
+    while True:
+        await asyncio.sleep(seconds)
+        trim_heap()
 
 
 def main() -> None:

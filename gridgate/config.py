@@ -34,6 +34,8 @@ class Settings(BaseSettings):
 
     worker_max_concurrent_activities: int = 200
     worker_tenant_poll_seconds: float = 5.0
+    # malloc_trim(0) this often (0: never): docs/operations.md, worker memory.
+    worker_malloc_trim_seconds: float = 5.0
 
     # Origins allowed to call the API from a browser (the Temporal UI, for the codec endpoint).
     cors_origins: list[str] = ["http://127.0.0.1:8233", "http://localhost:8233"]

@@ -57,3 +57,17 @@ def pin_mmap_threshold(nbytes: int = 128 * 1024) -> bool:
         return bool(libc.mallopt(_M_MMAP_THRESHOLD, nbytes))
     except (OSError, AttributeError):
         return False
+
+
+def trim_heap() -> bool:
+    """Hand glibc's free heap pages back to the kernel (``malloc_trim(0)``: every arena, also pages
+    in the middle of a heap). Memory freed by Python and by the Temporal SDK's Rust threads stays
+    resident otherwise, spread over one arena per allocating thread. True when called (glibc)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        libc.malloc_trim(0)
+        return True
+    except (OSError, AttributeError):
+        return False
