@@ -75,18 +75,27 @@ class GatewayLink:
         return f"{workflow.info().workflow_id}/{step}"
 
     async def connect(self, step: str = "connect") -> str:
-        """The task queue of the node holding the gateway's connection (waking it if needed)."""
-        result = await workflow.execute_activity(
-            "ensure_gateway_connected",
-            gc.EnsureConnectedInput(gateway_id=self.gateway_id, command_id=self.command_id(step),
-                                    priority=self.priority, timeout_s=self.connect_timeout_s),
-            task_queue=gc.TASK_QUEUE,
-            result_type=gc.EnsureConnectedResult,
-            schedule_to_start_timeout=timedelta(seconds=min(60.0, self.connect_timeout_s)),
-            start_to_close_timeout=timedelta(seconds=self.connect_timeout_s + 30),
-            retry_policy=RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5),
-                                     non_retryable_error_types=sorted(_NON_RETRYABLE)),
-        )
+        """The task queue of the node holding the gateway's connection (waking it if needed).
+        No head-end taking up the request in time (busy waking others, or down) means the
+        gateway could not be reached: ``unreachable``, like a gateway that does not answer."""
+        try:
+            result = await workflow.execute_activity(
+                "ensure_gateway_connected",
+                gc.EnsureConnectedInput(gateway_id=self.gateway_id, command_id=self.command_id(step),
+                                        priority=self.priority, timeout_s=self.connect_timeout_s),
+                task_queue=gc.TASK_QUEUE,
+                result_type=gc.EnsureConnectedResult,
+                schedule_to_start_timeout=timedelta(seconds=min(60.0, self.connect_timeout_s)),
+                start_to_close_timeout=timedelta(seconds=self.connect_timeout_s + 30),
+                retry_policy=RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5),
+                                         non_retryable_error_types=sorted(_NON_RETRYABLE)),
+            )
+        except ActivityError as err:
+            reason, message = error_of(err)
+            if reason != "timeout" or is_cancellation(err):
+                raise
+            raise GatewayStepFailed(gc.ERROR_UNREACHABLE, f"no head-end connected the gateway in time ({message})") \
+                from err
         self._queue = result.task_queue
         return result.task_queue
 
@@ -103,7 +112,7 @@ class GatewayLink:
                     schedule_to_start_timeout=SCHEDULE_TO_START, start_to_close_timeout=timeout,
                     retry_policy=RetryPolicy(maximum_attempts=1),
                 )
-            except ActivityError as err:
+            except (ActivityError, GatewayStepFailed) as err:
                 if is_cancellation(err):
                     raise asyncio.CancelledError(f"{activity} cancelled") from err
                 last = error_of(err)
