@@ -291,6 +291,16 @@ class Stack:
         for f in self.temporal.db_file.parent.glob(self.temporal.db_file.name + "*"):
             f.unlink()
         await asyncio.to_thread(self.temporal.start)
+        # Tenants of earlier phases stay in the control database, and the next head-end serves
+        # every tenant it finds there: their (empty) namespaces must exist again.
+        from domain.tenancy.service import list_tenants
+        from gridgate.temporal import ensure_namespace
+
+        async with self.dbs.control_sessions() as session:
+            namespaces = [t.namespace for t in await list_tenants(session)]
+        root = await self.clients.root()
+        for ns in namespaces:
+            await ensure_namespace(root, ns, 1)
 
     def env(self, **extra: str) -> dict[str, str]:
         s = self.settings
