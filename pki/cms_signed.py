@@ -73,7 +73,7 @@ def sign(
     """DER ContentInfo(SignedData) over ``content`` of ``content_type`` (asn1crypto name or
     dotted OID, e.g. ``authenticated_enveloped_data``). Written with :mod:`pki.der`."""
     cert_der = cert.public_bytes(serialization.Encoding.DER)
-    if not _pair_checked(key, cert_der):
+    if not _pair_checked(key, cert, cert_der):
         raise ValueError("signing key does not belong to the signing certificate")
     ct_oid = content_type_oid(content_type)
     md = hashlib.new(digest, content).digest()
@@ -104,13 +104,13 @@ def sign(
 _pairs: dict[bytes, bytes] = {}  # certificate DER -> public point of a key checked against it
 
 
-def _pair_checked(key: ec.EllipticCurvePrivateKey, cert_der: bytes) -> bool:
+def _pair_checked(key: ec.EllipticCurvePrivateKey, cert: x509.Certificate, cert_der: bytes) -> bool:
     """Does ``key`` belong to the certificate? The certificate's point is remembered, so a key
     signing again costs one public-point export instead of two key conversions."""
     point = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
     known = _pairs.get(cert_der)
     if known is None:
-        pub = x509.load_der_x509_certificate(cert_der).public_key()
+        pub = cert.public_key()
         if not isinstance(pub, ec.EllipticCurvePublicKey):
             return False
         known = pub.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
