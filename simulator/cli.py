@@ -69,6 +69,8 @@ def run(
     flaky_pct: Annotated[float | None, typer.Option("--flaky-pct", help="% of gateways flaky")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="seed of meter values and fault selection")] = None,
     cyclic_contact_s: Annotated[float | None, typer.Option("--cyclic-contact-s", help="0 disables")] = None,
+    meters_paired: Annotated[bool | None, typer.Option(
+        "--meters-paired", help="gateways created now start with their meters paired (in operation)")] = None,
 ) -> None:
     """Run N simulated gateways until Ctrl-C / SIGTERM."""
     from gridgate.config import get_settings
@@ -77,7 +79,7 @@ def run(
 
     settings = _settings(gateways=gateways, headend=headend, pki_dir=pki, state_dir=state, control_port=control_port,
                          udp_port=udp_port, wakeup_mode=wakeup_mode, offline_pct=offline_pct, flaky_pct=flaky_pct,
-                         seed=seed, cyclic_contact_s=cyclic_contact_s)
+                         seed=seed, cyclic_contact_s=cyclic_contact_s, meters_paired=meters_paired)
     settings = SimulatorSettings.model_validate(settings.model_dump())
     g = get_settings()
     configure_logging(settings.log_level or g.log_level, g.log_format)

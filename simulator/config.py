@@ -26,6 +26,9 @@ class SimulatorSettings(BaseSettings):
     offline_pct: float = Field(default=0.0, ge=0, le=100)
     flaky_pct: float = Field(default=0.0, ge=0, le=100)
     seed: int = 0  # meter values, clock drift and fleet-level fault selection derive from it
+    # A gateway created (first start, no state yet) has its meters paired already, as commissioning
+    # leaves a gateway in operation: the demo fleet, whose master data says in_operation.
+    meters_paired: bool = False
     wakeup_window_s: int = 300  # |gateway clock - packet timestamp| allowed
     wakeup_byteorder: Literal["big", "little"] = "big"
     cyclic_contact_s: float = 3600.0  # 0 disables gateway-initiated cyclic contact

@@ -97,7 +97,8 @@ class Fleet:
                 state = GatewayState.from_doc(doc)
                 del docs[gid]
             else:
-                state = GatewayState.new(gid, seed=self.settings.seed, now=now)
+                state = GatewayState.new(gid, seed=self.settings.seed, now=now,
+                                         meters_paired=self.settings.meters_paired)
                 self._personalise(state, now)
             state.extra["boot_time"] = state.extra.get("boot_time", now)
             self._use_own_keys(state)

@@ -111,7 +111,8 @@ class GatewayState:
 
     # -- creation / serialisation
     @classmethod
-    def new(cls, gateway_id: str, *, seed: int = 0, now: float | None = None) -> GatewayState:
+    def new(cls, gateway_id: str, *, seed: int = 0, now: float | None = None,
+            meters_paired: bool = False) -> GatewayState:
         now = time.time() if now is None else now
         index = index_of(gateway_id)
         vendor = vendor_for(gateway_id)
@@ -124,6 +125,8 @@ class GatewayState:
         }
         for slot, mid in enumerate(meter_ids(index) if index is not None else []):
             st.meters[mid] = {"slot": slot, "paired": False, "present": True, "paired_at": None}
+            if meters_paired:
+                st.meters[mid].update(paired=True, interface="lmn-wired", paired_at=now)
         st.log("system", LEVEL_INFO, OUTCOME_SUCCESS, f"gateway started, firmware {vendor.initial_firmware}", now)
         return st
 

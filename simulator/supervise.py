@@ -12,7 +12,8 @@ from simulator.config import SimulatorSettings
 def apps(settings: Settings) -> list[AppProcess]:
     sim = SimulatorSettings()
     args = ["simulate", "run", "--gateways", str(settings.demo_fleet_size), "--pki", str(settings.testpki_path),
-            "--state", str(sim.resolved_state_dir(settings.var_dir)), "--control-port", str(sim.control_port)]
+            "--state", str(sim.resolved_state_dir(settings.var_dir)), "--control-port", str(sim.control_port),
+            "--meters-paired"]  # the demo's master data has every gateway in operation
     return [AppProcess("simulator", args, [(sim.control_host, sim.control_port, "GRIDGATE_SIMULATOR_CONTROL_PORT")])]
 
 

@@ -10,7 +10,7 @@ from pki.testpki import TestPki
 from simulator.state import meter_ids
 from tests.simulator.conftest import SimFactory, connect, control, gid
 from tests.simulator.gwa_stub import GwaStub, child, xml
-from tests.simulator.helpers import CLOCK, DEVICE_INFO, LMN, SYSTEM_LOG, commission, new_id
+from tests.simulator.helpers import CLOCK, DEVICE_INFO, LMN, SYSTEM_LOG, commission, new_id, post
 
 Q = "{urn:gridgate:gwa:1}"
 
@@ -67,3 +67,24 @@ async def test_running_command_completes_after_restart(make_sim: SimFactory, stu
         assert gw["meters"][meter]["paired"] is True and gw["counters"]["applied_by_kind"] == {"pair_meter": 1}
         cmds = (await api.get(f"/gateways/{g}/commands")).json()
         assert [(c["command_id"], c["state"], c["status"]) for c in cmds] == [(cid, "completed", 200)]
+
+
+async def test_meters_paired_applies_to_gateways_created_only(make_sim: SimFactory, stub: GwaStub, sim_pki: TestPki,
+                                                             tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``--meters-paired`` (the demo fleet, in operation): new gateways start with their meters
+    paired and say so on the LMN; an unpairing is kept across a restart with the same option."""
+    g = gid(2)
+    meters = meter_ids(2)
+    plain = await make_sim(state=tmp_path / "plain")
+    assert not any(m["paired"] for m in plain.fleet.gateways[g].state.meters.values())  # type: ignore[union-attr]
+    await plain.stop()
+    state = tmp_path / "state"
+    sim = await make_sim(state=state, meters_paired=True)
+    assert all(m["paired"] for m in sim.fleet.gateways[g].state.meters.values())  # type: ignore[union-attr]
+    link = await connect(sim, stub, g, sim_pki)
+    unpaired = await post(link, LMN.format(2), xml("unpairMeter", {"meter": meters[0]}))
+    assert unpaired.root.get("existed") == "true"  # type: ignore[union-attr]
+    await sim.stop()
+    stub.forget(g)
+    sim = await make_sim(state=state, meters_paired=True)
+    assert sim.fleet.gateways[g].state.meters[meters[0]]["paired"] is False  # type: ignore[union-attr]
