@@ -9,8 +9,8 @@ addresses), starts the mass processes with ``gridgate.processes.start`` and samp
 every process (psutil).
 
 1. Profile rollout to N gateways (``--gateways 1000,10000``): a tenant per size whose fleet is in
-   operation with its meters paired (as commissioning leaves them; the simulator's state is
-   prepared so) and one TAF 7 order (register profile, supplier) on each gateway's consumption
+   operation with its meters paired (as commissioning leaves them; the simulator runs with
+   ``--meters-paired``) and one TAF 7 order (register profile, supplier) on each gateway's consumption
    metering point, created in bulk. The rollout wakes each gateway, connects over TLS, installs
    the supplier's certificates and writes the meter, communication and evaluation profiles.
    Wall time from ``processes.start`` to the process state ``completed``, gateways per second,
@@ -54,7 +54,6 @@ import secrets
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -374,25 +373,6 @@ async def bulk_taf_orders(ctx: Any, n: int, taf: int, emt_mp_id: str) -> int:
     return len(rows)
 
 
-def pre_pair_meters(state_dir: Path) -> int:
-    """Mark every meter of the simulated fleet paired (as commissioning leaves a gateway)."""
-    db = sqlite3.connect(state_dir / "fleet.db")
-    try:
-        rows = db.execute("SELECT id, doc FROM gateway").fetchall()
-        out = []
-        now = time.time()
-        for gid, raw in rows:
-            doc = json.loads(raw)
-            for m in doc.get("meters", {}).values():
-                m.update(paired=True, interface="lmn-wired", paired_at=now)
-            out.append((json.dumps(doc, separators=(",", ":")), gid))
-        with db:
-            db.executemany("UPDATE gateway SET doc = ? WHERE id = ?", out)
-        return len(out)
-    finally:
-        db.close()
-
-
 # --------------------------------------------------------------------------- one scenario
 class Scenario:
     """A tenant with N simulated gateways, its own simulator, and a fresh worker and head-end."""
@@ -457,14 +437,6 @@ class Scenario:
         if child is not None:
             self.sampler.forget("simulator")
             await asyncio.to_thread(child.stop, 120)
-
-    async def prepare_paired_fleet(self) -> None:
-        """First start creates the simulator's state; then every meter is marked paired."""
-        t0 = time.perf_counter()
-        await self.start_simulator(1, 1)
-        await self.stop_simulator()
-        pre_pair_meters(self.state_dir)
-        self.setup_s["simulator_state"] = round(time.perf_counter() - t0, 1)
 
     async def start_gridgate(self) -> tuple[int, int]:
         from gridgate.procs import free_port
@@ -638,11 +610,11 @@ async def rollout(stack: Stack, sampler: Sampler, pki: Any, n: int, args: argpar
     sc = Scenario(stack, sampler, pki, f"roll{n}", n, stack.work / "logs")
     log(f"rollout {n}: provisioning")
     await sc.provision()
-    await sc.prepare_paired_fleet()
     log(f"rollout {n}: setup {sc.setup_s}; starting worker, head-end, simulator")
     try:
         he_port, he_inbound = await sc.start_gridgate()
-        await sc.start_simulator(he_port, he_inbound)
+        # in operation, as commissioning leaves a gateway: its meters are paired
+        await sc.start_simulator(he_port, he_inbound, "--meters-paired")
         sampler.watch("simulator", sc.children["simulator"].pid)
         await sc.wait_pollers([QUEUE, "headend"])
         idle = {k: mb(sampler.last.get(k, 0)) for k in ("worker", "headend", "simulator")}
@@ -841,8 +813,7 @@ def table(report: dict[str, Any]) -> str:
     row("floor: CPU s other sessions on the machine", lambda r: r["floor"]["others_cpu_s"])
     row("rollout / floor (target <= 1.5)", lambda r: round(r["wall_s"] / r["floor"]["wall_s"], 2))
     row("load average before -> after rollout", lambda r: f"{r['load_before'][0]} -> {r['load_after'][0]}")
-    row("setup: provision / TAF orders / simulator state (s)",
-        lambda r: f"{r['setup_s']['provision']} / {r['setup_s']['taf_orders']} / {r['setup_s']['simulator_state']}")
+    row("setup: provision / TAF orders (s)", lambda r: f"{r['setup_s']['provision']} / {r['setup_s']['taf_orders']}")
     rs = report["rollout"]
     if len(rs) >= 2:
         a, b = rs[0]["peak_rss_mb"]["worker"], rs[-1]["peak_rss_mb"]["worker"]
