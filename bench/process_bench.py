@@ -815,6 +815,8 @@ def table(report: dict[str, Any]) -> str:
     row("load average before -> after rollout", lambda r: f"{r['load_before'][0]} -> {r['load_after'][0]}")
     row("setup: provision / TAF orders (s)", lambda r: f"{r['setup_s']['provision']} / {r['setup_s']['taf_orders']}")
     rs = report["rollout"]
+    if not rs:  # commissioning only (--gateways ""): no empty rollout table
+        del lines[1:]
     if len(rs) >= 2:
         a, b = rs[0]["peak_rss_mb"]["worker"], rs[-1]["peak_rss_mb"]["worker"]
         lines.append("")
