@@ -67,6 +67,11 @@ def implicit_primitive(n: int, content: bytes) -> bytes:
 
 @functools.lru_cache(maxsize=256)
 def oid(dotted: str) -> bytes:
+    return tlv(0x06, oid_content(dotted))
+
+
+def oid_content(dotted: str) -> bytes:
+    """The content octets of an OBJECT IDENTIFIER (no tag, no length), base-128 arcs."""
     arcs = [int(a) for a in dotted.split(".")]
     if len(arcs) < 2 or arcs[0] > 2 or (arcs[0] < 2 and arcs[1] > 39):
         raise ValueError(f"not an object identifier: {dotted!r}")
@@ -78,7 +83,7 @@ def oid(dotted: str) -> bytes:
             chunk.append(0x80 | (arc & 0x7F))
             arc >>= 7
         body.extend(reversed(chunk))
-    return tlv(0x06, bytes(body))
+    return bytes(body)
 
 
 def algorithm(dotted: str, parameters: bytes | None = None) -> bytes:

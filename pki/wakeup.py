@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
+from pki import der
 from pki.ids import DeviceId, InvalidDeviceId, parse_gateway_id
 from pki.oids import ECDSA_PLAIN, ECDSA_PLAIN_SHA256
 
@@ -42,21 +43,7 @@ class WakeupReason(StrEnum):
     MALFORMED = "malformed"
 
 
-def _oid_content(dotted: str) -> bytes:
-    """DER content octets of an OID (no tag, no length), as the packet carries it."""
-    arcs = [int(a) for a in dotted.split(".")]
-    out = bytearray([arcs[0] * 40 + arcs[1]])
-    for arc in arcs[2:]:
-        chunk = [arc & 0x7F]
-        arc >>= 7
-        while arc:
-            chunk.append(0x80 | (arc & 0x7F))
-            arc >>= 7
-        out.extend(reversed(chunk))
-    return bytes(out)
-
-
-_OID_BY_CONTENT = {_oid_content(o): o for o in ECDSA_PLAIN}
+_OID_BY_CONTENT = {der.oid_content(o): o for o in ECDSA_PLAIN}
 _OID_FOR_HASH = {type(h): o for o, h in ECDSA_PLAIN.items()}
 
 
@@ -95,7 +82,7 @@ def build(
     )
     r, s = decode_dss_signature(key.sign(signed, ec.ECDSA(h)))
     n = _coord_len(key.curve)
-    oid_bytes = _oid_content(oid)
+    oid_bytes = der.oid_content(oid)
     trailer = bytes([SIGNATURE_FORMAT_PLAIN, len(oid_bytes)]) + oid_bytes
     return signed + trailer + r.to_bytes(n, "big") + s.to_bytes(n, "big")
 
