@@ -37,6 +37,18 @@ def foreign_pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
     return init_test_pki(tmp_path_factory.mktemp("foreign") / "pki", gateways=1)
 
 
+@pytest.fixture(scope="session")
+def sender(test_pki: TestPki) -> Entity:
+    """A gateway of the session PKI, the sender of CMS containers in the CMS tests."""
+    return test_pki.gateway(test_pki.gateway_ids()[0])
+
+
+@pytest.fixture(scope="session")
+def recipient(test_pki: TestPki) -> Entity:
+    """An EMT of the session PKI, the recipient of those containers."""
+    return test_pki.emts["emt1"]
+
+
 @pytest.fixture
 def fresh_gateway(test_pki: TestPki) -> Callable[[], Entity]:
     """Issue a new gateway triple that no other test uses (for revocation tests)."""

@@ -21,16 +21,6 @@ from pki.testpki import Entity, TestPki
 PAYLOAD = b"<cosem><obj id='1-0:1.8.0*255' v='12345'/></cosem>" * 200  # ~10 KB, compressible
 
 
-@pytest.fixture(scope="module")
-def sender(test_pki: TestPki) -> Entity:
-    return test_pki.gateway(test_pki.gateway_ids()[0])
-
-
-@pytest.fixture(scope="module")
-def recipient(test_pki: TestPki) -> Entity:
-    return test_pki.emts["emt1"]
-
-
 def _seal(sender: Entity, recipient: Entity, payload: bytes = PAYLOAD, **kw: object) -> bytes:
     return cms.seal(payload, sign_key=sender.sig.key, sign_cert=sender.sig.cert, recipient_cert=recipient.enc.cert,
                     **kw)  # type: ignore[arg-type]
