@@ -50,24 +50,28 @@ def pin_mmap_threshold(nbytes: int = 128 * 1024) -> bool:
     256 KB TLS read buffer (uvloop), of which a few KB are ever touched, into resident memory once
     the first connection has closed: 51 instead of 39 KB per idle session at 10,000 (docs/
     benchmarks.md, head-end). Same as ``MALLOC_MMAP_THRESHOLD_``; True when set (glibc only)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None)
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, nbytes))
-    except (OSError, AttributeError):
-        return False
+    libc = _glibc()
+    return libc is not None and bool(libc.mallopt(_M_MMAP_THRESHOLD, nbytes))
 
 
 def trim_heap() -> bool:
     """Hand glibc's free heap pages back to the kernel (``malloc_trim(0)``: every arena, also pages
     in the middle of a heap). Memory freed by Python and by the Temporal SDK's Rust threads stays
     resident otherwise, spread over one arena per allocating thread. True when called (glibc)."""
-    if not sys.platform.startswith("linux"):
+    libc = _glibc()
+    if libc is None:
         return False
+    libc.malloc_trim(0)
+    return True
+
+
+def _glibc() -> ctypes.CDLL | None:
+    """This process's C library when it is glibc (mallopt and malloc_trim are glibc's)."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         libc = ctypes.CDLL(None)
-        libc.malloc_trim(0)
-        return True
+        libc.mallopt, libc.malloc_trim  # noqa: B018 - musl has neither
     except (OSError, AttributeError):
-        return False
+        return None
+    return libc
