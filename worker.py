@@ -15,13 +15,13 @@ from temporalio.worker import Worker
 
 from activities.registry import activities_for
 from activities.runtime import TenantRuntime
+from core.config import Settings, get_settings
+from core.db import Databases
+from core.logging import configure_logging
+from core.procs import trim_heap
+from core.temporal_clients import TemporalClients
 from domain.tenancy.service import context_for, list_tenants
-from gridgate import schedules
-from gridgate.config import Settings, get_settings
-from gridgate.db import Databases
-from gridgate.logging import configure_logging
-from gridgate.procs import trim_heap
-from gridgate.temporal_clients import TemporalClients
+from operations import schedules
 from workflows.registry import WORKFLOWS, workflow_runner
 
 log = structlog.get_logger("gridgate.worker")

@@ -21,11 +21,14 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import gateway_commands_models as M
+from core.config import Settings
+from domain.tenancy.service import TenantContext
 from headend import commands as C
+from headend import contract as M
 from headend.client import AdminClient
 from headend.errors import HeadendError, Unreachable
 from headend.node import HeadendNode
+from headend.service import ActivitiesFor
 
 log = structlog.get_logger("activities.gateway_commands")
 
@@ -200,9 +203,9 @@ class GatewayCommandActivities:
         return await self._run("pair_meter", inp, lambda c, i: C.pair_meter(c, i, mk0, interface))
 
     async def _meter_key(self, inp: M.PairMeterInput) -> tuple[bytes, str]:
+        from core.errors import NotFound
         from domain.devices.service import MasterKeyMissing, meter_mk0
         from domain.secrets import SecretBox
-        from gridgate.errors import NotFound
         from headend.lookup import meter_lmn_type
 
         ep = self.node.endpoints[self.tenant]
@@ -248,3 +251,16 @@ class GatewayCommandActivities:
     @activity.defn(name="reboot")
     async def reboot(self, inp: M.RebootInput) -> M.RebootResult:
         return await self._run("reboot", inp, C.reboot)
+
+
+def headend_activities(settings: Settings) -> ActivitiesFor:
+    """What a head-end node's Temporal workers run for one tenant: ``ensure_gateway_connected`` on
+    the shared queue, every command on the node's own queue."""
+
+    def for_tenant(node: HeadendNode, tenant: TenantContext) -> dict[str, list[Callable[..., Any]]]:
+        firmware_dir = Path(node.settings.firmware_dir) if node.settings.firmware_dir else \
+            settings.var_dir / "firmware"
+        acts = GatewayCommandActivities(node, tenant.name, secrets_settings=settings, firmware_dir=firmware_dir)
+        return {M.TASK_QUEUE: [acts.ensure_gateway_connected], M.node_task_queue(node.node_id): acts.all()}
+
+    return for_tenant

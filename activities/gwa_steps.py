@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from sqlalchemy.dialects.postgresql import insert
 from temporalio import activity
 
-from activities import gateway_commands_models as gc
 from activities.runtime import TenantRuntime
+from core.context import set_actor
+from domain.communications.models import GatewayEvent
 from domain.logbooks import repository as logbooks
-from gridgate.context import set_actor
-from headend.models import GatewayEvent
+from headend import contract as gc
 
 
 @dataclass(frozen=True)

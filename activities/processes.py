@@ -12,9 +12,9 @@ from typing import Any
 from temporalio import activity
 
 from activities.runtime import TenantRuntime
+from core.context import set_actor
 from domain.processes import repository as repo
 from domain.processes import service
-from gridgate.context import set_actor
 
 
 @dataclass(frozen=True)

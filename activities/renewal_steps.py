@@ -15,6 +15,7 @@ from activities.steps_common import Steps, domain_refusals
 from domain.certificates import renewal
 from domain.certificates.models import Certificate
 from domain.devices.service import get_gateway
+from pki.subca import SubCaError
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class RenewalSteps(Steps):
         try:
             got = await renewal.certify_gateway_request(self._session, self.runtime.tenant, inp.gateway_id,
                                                         inp.usage, inp.csr_pem, inp.replaces)
-        except renewal.SubCaError as err:
+        except SubCaError as err:
             what = {"subca_refused": "refused", "subca_unreachable": "could not be reached for",
                     "subca_no_answer": "gave no answer to", "subca_error": "failed on"}.get(err.reason, "failed on")
             raise ApplicationError(f"the Sub-CA {what} the {inp.usage} request of {inp.gateway_id}: {err.detail}",

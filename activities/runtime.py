@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.config import Settings
+from core.db import Databases
 from domain.tenancy.service import TenantContext
-from gridgate.config import Settings
-from gridgate.db import Databases
 
 
 @dataclass(frozen=True)

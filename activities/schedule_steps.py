@@ -9,11 +9,11 @@ import structlog
 from temporalio import activity
 
 from activities.runtime import TenantRuntime
+from core.context import set_actor
+from core.errors import GridgateError
 from domain.certificates.service import refresh_revocation
 from domain.processes import service
 from domain.processes.types import process_type
-from gridgate.context import set_actor
-from gridgate.errors import GridgateError
 
 log = structlog.get_logger(__name__)
 

@@ -15,12 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import gateway_commands_models as gc
 from activities.runtime import TenantRuntime
+from core.context import set_actor
+from core.errors import GridgateError
 from domain.certificates.models import Certificate
 from domain.partners.models import MarketPartner
-from gridgate.context import set_actor
-from gridgate.errors import GridgateError
+from headend import contract as gc
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 

@@ -11,10 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 
-from activities import gateway_commands_models as gc
 from activities.steps_common import Steps, domain_refusals, emt_certificates, gwa_certificates, refusal
 from domain.tariffs import service as tariffs
 from domain.tariffs.models import TafOrder
+from headend import contract as gc
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.deps import AppState
 from api.errors import install_error_handlers
 from api.routers import auth, health, members, platform
-from gridgate import __version__
-from gridgate.config import Settings, get_settings
-from gridgate.context import set_actor, set_request_id
-from gridgate.db import Databases
-from gridgate.logging import configure_logging
-from gridgate.temporal_clients import TemporalClients
+from core import __version__
+from core.config import Settings, get_settings
+from core.context import set_actor, set_request_id
+from core.db import Databases
+from core.logging import configure_logging
+from core.temporal_clients import TemporalClients
 
 log = structlog.get_logger("gridgate.api")
 

@@ -25,16 +25,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
+from core.config import Settings
+from core.context import set_actor
+from core.db import Databases
+from core.errors import Forbidden, Unauthorized
+from core.temporal_clients import TemporalClients
 from domain.iam.models import Membership, User
 from domain.iam.roles import Permission, permissions_for
 from domain.iam.service import decode_token
 from domain.tenancy.models import Tenant
 from domain.tenancy.service import TenantContext, TenantNotFound, context_for
-from gridgate.config import Settings
-from gridgate.context import set_actor
-from gridgate.db import Databases
-from gridgate.errors import Forbidden, Unauthorized
-from gridgate.temporal_clients import TemporalClients
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 

@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gridgate.errors import GridgateError, Unauthorized
+from core.errors import GridgateError, Unauthorized
 
 log = structlog.get_logger(__name__)
 

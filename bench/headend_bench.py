@@ -57,7 +57,7 @@ def raise_nofile() -> int:
 
 
 def gateway_ids(n: int) -> list[str]:
-    from domain.ids import demo_gateway_id
+    from core.ids import demo_gateway_id
 
     return [demo_gateway_id(i) for i in range(n)]
 
@@ -78,7 +78,7 @@ def ensure_pki(directory: Path, n: int) -> None:
 # --------------------------------------------------------------------------- head-end process
 def headend_main(db_url: str, pki_dir: str, keys_dir: str, port_q: Any, cmd: Any, settings_kw: dict[str, Any]) -> None:
     raise_nofile()
-    from gridgate.procs import pin_mmap_threshold
+    from core.procs import pin_mmap_threshold
 
     pin_mmap_threshold()  # as headend.service.main does
     import uvloop
@@ -104,11 +104,11 @@ async def _headend(db_url: str, pki_dir: str, keys_dir: str, port_q: Any, cmd: A
     import psutil
     from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-    from activities import gateway_commands_models as M
+    from core.logging import configure_logging
     from domain.certificates import service as cert_service
     from domain.tenancy.service import TenantContext
-    from gridgate.logging import configure_logging
     from headend import commands as C
+    from headend import contract as M
     from headend.client import AdminClient
     from headend.config import HeadendSettings
     from headend.identity import TestPkiIdentitySource
@@ -208,7 +208,7 @@ async def _simulator(kw: dict[str, Any], var_dir: str, ids: list[str], ready: An
                      stats_q: Any, contact_ev: Any) -> None:
     import psutil
 
-    from gridgate.logging import configure_logging
+    from core.logging import configure_logging
     from simulator.config import SimulatorSettings
     from simulator.run import Simulator
 
@@ -256,7 +256,7 @@ def openssl_server_reference(pki_dir: Path, seconds: int = 8) -> dict[str, Any]:
     on this machine, next to the bound computed from ``openssl speed``."""
     import psutil
 
-    from gridgate.procs import free_port
+    from core.procs import free_port
 
     port = free_port()
     work = Path(tempfile.mkdtemp(prefix="he-ossl-"))
@@ -293,10 +293,10 @@ async def setup_db(pg_url: str, n: int, udp_port: int) -> str:
     from sqlalchemy import insert, select
     from sqlalchemy.ext.asyncio import create_async_engine
 
+    from core.db import create_database, with_database
+    from domain import migrate
     from domain.catalogue.models import DeviceType
     from domain.devices.models import Gateway
-    from gridgate import migrate
-    from gridgate.db import create_database, with_database
 
     base = __import__("sqlalchemy").make_url(pg_url)
     await create_database(base, "bench_t")
@@ -333,8 +333,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     nofile = raise_nofile()
-    from gridgate.pg import EmbeddedPostgres
-    from gridgate.procs import free_port
+    from core.pg import EmbeddedPostgres
+    from core.procs import free_port
 
     pki_dir = ROOT / "var" / "bench" / "headend-pki"
     ensure_pki(pki_dir, args.gateways)

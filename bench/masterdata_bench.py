@@ -34,14 +34,13 @@ from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine  # noqa: E402
 
-from domain import listing  # noqa: E402
+from core.config import Settings  # noqa: E402
+from core.db import DRIVER, create_database, drop_database  # noqa: E402
+from core.ids import DeviceId  # noqa: E402
+from domain import listing, migrate  # noqa: E402
 from domain.filters import count  # noqa: E402
-from domain.ids import DeviceId  # noqa: E402
 from domain.imports.service import run_import  # noqa: E402
 from domain.secrets import SecretBox  # noqa: E402
-from gridgate import migrate  # noqa: E402
-from gridgate.config import Settings  # noqa: E402
-from gridgate.db import DRIVER, create_database, drop_database  # noqa: E402
 
 VENDORS = (("THE", "theben-conexa-3.0", ("2.0.3", "2.1.0")), ("EMH", "emh-casa", ("1.1.5", "2.0.9", "2.1.0")),
            ("PPC", "ppc-smgw", ("4.2.1", "5.0.0")))
@@ -219,8 +218,8 @@ async def main(args: argparse.Namespace) -> None:
     base = os.environ.get("GRIDGATE_DATABASE_URL")
     folder = Path(tempfile.mkdtemp(prefix="md-bench-"))
     if not base:
-        from gridgate.pg import EmbeddedPostgres
-        from gridgate.procs import free_port
+        from core.pg import EmbeddedPostgres
+        from core.procs import free_port
 
         server = EmbeddedPostgres(folder / "pg", free_port())
         server.start()
@@ -292,7 +291,7 @@ keyset cursor. Peak memory: resident set of a process that imports a gateway fil
 
 
 def _pg_version(server) -> str:  # type: ignore[no-untyped-def]
-    from gridgate.pg import _bin_path
+    from core.pg import _bin_path
 
     out = subprocess.run([str(_bin_path() / "postgres"), "--version"], capture_output=True, text=True).stdout
     return out.strip().rsplit(" ", 1)[-1]

@@ -118,7 +118,7 @@ class Child:
 
 
 def spawn(name: str, args: list[str], env: dict[str, str], logdir: Path) -> Child:
-    from gridgate.procs import die_with_parent
+    from core.procs import die_with_parent
 
     path = logdir / f"{name}.log"
     with path.open("ab") as out:
@@ -248,13 +248,13 @@ class Stack:
     async def start(self) -> None:
         from sqlalchemy import make_url
 
-        from gridgate.bootstrap import migrate_everything
-        from gridgate.config import Settings
-        from gridgate.db import Databases
-        from gridgate.pg import EmbeddedPostgres
-        from gridgate.procs import free_port
-        from gridgate.temporal import TemporalDevServer
-        from gridgate.temporal_clients import TemporalClients
+        from core.config import Settings
+        from core.db import Databases
+        from core.pg import EmbeddedPostgres
+        from core.procs import free_port
+        from core.temporal import TemporalDevServer
+        from core.temporal_clients import TemporalClients
+        from operations.bootstrap import migrate_everything
 
         self.pg = EmbeddedPostgres(self.work / "pg", free_port())
         await asyncio.to_thread(self.pg.start)
@@ -292,8 +292,8 @@ class Stack:
         await asyncio.to_thread(self.temporal.start)
         # Tenants of earlier phases stay in the control database, and the next head-end serves
         # every tenant it finds there: their (empty) namespaces must exist again.
+        from core.temporal import ensure_namespace
         from domain.tenancy.service import list_tenants
-        from gridgate.temporal import ensure_namespace
 
         async with self.dbs.control_sessions() as session:
             namespaces = [t.namespace for t in await list_tenants(session)]
@@ -311,7 +311,8 @@ class Stack:
         return env
 
     async def tenant(self, name: str) -> Any:
-        from domain.tenancy.service import context_for, create_tenant
+        from domain.tenancy.service import context_for
+        from operations.tenants import create_tenant
 
         tenant = await create_tenant(self.dbs, self.settings, await self.clients.root(), name)
         return context_for(self.dbs, tenant)
@@ -328,7 +329,7 @@ class Stack:
 
 def ensure_pki(directory: Path, n: int) -> Any:
     """The test PKI with gateway triples 0..n-1; started from another bench's PKI when there is one."""
-    from domain.ids import demo_gateway_id
+    from core.ids import demo_gateway_id
     from pki.testpki import TestPki, init_test_pki
 
     if not (directory / "pki.json").exists():
@@ -385,7 +386,7 @@ class Scenario:
         self.children: dict[str, Child] = {}
         self.control: httpx.AsyncClient | None = None
         self.setup_s: dict[str, float] = {}
-        from domain.ids import demo_gateway_id
+        from core.ids import demo_gateway_id
 
         self.gateways = [demo_gateway_id(i) for i in range(n)]
         self.state_dir = stack.work / f"sim-{tenant}"
@@ -408,7 +409,7 @@ class Scenario:
             self.setup_s["to_installed"] = round(time.perf_counter() - t0, 1)
 
     async def start_simulator(self, headend_port: int, inbound_port: int, *extra: str) -> None:
-        from gridgate.procs import free_port
+        from core.procs import free_port
 
         port = free_port()
         env = self.stack.env(GRIDGATE_SIMULATOR_SNI=f"{self.tenant}.gwa.gridgate.test",
@@ -439,7 +440,7 @@ class Scenario:
             await asyncio.to_thread(child.stop, 120)
 
     async def start_gridgate(self) -> tuple[int, int]:
-        from gridgate.procs import free_port
+        from core.procs import free_port
 
         he_port, he_inbound = free_port(), free_port()
         he_env = self.stack.env(
@@ -471,7 +472,7 @@ class Scenario:
     async def run_process(self, type_: str, params: dict[str, Any], concurrency: int, link: Any,
                           failure_threshold: float = 0.2) -> dict[str, Any]:
         from domain.processes import service
-        from gridgate import processes
+        from operations import processes
 
         client = await self.stack.clients.for_namespace(self.ctx.namespace)
         clock = CpuClock()
@@ -588,7 +589,7 @@ async def activities_per_child(client: Any, type_: str, process_id: str, indices
     """ActivityTaskScheduled events in the histories of the gateway workflows of ``indices``."""
     from temporalio.api.enums.v1 import EventType
 
-    from domain.ids import demo_gateway_id
+    from core.ids import demo_gateway_id
     from domain.processes.ids import gateway_workflow_id
 
     out = {}
@@ -604,8 +605,8 @@ async def activities_per_child(client: Any, type_: str, process_id: str, indices
 
 
 async def rollout(stack: Stack, sampler: Sampler, pki: Any, n: int, args: argparse.Namespace) -> dict[str, Any]:
-    from domain.ids import demo_meter_count
-    from gridgate import processes
+    from core.ids import demo_meter_count
+    from operations import processes
 
     sc = Scenario(stack, sampler, pki, f"roll{n}", n, stack.work / "logs")
     log(f"rollout {n}: provisioning")
@@ -664,7 +665,7 @@ async def rollout(stack: Stack, sampler: Sampler, pki: Any, n: int, args: argpar
 async def floor(stack: Stack, sampler: Sampler, n: int, plan: list[int], concurrency: int) -> dict[str, Any]:
     from temporalio.client import Client
 
-    from gridgate.temporal import ensure_namespace
+    from core.temporal import ensure_namespace
 
     ns = f"{PREFIX}floor{n}"
     root = await stack.clients.root()
@@ -705,7 +706,7 @@ async def floor(stack: Stack, sampler: Sampler, n: int, plan: list[int], concurr
 
 def expected_commissioning(index: int) -> dict[str, int]:
     """Commands a commissioning of demo gateway ``index`` sends (one TAF 7 order of the supplier)."""
-    from domain.ids import demo_meter_count
+    from core.ids import demo_meter_count
 
     m = demo_meter_count(index)
     return {"install_certificates": 1, "set_time": 1, "pair_meter": m, "write_meter_profile": m,
@@ -714,7 +715,7 @@ def expected_commissioning(index: int) -> dict[str, int]:
 
 async def commissioning(stack: Stack, sampler: Sampler, pki: Any, n: int, args: argparse.Namespace
                         ) -> dict[str, Any]:
-    from gridgate import processes
+    from operations import processes
 
     sc = Scenario(stack, sampler, pki, f"comm{n}", n, stack.work / "logs")
     log(f"commissioning {n}: provisioning")
@@ -906,7 +907,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 f"peak RSS {r['peak_rss_mb']}, CPU {r['cpu_s']}")
             checkpoint(args, {**report, "rollout": [*report["rollout"], r]})
             if not args.skip_floor:
-                from domain.ids import demo_meter_count
+                from core.ids import demo_meter_count
 
                 by_m = r["activities_by_meter_count"]
                 plan = [by_m.get(demo_meter_count(i), max(by_m.values())) for i in range(n)]

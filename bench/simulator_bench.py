@@ -37,8 +37,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from domain.ids import demo_gateway_id
-from gridgate.procs import free_port
+from core.ids import demo_gateway_id
+from core.procs import free_port
 from pki import tls, wakeup
 from pki.testpki import TestPki, init_test_pki
 

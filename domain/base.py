@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import DateTime, MetaData, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
-from gridgate.context import current_actor
+from core.context import current_actor
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",

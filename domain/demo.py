@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain import ids
-from domain.ids import (
+from core import ids
+from core.config import Settings
+from core.ids import (
     DEMO_METER_VENDORS,
     DEMO_VENDORS,
     demo_gateway_id,
@@ -28,7 +29,6 @@ from domain.partners import repository as partners
 from domain.partners.models import MarketPartner
 from domain.secrets import SecretBox
 from domain.tenancy.service import TenantContext
-from gridgate.config import Settings
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
+from core.errors import InvalidInput
 from domain.devices.models import ClsModule, Gateway, Meter
 from domain.filters.iterate import FilterArg, resolve
 from domain.locations.models import ConnectionPoint, MarketLocation, MeteringPoint
 from domain.partners.models import MarketPartner
 from domain.records import InvalidCursor, decode_cursor, encode_cursor
-from gridgate.errors import InvalidInput
 
 MAX_LIMIT = 1000
 

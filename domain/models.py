@@ -7,6 +7,7 @@ from domain.audit import models as audit_models  # noqa: F401
 from domain.base import ControlBase, TenantBase
 from domain.catalogue import models as catalogue_models  # noqa: F401
 from domain.certificates import models as certificates_models  # noqa: F401
+from domain.communications import models as communications_models  # noqa: F401
 from domain.devices import models as devices_models  # noqa: F401
 from domain.filters import models as filters_models  # noqa: F401
 from domain.iam import models as iam_models  # noqa: F401
@@ -19,6 +20,5 @@ from domain.readouts import models as readouts_models  # noqa: F401
 from domain.tariffs import models as tariffs_models  # noqa: F401
 from domain.tenancy import models as tenancy_models  # noqa: F401
 from domain.topology import models as topology_models  # noqa: F401
-from headend import models as headend_models  # noqa: F401
 
 __all__ = ["ControlBase", "TenantBase"]

@@ -15,8 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.errors import Conflict, InvalidInput
 from domain.audit.repository import diff, record
-from gridgate.errors import Conflict, InvalidInput
 
 
 class DataOwnership:
@@ -77,13 +77,18 @@ async def flush_or_conflict(session: AsyncSession, what: str) -> None:
         raise conflict_from(err, what) from None
 
 
+class AssignmentOverlap(Conflict):
+    """Two validity periods of one device's assignments overlap (the exclusion constraint of the
+    assignment tables, or the topology service's own check)."""
+
+    code = "assignment_overlap"
+
+
 def conflict_from(err: IntegrityError, what: str) -> Conflict | InvalidInput:
     sqlstate = getattr(err.orig, "sqlstate", None)
     if sqlstate == "23505":
         return AlreadyExists(f"{what} already exists")
     if sqlstate == "23P01":
-        from domain.topology.errors import AssignmentOverlap
-
         return AssignmentOverlap(f"{what} overlaps an existing assignment of the same device")
     if sqlstate == "23503":
         return InUse(f"{what} is still referenced by other records")

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from gridgate.config import Settings
-from gridgate.errors import GridgateError
+from core.config import Settings
+from core.errors import GridgateError
 
 _VERSION = b"\x01"
 

@@ -8,9 +8,9 @@ import re
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from domain.catalogue.versions import validate_version
-from domain.ids import DEVICE_ID_RE, parse_device_id, validate_malo, validate_market_partner_id, validate_melo
-from gridgate.errors import InvalidInput
+from core.errors import InvalidInput
+from core.ids import DEVICE_ID_RE, parse_device_id, validate_malo, validate_market_partner_id, validate_melo
+from domain.versions import validate_version
 
 BERLIN = ZoneInfo("Europe/Berlin")
 _SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$")

@@ -1,6 +1,7 @@
-"""gridgate platform core: configuration, logging, errors, process entry points.
-
-Everything here is shared plumbing that belongs to no single domain area (see docs/architecture.md).
+"""The ``gridgate`` command: entry points of every process (``gridgate.cli``), ``gridgate up``
+(``gridgate.supervisor``) and developer tools. Plumbing lives in ``core/`` (docs/architecture.md).
 """
 
-__version__ = "0.1.0"
+from core import __version__
+
+__all__ = ["__version__"]

@@ -14,9 +14,9 @@ from pathlib import Path
 from alembic import command
 from sqlalchemy import make_url
 
-from gridgate.db import ensure_control_database_sync
-from gridgate.migrate import alembic_config
-from gridgate.pg import EmbeddedPostgres
+from core.db import ensure_control_database_sync
+from core.pg import EmbeddedPostgres
+from domain.migrate import alembic_config
 
 
 def _free_port() -> int:

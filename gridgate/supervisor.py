@@ -2,7 +2,7 @@
 
 Order: embedded PostgreSQL (unless GRIDGATE_DATABASE_URL), Temporal dev server (unless
 GRIDGATE_TEMPORAL_EMBEDDED=false), migrations, demo tenant, then the application processes (API,
-worker, and what later areas add). Infrastructure that dies stops everything; an application
+worker, test CA, head-end, simulator: ``gridgate.apps``). Infrastructure that dies stops everything; an application
 process that dies is restarted with back-off, up to ``MAX_RESTARTS`` within ``RESTART_WINDOW``.
 """
 
@@ -15,20 +15,21 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
-from types import ModuleType
+from dataclasses import dataclass
 
 import httpx
 import structlog
 
-from gridgate.bootstrap import DemoInfo, ensure_demo, migrate_everything
-from gridgate.config import Settings
-from gridgate.db import Databases, control_url
-from gridgate.errors import GridgateError
-from gridgate.pg import EmbeddedPostgres
-from gridgate.procs import die_with_parent, port_in_use
-from gridgate.temporal import TemporalDevServer
-from gridgate.temporal_clients import TemporalClients
+from core.config import Settings
+from core.db import Databases, control_url
+from core.errors import GridgateError
+from core.pg import EmbeddedPostgres
+from core.procs import die_with_parent, port_in_use
+from core.temporal import TemporalDevServer
+from core.temporal_clients import TemporalClients
+from gridgate import apps
+from gridgate.apps import AppProcess
+from operations.bootstrap import DemoInfo, ensure_demo, migrate_everything
 
 log = structlog.get_logger("gridgate.supervisor")
 
@@ -41,60 +42,11 @@ class PortInUse(GridgateError):
 
 
 @dataclass
-class AppProcess:
-    """An application child: ``gridgate <args>`` in its own process."""
-
-    name: str
-    args: list[str]
-    ports: list[tuple[str, int, str]] = field(default_factory=list)  # (host, port, setting)
-    process: subprocess.Popen[bytes] | None = None
-    restarts: list[float] = field(default_factory=list)
-
-
-@dataclass
 class Plan:
     settings: Settings
     embedded_pg: bool
     embedded_temporal: bool
     apps: list[AppProcess]
-
-
-def default_apps(settings: Settings) -> list[AppProcess]:
-    apps = [
-        AppProcess("api", ["api"], [(settings.api_host, settings.api_port, "GRIDGATE_API_PORT")]),
-        AppProcess("worker", ["worker"]),
-    ]
-    apps += _extra_apps(settings)
-    return apps
-
-
-# Areas that add processes to `gridgate up` provide a module with
-#   def apps(settings) -> list[AppProcess]            processes to spawn (after the API and worker)
-#   def banner(settings) -> list[tuple[str, str]]    lines for the banner (optional)
-#   async def prepare(settings, dbs) -> None          bootstrap work before spawning (optional)
-OPTIONAL_AREAS = ["pki.supervise", "headend.supervise", "simulator.supervise"]
-
-
-def _areas() -> list[ModuleType]:
-    import importlib
-
-    found = []
-    for name in OPTIONAL_AREAS:
-        try:
-            found.append(importlib.import_module(name))
-        except ModuleNotFoundError as err:
-            if err.name != name and not name.startswith(f"{err.name}."):
-                raise
-    return found
-
-
-def _extra_apps(settings: Settings) -> list[AppProcess]:
-    out: list[AppProcess] = []
-    for area in _areas():
-        factory = getattr(area, "apps", None)
-        if factory is not None:
-            out.extend(factory(settings))
-    return out
 
 
 def check_ports(plan: Plan) -> None:
@@ -157,10 +109,7 @@ class Supervisor:
                 tenants = await migrate_everything(dbs)
                 log.info("supervisor.migrated", tenants=tenants)
                 demo = await ensure_demo(settings, dbs, TemporalClients(settings.temporal_address, settings))
-                for area in _areas():
-                    prepare = getattr(area, "prepare", None)
-                    if prepare is not None:
-                        await prepare(settings, dbs)
+                await apps.prepare(settings, dbs)
                 return demo
             finally:
                 await dbs.dispose()
@@ -276,10 +225,7 @@ def banner(settings: Settings, demo: DemoInfo, embedded_pg: bool) -> str:
         ("Demo tenant", f"{demo.tenant}  (namespace {settings.temporal_namespace_prefix}{demo.tenant})"),
         ("Login", login),
     ]
-    for area in _areas():
-        extra = getattr(area, "banner", None)
-        if extra is not None:
-            rows += extra(settings)
+    rows += apps.banner_rows(settings)
     width = max(len(r[0]) for r in rows)
     lines = ["", "gridgate is up.", *[f"  {k.ljust(width)}  {v}" for k, v in rows], "Press Ctrl-C to stop.", ""]
     return "\n".join(lines)
@@ -287,7 +233,7 @@ def banner(settings: Settings, demo: DemoInfo, embedded_pg: bool) -> str:
 
 def run_up(settings: Settings) -> int:
     plan = Plan(settings=settings, embedded_pg=settings.database_url is None,
-                embedded_temporal=settings.temporal_embedded, apps=default_apps(settings))
+                embedded_temporal=settings.temporal_embedded, apps=apps.default_apps(settings))
     check_ports(plan)
     sup = Supervisor(plan)
 

@@ -9,7 +9,7 @@ import hashlib
 import time
 from pathlib import Path
 
-from activities import gateway_commands_models as M
+from headend import contract as M
 from headend import xmlcodec as X
 from headend.client import AdminClient, Answer
 from headend.errors import CommandFailed, ConnectionLost, HeadendError

@@ -3,7 +3,7 @@ them to ``ApplicationError`` types, docs/protocol.md section 9)."""
 
 from __future__ import annotations
 
-from activities.gateway_commands_models import RETRYABLE_ERRORS
+from headend.contract import RETRYABLE_ERRORS
 
 # Gateway <error reason> -> activity error type (docs/protocol.md section 9)
 REASON_TO_ERROR = {

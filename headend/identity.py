@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from core.config import Settings
 from domain.certificates.identity import GwaIdentity, load_gwa_identity
 from domain.tenancy.service import TenantContext
-from gridgate.config import Settings
 
 
 class IdentitySource(Protocol):

@@ -19,8 +19,8 @@ import structlog
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from core.ids import InvalidId, parse_device_id
 from domain.certificates.identity import GwaIdentity
-from domain.ids import InvalidId, parse_device_id
 from domain.tenancy.service import TenantContext
 from headend import xmlcodec as X
 from headend.config import HeadendSettings

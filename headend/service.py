@@ -1,26 +1,28 @@
 """The head-end process (``gridgate headend``): one :class:`~headend.node.HeadendNode`, tenant
 discovery (a tenant is served once its GWA identity is in the certificate store), per-tenant
-Temporal workers on ``headend`` and ``headend-<node_id>``, Prometheus metrics, batched writes."""
+Temporal workers on ``headend`` and ``headend-<node_id>``, Prometheus metrics, batched writes.
+
+The activities those workers run are not the head-end's own (they adapt it for workflows, a layer
+above): the entry point hands them in as :data:`ActivitiesFor` (``gridgate.cli.headend``)."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
+from typing import Any
 
 import structlog
 from temporalio.worker import Worker
 
-from activities import gateway_commands_models as M
-from activities.gateway_commands import GatewayCommandActivities
+from core.config import Settings
+from core.db import Databases
+from core.procs import pin_mmap_threshold
+from core.temporal_clients import TemporalClients
 from domain.tenancy.service import TenantContext, context_for, list_tenants
-from gridgate.config import Settings
-from gridgate.db import Databases
-from gridgate.procs import pin_mmap_threshold
-from gridgate.temporal_clients import TemporalClients
 from headend.config import HeadendSettings
 from headend.identity import IdentitySource, StoreIdentitySource
 from headend.node import HeadendNode
@@ -29,13 +31,8 @@ from headend.tenants import build_endpoint, refresh_validator
 log = structlog.get_logger("headend.service")
 
 
-def temporal_clients(settings: Settings) -> TemporalClients:
-    """Clients with the installation's payload codec (tenant keys from the master key) where the
-    platform provides one."""
-    try:
-        return TemporalClients(settings.temporal_address, settings)  # type: ignore[call-arg]
-    except TypeError:
-        return TemporalClients(settings.temporal_address)
+# What one tenant's workers on this node run: task queue -> activities.
+ActivitiesFor = Callable[[HeadendNode, TenantContext], Mapping[str, Sequence[Callable[..., Any]]]]
 
 
 @dataclass
@@ -45,6 +42,7 @@ class HeadendService:
     dbs: Databases
     temporal: TemporalClients | None
     identity_source: IdentitySource
+    activities_for: ActivitiesFor | None = None
     node: HeadendNode = field(init=False)
     workers: dict[str, list[tuple[Worker, asyncio.Task[None]]]] = field(default_factory=dict)
     _missing: set[str] = field(default_factory=set)
@@ -53,8 +51,6 @@ class HeadendService:
     def __post_init__(self) -> None:
         self.node = HeadendNode(self.hsettings)
         self.ready = asyncio.Event()
-        self.firmware_dir = Path(self.hsettings.firmware_dir) if self.hsettings.firmware_dir else \
-            self.settings.var_dir / "firmware"
 
     async def sync_tenants(self) -> None:
         async with self.dbs.control_sessions() as session:
@@ -83,27 +79,25 @@ class HeadendService:
         node.add_endpoint(ep)
         dropped = await node.store.forget_node_connections(ctx)
         await node.store.heartbeat(ctx, node.started_at, node.contact_uri)
-        if self.temporal is not None:
-            await self._start_workers(ctx)
+        if self.temporal is not None and self.activities_for is not None:
+            await self._start_workers(ctx, self.temporal, self.activities_for)
         log.info("headend.tenant_served", tenant=ctx.name, sni=f"{ctx.name}.{self.hsettings.sni_suffix}",
                  stale_rows_dropped=dropped)
         return True
 
-    async def _start_workers(self, ctx: TenantContext) -> None:
-        assert self.temporal is not None
-        client = await self.temporal.for_namespace(ctx.namespace)
-        acts = GatewayCommandActivities(self.node, ctx.name, secrets_settings=self.settings,
-                                        firmware_dir=self.firmware_dir)
+    async def _start_workers(self, ctx: TenantContext, temporal: TemporalClients,
+                             activities_for: ActivitiesFor) -> None:
+        client = await temporal.for_namespace(ctx.namespace)
         started = []
-        for queue, activities in ((M.TASK_QUEUE, [acts.ensure_gateway_connected]),
-                                  (M.node_task_queue(self.node.node_id), acts.all())):
-            worker = Worker(client, task_queue=queue, activities=activities,
+        queues = activities_for(self.node, ctx)
+        for queue, activities in queues.items():
+            worker = Worker(client, task_queue=queue, activities=list(activities),
                             max_concurrent_activities=max(100, self.hsettings.tenant_max_sessions),
                             graceful_shutdown_timeout=timedelta(seconds=5))
             started.append((worker, asyncio.create_task(worker.run(), name=f"headend-{ctx.name}-{queue}")))
         self.workers[ctx.name] = started
         log.info("headend.workers_started", tenant=ctx.name, namespace=ctx.namespace,
-                 task_queues=[M.TASK_QUEUE, M.node_task_queue(self.node.node_id)])
+                 task_queues=sorted(queues))
 
     async def run(self, stop: asyncio.Event) -> None:
         node = self.node
@@ -133,8 +127,9 @@ class HeadendService:
             await node.store.flush()
 
 
-async def run(settings: Settings, hsettings: HeadendSettings, stop: asyncio.Event | None = None) -> None:
-    from gridgate.logging import configure_logging
+async def run(settings: Settings, hsettings: HeadendSettings, activities_for: ActivitiesFor,
+              stop: asyncio.Event | None = None) -> None:
+    from core.logging import configure_logging
 
     configure_logging(hsettings.log_level or settings.log_level, settings.log_format)
     stop = stop or asyncio.Event()
@@ -143,8 +138,8 @@ async def run(settings: Settings, hsettings: HeadendSettings, stop: asyncio.Even
         with suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     dbs = Databases(settings)
-    service = HeadendService(settings, hsettings, dbs, temporal_clients(settings),
-                             StoreIdentitySource(settings))
+    service = HeadendService(settings, hsettings, dbs, TemporalClients(settings.temporal_address, settings),
+                             StoreIdentitySource(settings), activities_for)
     if hsettings.metrics_port:
         from prometheus_client import start_http_server
 
@@ -157,11 +152,11 @@ async def run(settings: Settings, hsettings: HeadendSettings, stop: asyncio.Even
         await dbs.dispose()
 
 
-def main(settings: Settings, hsettings: HeadendSettings) -> None:
+def main(settings: Settings, hsettings: HeadendSettings, activities_for: ActivitiesFor) -> None:
     pin_mmap_threshold()  # idle sessions: docs/architecture.md (head-end admission)
     try:
         import uvloop
     except ImportError:  # pragma: no cover
-        asyncio.run(run(settings, hsettings))
+        asyncio.run(run(settings, hsettings, activities_for))
     else:
-        uvloop.run(run(settings, hsettings))
+        uvloop.run(run(settings, hsettings, activities_for))

@@ -16,8 +16,8 @@ import structlog
 from sqlalchemy import Table, and_, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 
+from domain.communications.models import GatewayCommunication, GatewayConnection, GatewayEvent, HeadendNode
 from domain.tenancy.service import TenantContext
-from headend.models import GatewayCommunication, GatewayConnection, GatewayEvent, HeadendNode
 
 log = structlog.get_logger("headend.store")
 

@@ -14,7 +14,7 @@ TLS/SIG/ENC certificates for one GWA, EMTs and N SMGWs, one CRL per CA. Layout (
     DIR/smgw/<GATEWAY-ID>/{tls,sig,enc}.{crt,key}
 
 Gateway IDs follow :func:`pki.ids.gateway_id`, i.e. the demo fleet sequence of
-:func:`domain.ids.demo_gateway_id` (``ETHE0116900000``, ``EEMH0116900001``, ...), so the simulator
+:func:`core.ids.demo_gateway_id` (``ETHE0116900000``, ``EEMH0116900001``, ...), so the simulator
 and master data find the certificates of "gateway i"; any other valid ID can be issued too.
 """
 

@@ -28,7 +28,7 @@ def _settings(**overrides: Any) -> SimulatorSettings:
 
 
 def _var_dir() -> Path:
-    from gridgate.config import get_settings
+    from core.config import get_settings
 
     return get_settings().var_dir
 
@@ -73,8 +73,8 @@ def run(
         "--meters-paired", help="gateways created now start with their meters paired (in operation)")] = None,
 ) -> None:
     """Run N simulated gateways until Ctrl-C / SIGTERM."""
-    from gridgate.config import get_settings
-    from gridgate.logging import configure_logging
+    from core.config import get_settings
+    from core.logging import configure_logging
     from simulator.run import main
 
     settings = _settings(gateways=gateways, headend=headend, pki_dir=pki, state_dir=state, control_port=control_port,

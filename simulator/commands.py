@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from domain.ids import parse_device_id
+from core.ids import parse_device_id
 from pki.profile import Role, Usage, role_of
 from simulator import xmlcodec as X
 from simulator.credentials import load_private_key_pem, private_key_pem

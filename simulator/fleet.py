@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 from cryptography import x509
 
-from domain.ids import parse_device_id
+from core.ids import parse_device_id
 from pki import cms
 from simulator import xmlcodec as X
 from simulator.commands import HANDLERS, CommandError, Ctx, Later, error_element

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
-from domain.ids import demo_meter_mk0
+from core.ids import demo_meter_mk0
 
 INTERVAL_S = 900
 PER_DAY = 96

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import structlog
 
-from domain.ids import demo_gateway_id
+from core.ids import demo_gateway_id
 from simulator.config import SimulatorSettings
 from simulator.control import ControlApi
 from simulator.credentials import ensure_pki

@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from domain.ids import demo_gateway_id, demo_meter_id
+from core.ids import demo_gateway_id, demo_meter_id
 
 try:
-    from domain.ids import demo_meter_count
+    from core.ids import demo_meter_count
 except ImportError:  # pragma: no cover - older domain/ids.py: the same rule
 
     def demo_meter_count(gateway_index: int) -> int:

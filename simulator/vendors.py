@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from domain.ids import DEMO_VENDORS
+from core.ids import DEMO_VENDORS
 
 LOG_TYPES = ("system", "calibration", "consumer")
 

@@ -22,13 +22,14 @@ import pytest
 from sqlalchemy import make_url
 from temporalio.testing import WorkflowEnvironment
 
-from domain.tenancy.service import TenantContext, context_for, create_tenant
-from gridgate.bootstrap import migrate_everything
-from gridgate.config import Settings
-from gridgate.db import Databases, libpq_dsn
-from gridgate.procs import free_port
-from gridgate.temporal import SEARCH_ATTRIBUTES, temporal_cli
-from gridgate.temporal_clients import TemporalClients
+from core.config import Settings
+from core.db import Databases, libpq_dsn
+from core.procs import free_port
+from core.temporal import SEARCH_ATTRIBUTES, temporal_cli
+from core.temporal_clients import TemporalClients
+from domain.tenancy.service import TenantContext, context_for
+from operations.bootstrap import migrate_everything
+from operations.tenants import create_tenant
 
 RUN_ID = secrets.token_hex(3)
 
@@ -37,7 +38,7 @@ RUN_ID = secrets.token_hex(3)
 # Recording replay fixtures sets GRIDGATE_MASTER_KEY to the published fixture key (tests/replay.py).
 os.environ.setdefault("GRIDGATE_MASTER_KEY", secrets.token_urlsafe(40))
 os.environ["GRIDGATE_SECRET_KEY"] = secrets.token_urlsafe(40)
-from gridgate.config import reset_settings_cache  # noqa: E402
+from core.config import reset_settings_cache  # noqa: E402
 
 reset_settings_cache()
 
@@ -49,7 +50,7 @@ def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if external:
         yield external
         return
-    from gridgate.pg import EmbeddedPostgres
+    from core.pg import EmbeddedPostgres
 
     server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", free_port())
     server.start()

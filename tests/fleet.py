@@ -20,11 +20,11 @@ import httpx
 from cryptography import x509
 from sqlalchemy import update
 
+from core.config import Settings
+from core.ids import demo_gateway_id, demo_meter_count, demo_meter_id
+from core.procs import free_port
 from domain.demo import DEMO_GRID_OPERATOR, DEMO_SUPPLIER, demo_melo, seed_demo_fleet
-from domain.ids import demo_gateway_id, demo_meter_count, demo_meter_id
 from domain.tenancy.service import TenantContext
-from gridgate.config import Settings
-from gridgate.procs import free_port
 from pki.testpki import TestPki, init_test_pki
 
 # The test PKI's EMTs stand for the demo market partners (their certificates are imported for them).
@@ -180,13 +180,14 @@ async def start_fleet(settings: Settings, dbs: Any, tenant_factory: Any, directo
 
 
 async def start_headend(fleet: Fleet) -> None:
-    from gridgate.temporal_clients import TemporalClients
+    from activities.gateway_commands import headend_activities
+    from core.temporal_clients import TemporalClients
     from headend.identity import StoreIdentitySource
     from headend.service import HeadendService
 
     settings = fleet.settings
     service = HeadendService(settings, fleet.hsettings, fleet.dbs, TemporalClients(settings.temporal_address),
-                             StoreIdentitySource(settings))
+                             StoreIdentitySource(settings), headend_activities(settings))
     fleet.headend = service
     fleet._stop = asyncio.Event()  # type: ignore[attr-defined]
     fleet._task = asyncio.create_task(service.run(fleet._stop))  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    import activities.gateway_commands_models as gc
+    import headend.contract as gc
     from activities.renewal_steps import (
         CertifyInput,
         CertifyResult,

@@ -19,7 +19,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     # (imported by its full name so the workflow sandbox registers it: the converter resolves the
     # type hints of nested command dataclasses through sys.modules)
-    import activities.gateway_commands_models as gc
+    import headend.contract as gc
     from activities.readout_steps import FinishEmtReadoutInput, SealedReadout, StoredReadouts, StoreReadoutsInput
     from workflows.gateway import GatewayLink, GatewayStepFailed, error_of
 

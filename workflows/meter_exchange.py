@@ -16,7 +16,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     # (imported by its full name so the workflow sandbox registers it: the converter resolves the
     # type hints of nested command dataclasses through sys.modules)
-    import activities.gateway_commands_models as gc
+    import headend.contract as gc
     from activities.meter_steps import MeterExchangeInput, MeterExchangePlan, MovedAssignments
     from activities.readout_steps import SealedReadout, StoredReadouts, StoreReadoutsInput
     from activities.tariff_steps import ProfilePlanInput, ReadoutSpec, RolloutPlan

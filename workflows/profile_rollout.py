@@ -11,7 +11,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     # (imported by its full name so the workflow sandbox registers it: the converter resolves the
     # type hints of nested command dataclasses through sys.modules)
-    import activities.gateway_commands_models as gc
+    import headend.contract as gc
     from activities.tariff_steps import ProfilePlanInput, RolloutPlan, UnusedProfiles, UnusedProfilesInput
     from workflows.base import GatewayProcessWorkflow, domain_step
     from workflows.common import GatewayProcessInput, GatewayProcessResult

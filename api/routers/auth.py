@@ -11,9 +11,9 @@ from fastapi.security import OAuth2PasswordRequestForm
 from api.deps import CurrentCaller, StateDep
 from api.routers.codec import COOKIE as CODEC_COOKIE
 from api.schemas import MeOut, TenantMembershipOut, TokenResponse
+from core.context import set_actor
 from domain.iam.models import User
 from domain.iam.service import authenticate, issue_token, tenants_of
-from gridgate.context import set_actor
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 

@@ -10,10 +10,10 @@ from fastapi.responses import PlainTextResponse
 
 from api.deps import CertificateWriter, StateDep, TenantReader
 from api.schemas import Page
+from core.errors import NotFound
 from domain.certificates import repository as repo
 from domain.certificates import service
 from domain.certificates.schemas import CertificateOut, CertificateUpload, ImportResult, RevocationRunOut
-from gridgate.errors import NotFound
 
 router = APIRouter(prefix="/api/v1/tenants/{tenant}/certificates", tags=["certificates"])
 

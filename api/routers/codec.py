@@ -19,12 +19,12 @@ from sqlalchemy import select
 from temporalio.api.common.v1 import Payload
 
 from api.deps import Caller, StateDep, current_caller, oauth2_scheme
+from core.codec import PayloadKeyMismatch, TenantPayloadCodec
+from core.errors import Forbidden, InvalidInput
 from domain.iam.models import Membership
 from domain.iam.roles import Permission, permissions_for
 from domain.tenancy.models import Tenant
 from domain.tenancy.service import TenantNotFound
-from gridgate.codec import PayloadKeyMismatch, TenantPayloadCodec
-from gridgate.errors import Forbidden, InvalidInput
 
 router = APIRouter(prefix="/api/v1/codec", tags=["codec"])
 COOKIE = "gridgate_codec"

@@ -11,9 +11,9 @@ from pydantic import BaseModel
 
 from api.deps import TenantReader
 from api.schemas import Page
-from domain.ids import InvalidId, parse_device_id
-from gridgate.errors import InvalidInput
-from headend import repository as repo
+from core.errors import InvalidInput
+from core.ids import InvalidId, parse_device_id
+from domain.communications import repository as repo
 
 router = APIRouter(prefix="/api/v1/tenants/{tenant}/gateways/{gateway}", tags=["head-end"])
 

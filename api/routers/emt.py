@@ -22,9 +22,9 @@ from temporalio.service import RPCError
 
 from api.deps import EmtClient, StateDep, TenantAccess
 from api.schemas import Page
+from core.errors import Conflict, Forbidden, ServiceUnavailable
 from domain.readouts import service as readouts
 from domain.readouts.models import EmtReadoutRequest, ReadoutContainer
-from gridgate.errors import Conflict, Forbidden, ServiceUnavailable
 from workflows.common import search_attributes
 from workflows.emt_readout import EmtReadoutInput, emt_readout_workflow_id
 

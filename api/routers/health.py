@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from api.deps import StateDep
-from gridgate.errors import Unauthorized
+from core.errors import Unauthorized
 
 router = APIRouter(tags=["health"])
 

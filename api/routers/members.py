@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, status
 
 from api.deps import MemberManager, StateDep, TenantReader
 from api.schemas import AuditEntryOut, MemberOut, MemberUpsert, Page
+from core.errors import Forbidden
 from domain.audit.repository import history
 from domain.iam.service import (
     UserNotFound,
@@ -20,7 +21,6 @@ from domain.iam.service import (
     revoke,
 )
 from domain.tenancy.service import get_tenant
-from gridgate.errors import Forbidden
 
 router = APIRouter(prefix="/api/v1/tenants/{tenant}", tags=["members"])
 

@@ -10,7 +10,8 @@ from api.schemas import TenantCreate, TenantOut, UserCreate, UserCreated, UserOu
 from domain.iam.models import User
 from domain.iam.service import create_user, generate_password, tenants_of
 from domain.tenancy.models import Tenant
-from domain.tenancy.service import create_tenant, get_tenant
+from domain.tenancy.service import get_tenant
+from operations.tenants import create_tenant
 
 router = APIRouter(prefix="/api/v1", tags=["platform"])
 

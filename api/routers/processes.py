@@ -14,7 +14,7 @@ from domain.processes import repository as repo
 from domain.processes import service
 from domain.processes.models import Process
 from domain.processes.types import TYPES
-from gridgate import processes
+from operations import processes
 
 router = APIRouter(prefix="/api/v1/tenants/{tenant}/processes", tags=["processes"])
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ProcessWriter, StateDep, TenantReader
 from domain.audit.repository import record
-from gridgate import schedules
+from operations import schedules
 
 router = APIRouter(prefix="/api/v1/tenants/{tenant}/schedules", tags=["schedules"])
 

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.context import current_actor, current_request_id
 from domain.audit.models import AuditEntry, PlatformAuditEntry
-from gridgate.context import current_actor, current_request_id
 
 
 def _jsonable(value: Any) -> Any:

@@ -20,8 +20,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from domain.base import Audited, TenantBase
-from domain.catalogue.versions import version_key_sql
 from domain.records import DataOwnership
+from domain.versions import version_key_sql
 
 DEVICE_KINDS = ("gateway", "meter", "cls")
 

@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.errors import InvalidInput, NotFound
+from core.ids import DeviceId
 from domain import validators as v
 from domain.catalogue import repository
 from domain.catalogue.models import DEVICE_KINDS, DeviceType, FirmwareVersion
@@ -16,10 +18,8 @@ from domain.catalogue.schemas import (
     FirmwareVersionCreate,
     FirmwareVersionUpdate,
 )
-from domain.catalogue.versions import validate_version
-from domain.ids import DeviceId
 from domain.records import AlreadyExists, apply_update, flush_or_conflict, record_change
-from gridgate.errors import InvalidInput, NotFound
+from domain.versions import validate_version
 
 _CAPABILITY_RE = re.compile(r"^[a-z0-9_:.-]{1,40}$")
 MIRRORED = frozenset({"manufacturer", "model", "capabilities", "description"})

@@ -13,11 +13,11 @@ import asyncio
 import structlog
 from cryptography import x509
 
+from core.config import Settings
+from core.ids import demo_gateway_id
 from domain.certificates import service
 from domain.certificates.repository import gateway_pk
-from domain.ids import demo_gateway_id
 from domain.tenancy.service import TenantContext
-from gridgate.config import Settings
 from pki.profile import crl_urls
 from pki.testpki import Entity, TestPki, init_test_pki
 

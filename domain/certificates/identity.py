@@ -17,11 +17,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.config import Settings
+from core.errors import Conflict
 from domain.certificates import repository as repo
 from domain.certificates.service import KEY_PURPOSE
 from domain.secrets import SecretBox
-from gridgate.config import Settings
-from gridgate.errors import Conflict
 
 
 class IdentityMissing(Conflict):

@@ -20,13 +20,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.config import Settings
+from core.errors import InvalidInput, NotFound
 from domain.audit.repository import record
 from domain.certificates import repository as repo
 from domain.certificates.models import Certificate
 from domain.secrets import SecretBox
 from domain.tenancy.service import TenantContext
-from gridgate.config import Settings
-from gridgate.errors import InvalidInput, NotFound
 from pki.crl import CrlCache, refresh_crls
 from pki.importing import CertInfo, ImportItem, check_identity, check_import, describe
 from pki.loader import LoadError, parse_bundle

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from gridgate.errors import Conflict
+from core.errors import Conflict
 
 
 class GatewayState(StrEnum):

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from domain.base import Audited, TenantBase
 from domain.catalogue.models import DeviceType
-from domain.catalogue.versions import version_key_sql
 from domain.devices.lifecycle import STATES
 from domain.records import DataOwnership
+from domain.versions import version_key_sql
 
 _STATE_LIST = ", ".join(f"'{s}'" for s in STATES)
 LMN_TYPES = ("wired", "wireless")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -35,3 +35,9 @@ async def id_of(session: AsyncSession, model: type[D], device_id: str) -> int | 
 async def initial_certificates(session: AsyncSession, gateway_id: int) -> Sequence[InitialCertificate]:
     return (await session.scalars(select(InitialCertificate).where(InitialCertificate.gateway_id == gateway_id)
                                   .order_by(InitialCertificate.id))).all()
+
+
+async def set_missing_wakeup_addresses(session: AsyncSession, device_ids: Sequence[str], address: str) -> None:
+    """Gateways of ``device_ids`` without a wake-up address get ``address``."""
+    await session.execute(update(Gateway).where(Gateway.device_id.in_(list(device_ids)),
+                                                Gateway.wakeup_address.is_(None)).values(wakeup_address=address))

@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.errors import InvalidInput, NotFound
+from core.ids import parse_device_id
 from domain import validators as v
 from domain.audit.repository import record
 from domain.catalogue.service import device_type_for
@@ -30,10 +32,8 @@ from domain.devices.schemas import (
     MeterCreate,
     MeterUpdate,
 )
-from domain.ids import parse_device_id
 from domain.records import AlreadyExists, apply_update, flush_or_conflict, record_change
 from domain.secrets import SecretBox
-from gridgate.errors import InvalidInput, NotFound
 
 D = TypeVar("D", Gateway, Meter, ClsModule)
 

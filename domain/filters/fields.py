@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Integer, and_, any_, false, func, literal, not_, or_, true
 from sqlalchemy.dialects.postgresql import ARRAY, array
 
-from domain.catalogue.versions import version_key
 from domain.filters.errors import InvalidFilter
 from domain.filters.parser import Comparison, Value
+from domain.versions import version_key
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -7,11 +7,11 @@ import re
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.errors import InvalidInput, NotFound
 from domain.filters import repository
 from domain.filters.compiler import compile_filter, entity
 from domain.filters.models import SavedFilter
 from domain.records import record_change
-from gridgate.errors import InvalidInput, NotFound
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 

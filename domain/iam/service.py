@@ -20,11 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from domain.audit.repository import record
 from domain.iam.models import Membership, User
 from domain.iam.roles import Role
 from domain.tenancy.models import Tenant
-from gridgate.errors import Conflict, InvalidInput, NotFound, Unauthorized
 
 USERNAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._@-]{1,99}$")
 MIN_PASSWORD_LENGTH = 12

@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.schema import AddConstraint, DropConstraint
 
+from core.errors import InvalidInput
 from domain import validators as v
 from domain.imports.columns import Column
 from domain.imports.errors import ErrorLog
@@ -32,7 +33,6 @@ from domain.imports.kinds import Context, Kind, duplicates
 from domain.imports.upsert import Counts
 from domain.topology.kinds import KINDS, AssignmentKind
 from domain.topology.service import assignment_changes
-from gridgate.errors import InvalidInput
 
 BULK_MIN_ROWS = 20_000
 

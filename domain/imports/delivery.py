@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.errors import InvalidInput
 from domain import validators as v
 from domain.imports.columns import DEVICE_TYPE, FIRMWARE, Column
 from domain.imports.errors import ErrorLog
@@ -36,7 +37,6 @@ from domain.imports.kinds import (
     ownership,
 )
 from domain.imports.upsert import Counts, Target, apply
-from gridgate.errors import InvalidInput
 
 
 def certificate(raw: str) -> x509.Certificate:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from gridgate.errors import InvalidInput
+from core.errors import InvalidInput
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from typing import Any, BinaryIO
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.context import current_actor, current_request_id
+from core.errors import InvalidInput, NotFound
 from domain.audit.repository import record
 from domain.imports.assignments import ASSIGNMENTS
 from domain.imports.columns import copy_text
@@ -37,8 +39,6 @@ from domain.imports.kinds import (
 from domain.imports.models import ImportRun
 from domain.imports.reader import CsvSource, Progress, check_header
 from domain.secrets import SecretBox
-from gridgate.context import current_actor, current_request_id
-from gridgate.errors import InvalidInput, NotFound
 
 KINDS: dict[str, Kind] = {k.name: k for k in (GATEWAYS, METERS, CLS_MODULES, CONNECTION_POINTS, METERING_POINTS,
                                              MARKET_LOCATIONS, ASSIGNMENTS, DELIVERY)}

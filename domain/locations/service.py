@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.errors import NotFound
 from domain import validators as v
 from domain.locations import repository
 from domain.locations.models import DIRECTIONS, ConnectionPoint, MarketLocation, MeteringPoint
@@ -20,7 +21,6 @@ from domain.locations.schemas import (
 )
 from domain.partners.service import require_partners
 from domain.records import AlreadyExists, apply_update, flush_or_conflict, record_change
-from gridgate.errors import NotFound
 
 L = TypeVar("L", ConnectionPoint, MeteringPoint, MarketLocation)
 

@@ -6,12 +6,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.errors import InvalidInput, NotFound
 from domain import validators as v
 from domain.partners import repository
 from domain.partners.models import PARTNER_ROLES, MarketPartner
 from domain.partners.schemas import MarketPartnerCreate, MarketPartnerUpdate
 from domain.records import AlreadyExists, apply_update, flush_or_conflict, record_change
-from gridgate.errors import InvalidInput, NotFound
 
 MIRRORED = frozenset({"name", "roles", "contact_name", "contact_email", "contact_phone"})
 

@@ -16,16 +16,16 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.errors import Conflict, InvalidInput, NotFound
+from core.ids import InvalidId, parse_device_id
 from domain.audit.repository import record
 from domain.devices.models import Gateway
 from domain.filters.iterate import compile_gateway_filter
-from domain.ids import InvalidId, parse_device_id
 from domain.processes import repository as repo
 from domain.processes.ids import mass_workflow_id
 from domain.processes.models import Process
 from domain.processes.types import ProcessType, process_type, validate_params
 from domain.tariffs.prechecks import PRECHECKS
-from gridgate.errors import Conflict, InvalidInput, NotFound
 
 MAX_TARGETS = 200_000
 

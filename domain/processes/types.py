@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from core.errors import InvalidInput
+from core.ids import parse_device_id
 from domain.devices.lifecycle import GatewayState as S
-from domain.ids import parse_device_id
-from gridgate.errors import InvalidInput
 
 
 class _Params(BaseModel):

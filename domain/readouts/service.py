@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.errors import Conflict, InvalidInput, NotFound
 from domain import validators as v
 from domain.devices.models import Gateway, Meter
 from domain.locations.models import MeteringPoint
@@ -26,7 +27,6 @@ from domain.tariffs.models import TafOrder
 from domain.topology.models import MeterGateway, MeterMeteringPoint
 from domain.topology.repository import valid_at
 from domain.topology.service import db_now
-from gridgate.errors import Conflict, InvalidInput, NotFound
 
 
 class MeteringPointNotFound(NotFound):

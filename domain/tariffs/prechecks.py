@@ -22,11 +22,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.errors import Conflict, InvalidInput
 from domain.devices.models import Gateway, Meter
 from domain.tariffs.models import TafOrder
 from domain.topology.models import MeterGateway
 from domain.topology.repository import valid_at
-from gridgate.errors import Conflict, InvalidInput
 
 Precheck = Callable[[AsyncSession, ColumnElement[bool], dict[str, Any]], Awaitable[None]]
 

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.errors import Conflict, InvalidInput, NotFound
 from domain import validators as v
 from domain.audit.repository import record
 from domain.devices.models import Gateway
@@ -32,7 +33,6 @@ from domain.tariffs import tafs
 from domain.tariffs.models import GatewayProfile, TafOrder
 from domain.tariffs.schemas import TafOrderCreate, TafOrderOut, TafOrderUpdate
 from domain.topology.service import db_now
-from gridgate.errors import Conflict, InvalidInput, NotFound
 
 
 class TafOrderNotFound(NotFound):

@@ -1,9 +1,10 @@
 """Creating and resolving tenants.
 
 A tenant is a registry row in the control database plus resources of its own: a PostgreSQL
-database with the tenant schema, a Temporal namespace with the project's search attributes, and a
-key-material folder. Creation is all or nothing: each step registers its undo, and the registry row
-is committed last, so a failure half-way leaves nothing half-created.
+database with the tenant schema, a key-material folder, and what the caller adds as steps (the
+Temporal namespace and schedules: ``operations.tenants``; the domain does not touch Temporal).
+Creation is all or nothing: each step registers its undo, and the registry row is committed last,
+so a failure half-way leaves nothing half-created.
 """
 
 from __future__ import annotations
@@ -17,14 +18,13 @@ from pathlib import Path
 import structlog
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import Client
 
+from core.config import Settings
+from core.db import Databases, create_database, database_exists, drop_database, tenant_db_name
+from core.errors import Conflict, InvalidInput, NotFound
+from domain import migrate
 from domain.audit.repository import record
 from domain.tenancy.models import TENANT_NAME_RE, Tenant
-from gridgate import migrate, temporal
-from gridgate.config import Settings
-from gridgate.db import Databases, create_database, database_exists, drop_database, tenant_db_name
-from gridgate.errors import Conflict, InvalidInput, NotFound
 
 log = structlog.get_logger(__name__)
 
@@ -87,25 +87,29 @@ async def resolve(dbs: Databases, name: str) -> TenantContext:
 
 
 Undo = Callable[[], Awaitable[None]]
+# A resource of the tenant made by the caller: runs once the database and key folder exist, before
+# the registry row commits; returns how to undo it (None: nothing to undo).
+TenantStep = Callable[["TenantContext"], Awaitable[Undo | None]]
+
+
+def namespace_of(settings: Settings, name: str) -> str:
+    """The Temporal namespace of tenant ``name`` (one per tenant)."""
+    return f"{settings.temporal_namespace_prefix}{name}"
 
 
 async def create_tenant(
     dbs: Databases,
     settings: Settings,
-    temporal_client: Client,
     name: str,
     *,
     display_name: str = "",
-    on_created: Callable[[TenantContext], Awaitable[None]] | None = None,
+    steps: Sequence[TenantStep] = (),
 ) -> Tenant:
-    """Create tenant ``name`` with its database, namespace and key folder, or nothing at all.
-
-    ``on_created`` runs after every resource exists and before the registry row commits (e.g. to
-    create schedules); if it fails, everything is undone too.
-    """
+    """Create tenant ``name`` with its database, key folder and the caller's ``steps``, or nothing
+    at all: if a step fails, every earlier one is undone in reverse order."""
     validate_tenant_name(name)
     db_name = tenant_db_name(dbs.control_db, name)
-    namespace = temporal.namespace_for(settings.temporal_namespace_prefix, name)
+    namespace = namespace_of(settings, name)
     keys_dir = settings.keys_path / name
     undo: list[Undo] = []
     bound = log.bind(tenant=name)
@@ -136,14 +140,6 @@ async def create_tenant(
             keys_dir.mkdir(parents=True, mode=0o700)
             undo.append(lambda: _remove_dir(keys_dir))
 
-            created_ns = await temporal.ensure_namespace(
-                temporal_client, namespace, settings.temporal_namespace_retention_days
-            )
-            if created_ns:
-                undo.append(lambda: temporal.delete_namespace(temporal_client, namespace))
-            bound.info("tenant.namespace_ready", namespace=namespace, created=created_ns)
-            await _create_schedules(settings, temporal_client, namespace)
-
             tenant = Tenant(
                 name=name, display_name=display_name or name, db_name=db_name, namespace=namespace,
                 keys_dir=str(keys_dir),
@@ -152,8 +148,10 @@ async def create_tenant(
             await session.flush()
             record(session, "create", "tenant", name, {"database": db_name, "namespace": namespace},
                    platform=True)
-            if on_created is not None:
-                await on_created(context_for(dbs, tenant))
+            for step in steps:
+                undo_step = await step(context_for(dbs, tenant))
+                if undo_step is not None:
+                    undo.append(undo_step)
         except BaseException:
             bound.warning("tenant.create_failed_rolling_back", steps=len(undo))
             for step in reversed(undo):
@@ -164,17 +162,6 @@ async def create_tenant(
             raise
     bound.info("tenant.created", database=db_name, namespace=namespace)
     return tenant
-
-
-async def _create_schedules(settings: Settings, root: Client, namespace: str) -> None:
-    """The tenant's cyclic processes (time sync, logbook readout, CRL refresh) as Temporal
-    Schedules, with the tenant's payload encryption. (Deleted with the namespace on undo.)"""
-    from gridgate import schedules
-    from gridgate.codec import data_converter
-
-    client = Client(root.service_client, namespace=namespace,
-                    data_converter=data_converter(settings.resolved_secret("master_key"), namespace))
-    await schedules.ensure(client, settings.temporal_task_queue)
 
 
 async def _drop_tenant_database(dbs: Databases, db_name: str) -> None:

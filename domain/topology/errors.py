@@ -1,12 +1,9 @@
-"""Reason codes of assignments."""
+"""Reason codes of assignments (``AssignmentOverlap`` is raised from a constraint violation too, so it
+lives with the mapping of those: ``domain.records``)."""
 
 from __future__ import annotations
 
-from gridgate.errors import Conflict, InvalidInput, NotFound
-
-
-class AssignmentOverlap(Conflict):
-    code = "assignment_overlap"
+from core.errors import InvalidInput, NotFound
 
 
 class InvalidPeriod(InvalidInput):

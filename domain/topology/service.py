@@ -19,13 +19,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
+from core.errors import InvalidInput
 from domain.audit.repository import record
 from domain.devices.models import ClsModule, Gateway, Meter
 from domain.locations.models import ConnectionPoint, MarketLocation, MeteringPoint
 from domain.partners.models import MarketPartner
-from domain.records import check_mirrored, flush_or_conflict
+from domain.records import AssignmentOverlap, check_mirrored, flush_or_conflict
 from domain.topology import repository
-from domain.topology.errors import AssignmentNotFound, AssignmentOverlap, InvalidPeriod, UnknownReference
+from domain.topology.errors import AssignmentNotFound, InvalidPeriod, UnknownReference
 from domain.topology.kinds import KINDS, AssignmentKind, kind
 from domain.topology.models import (
     ClsModuleGateway,
@@ -46,7 +47,6 @@ from domain.topology.schemas import (
     PartnerNode,
 )
 from domain.validators import aware
-from gridgate.errors import InvalidInput
 
 
 async def db_now(session: AsyncSession) -> datetime:

@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.ids import DeviceId, malo_check_digit
+from core.config import Settings
+from core.ids import DeviceId, malo_check_digit
 from domain.secrets import SecretBox
 from domain.tenancy.service import TenantContext
-from gridgate.config import Settings
 
 # Serials unique per test session: a random block of 10^6 and a counter.
 _BASE = (10 + secrets.randbelow(89)) * 1_000_000

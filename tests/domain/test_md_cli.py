@@ -44,9 +44,9 @@ async def test_list_show_state_filters_and_assignments_from_the_command_line(set
 
     from typer.testing import CliRunner
 
+    from core.config import reset_settings_cache
     from domain.secrets import SecretBox
     from gridgate.cli import app
-    from gridgate.config import reset_settings_cache
     from tests.domain.conftest import make_gateway, make_meter
 
     seg = f"CL{serial()}"

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from core.ids import demo_gateway_id, demo_meter_count, demo_meter_id
 from domain.demo import DEMO_GRID_OPERATOR, DEMO_SUPPLIER, demo_meter_mk0, seed_demo_fleet
 from domain.devices.models import Gateway, Meter
 from domain.devices.service import get_gateway, meter_mk0
 from domain.filters import count
-from domain.ids import demo_gateway_id, demo_meter_count, demo_meter_id
 from domain.secrets import SecretBox
 from domain.topology.service import gateway_topology
 
@@ -41,7 +41,7 @@ async def test_make_run_bootstrap_seeds_the_fleet_before_the_demo_pki(settings, 
     from sqlalchemy import text
 
     from domain.tenancy.service import resolve
-    from gridgate.bootstrap import ensure_demo
+    from operations.bootstrap import ensure_demo
 
     small = settings.model_copy(update={"demo_tenant": "mdboot", "demo_fleet_size": 3, "var_dir": tmp_path})
     await ensure_demo(small, dbs, temporal_clients)

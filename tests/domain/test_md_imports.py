@@ -208,8 +208,8 @@ async def test_large_assignment_files_take_the_bulk_path_and_keep_every_constrai
     from sqlalchemy import text
 
     from domain.imports import assignments
+    from domain.records import AssignmentOverlap
     from domain.secrets import SecretBox
-    from domain.topology.errors import AssignmentOverlap
     from domain.topology.service import assign
 
     monkeypatch.setattr(assignments, "BULK_MIN_ROWS", 3)

@@ -11,7 +11,8 @@ from domain.locations.schemas import MarketLocationCreate, MeteringPointCreate
 from domain.locations.service import create
 from domain.partners.schemas import MarketPartnerCreate
 from domain.partners.service import create as create_partner
-from domain.topology.errors import AssignmentOverlap, InvalidPeriod, UnknownReference
+from domain.records import AssignmentOverlap
+from domain.topology.errors import InvalidPeriod, UnknownReference
 from domain.topology.service import assign, end_assignment, gateway_assignment_history, gateway_topology
 from tests.domain.conftest import make_connection_point, make_gateway, make_meter, malo, melo, mp_id
 

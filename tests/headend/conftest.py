@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from domain.ids import demo_gateway_id
+from core.config import Settings
+from core.ids import demo_gateway_id
+from core.procs import free_port
 from domain.tenancy.service import TenantContext
-from gridgate.config import Settings
-from gridgate.procs import free_port
 from pki.testpki import TestPki, init_test_pki
 
 TENANT = "hetest"
@@ -99,16 +99,18 @@ async def he_tenant(tenant_factory, settings: Settings, he_pki: TestPki) -> HeTe
 @pytest.fixture(scope="session")
 async def headend(settings: Settings, dbs, he_tenant: HeTenant, tmp_path_factory):  # type: ignore[no-untyped-def]
     """A running head-end node (real listeners on free ports, Temporal workers per tenant)."""
+    from activities.gateway_commands import headend_activities
+    from core.temporal_clients import TemporalClients
     from headend.config import HeadendSettings
     from headend.identity import StoreIdentitySource
-    from headend.service import HeadendService, temporal_clients
+    from headend.service import HeadendService
 
     firmware_dir = tmp_path_factory.mktemp("he-firmware")
     hs = HeadendSettings(host="127.0.0.1", port=0, inbound_port=0, metrics_port=0, node_id="n1",
                          tenant_poll_s=0.5, history_flush_s=0.1, connect_timeout_s=15, wakeup_retry_s=3,
                          response_timeout_s=5, firmware_dir=str(firmware_dir), default_tenant=TENANT)
-    service = HeadendService(settings, hs, dbs, temporal_clients(settings),
-                             StoreIdentitySource(settings))
+    service = HeadendService(settings, hs, dbs, TemporalClients(settings.temporal_address, settings),
+                             StoreIdentitySource(settings), headend_activities(settings))
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     await asyncio.wait_for(service.ready.wait(), 60)
@@ -147,7 +149,7 @@ def acts(headend):  # type: ignore[no-untyped-def]
     from activities.gateway_commands import GatewayCommandActivities
 
     a = GatewayCommandActivities(headend.node, TENANT, secrets_settings=headend.settings,
-                                 firmware_dir=headend.firmware_dir)
+                                 firmware_dir=Path(headend.hsettings.firmware_dir))
     env = ActivityEnvironment()
 
     class Runner:

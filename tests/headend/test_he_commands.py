@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from pathlib import Path
 
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities import gateway_commands_models as M
+from headend import contract as M
 from pki import cms
 from tests.headend.conftest import GATEWAYS, meters_of
 
@@ -138,7 +139,7 @@ async def test_firmware_update_story(sim, acts, headend) -> None:  # type: ignor
     vendor = vendor_for(gid)
     image = build_image(sim.fleet.creds, vendor, "9.9.9", size=200_000)
     name = "fw-ppc-9.9.9.bin"
-    (headend.firmware_dir / name).write_bytes(image)
+    (Path(headend.hsettings.firmware_dir) / name).write_bytes(image)
     sha = hashlib.sha256(image).hexdigest()
     img_id = image_id(vendor, "9.9.9")
     inp = M.DownloadFirmwareInput(gateway_id=gid, command_id="f-dl", image_id=img_id, version="9.9.9",
@@ -170,7 +171,7 @@ async def test_firmware_with_wrong_signature_fails_verification(sim, acts, heade
     vendor = vendor_for(gid)
     other = vendor_for(GATEWAYS[5])
     image = build_image(sim.fleet.creds, vendor, "6.6.6", size=70_000, signer=other)
-    (headend.firmware_dir / "bad.bin").write_bytes(image)
+    (Path(headend.hsettings.firmware_dir) / "bad.bin").write_bytes(image)
     with pytest.raises(ApplicationError) as err:
         await acts("download_firmware", M.DownloadFirmwareInput(
             gateway_id=gid, command_id="f-bad", image_id=image_id(vendor, "6.6.6"), version="6.6.6",

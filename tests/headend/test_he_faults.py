@@ -11,7 +11,7 @@ import time
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities import gateway_commands_models as M
+from headend import contract as M
 from pki import wakeup
 from tests.headend.conftest import GATEWAYS, TENANT, UNKNOWN_GATEWAY, meters_of
 

@@ -14,7 +14,7 @@ import pytest
 from cryptography import x509
 from temporalio.exceptions import ApplicationError
 
-from activities import gateway_commands_models as M
+from headend import contract as M
 from pki.testca import certify_csr
 from pki.validation import fingerprint
 from tests.headend.conftest import GATEWAYS, TENANT

@@ -11,7 +11,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.worker import Worker
 
-from activities import gateway_commands_models as M
+from headend import contract as M
 from tests.headend.conftest import GATEWAYS, TENANT
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from activities import gateway_commands_models as M
+from headend import contract as M
 from tests.headend.conftest import GATEWAYS
 
 

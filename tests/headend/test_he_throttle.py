@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from activities import gateway_commands_models as M
+from headend import contract as M
 from headend.config import HeadendSettings
 from headend.metrics import HeadendMetrics
 from headend.throttle import PriorityRateLimiter, Throttle

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from temporalio.exceptions import ApplicationError
 
-from activities import gateway_commands_models as M
+from headend import contract as M
 from headend import xmlcodec as X
 from pki import cms
 from pki import tls as pki_tls

@@ -90,6 +90,6 @@ def pki_cli(*args: str | Path, input: bytes | None = None):  # type: ignore[no-u
     script, without paying the root CLI's import time per call)."""
     from typer.testing import CliRunner
 
-    from pki.cli import app
+    from gridgate.cli.pki import app
 
     return CliRunner().invoke(app, [str(a) for a in args], input=input)

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtensionOID, NameOID
 from pki_helpers import openssl
 
-from domain.ids import demo_gateway_id
+from core.ids import demo_gateway_id
 from pki.ids import gateway_id
 from pki.oids import SM_PKI_POLICY
 from pki.profile import Role, Usage, check_profile, role_of, usage_of

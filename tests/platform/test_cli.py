@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from gridgate.config import Settings
+from core.config import Settings
 from tests.helpers import gridgate_bin, one_error_line
 
 

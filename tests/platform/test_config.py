@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from gridgate.config import Settings
+from core.config import Settings
 
 
 @pytest.fixture(autouse=True)

@@ -14,9 +14,9 @@ import httpx
 
 from activities.runtime import TenantRuntime
 from api.app import iter_api_routes
+from core.context import set_actor
 from domain.audit.repository import record
 from domain.tenancy.service import TenantContext
-from gridgate.context import set_actor
 
 GATEWAY_ID = "EEMH0116909060"
 

@@ -13,7 +13,7 @@ import pytest
 
 PROBE = """
 import ctypes, sys
-from gridgate.procs import pin_mmap_threshold
+from core.procs import pin_mmap_threshold
 libc = ctypes.CDLL(None)
 class MI(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
@@ -40,7 +40,7 @@ def test_large_blocks_stay_mmapped_once_pinned(mode: str, expected: str) -> None
 
 TRIM_PROBE = """
 import ctypes, os, sys
-from gridgate.procs import trim_heap
+from core.procs import trim_heap
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]

@@ -8,9 +8,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, pool
 
+from core.db import Databases, create_database, drop_database
+from domain import migrate
 from domain.models import ControlBase, TenantBase
-from gridgate import migrate
-from gridgate.db import Databases, create_database, drop_database
 
 
 def _pending_changes(url, metadata) -> list:  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from gridgate.procs import free_port
+from core.procs import free_port
 from tests.helpers import gridgate_bin
 
 

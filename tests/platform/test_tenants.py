@@ -7,13 +7,14 @@ import stat
 import pytest
 from sqlalchemy import select
 
+from core import temporal
+from core.config import Settings
+from core.db import Databases, database_exists, tenant_db_name
+from core.errors import InvalidInput
+from core.temporal_clients import TemporalClients
 from domain.tenancy.models import Tenant
-from domain.tenancy.service import TenantContext, TenantExists, create_tenant
-from gridgate import temporal
-from gridgate.config import Settings
-from gridgate.db import Databases, database_exists, tenant_db_name
-from gridgate.errors import InvalidInput
-from gridgate.temporal_clients import TemporalClients
+from domain.tenancy.service import TenantContext, TenantExists, namespace_of
+from operations.tenants import create_tenant
 
 
 async def test_tenant_gets_database_namespace_search_attributes_and_private_key_folder(
@@ -64,11 +65,11 @@ async def test_failure_half_way_leaves_nothing_half_created(
         raise RuntimeError("disk full while creating schedules")
 
     with pytest.raises(RuntimeError):
-        await create_tenant(dbs, settings, root, name, on_created=explode)
+        await create_tenant(dbs, settings, root, name, also=[explode])
 
     assert not await database_exists(dbs.url, tenant_db_name(dbs.control_db, name))
     assert not (settings.keys_path / name).exists()
-    assert not await _namespace_active(root, temporal.namespace_for(settings.temporal_namespace_prefix, name))
+    assert not await _namespace_active(root, namespace_of(settings, name))
     async with dbs.control_sessions() as session:
         assert await session.scalar(select(Tenant).where(Tenant.name == name)) is None
 

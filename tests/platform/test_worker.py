@@ -6,8 +6,8 @@ import asyncio
 import uuid
 
 from activities.selfcheck import SelfCheckInput, SelfCheckResult
+from core.temporal_clients import TemporalClients
 from domain.tenancy.service import TenantContext
-from gridgate.temporal_clients import TemporalClients
 from worker import TenantWorkers
 
 

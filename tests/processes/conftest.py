@@ -6,11 +6,11 @@ import itertools
 
 import pytest
 
+from core.ids import DeviceId
+from core.procs import free_port
 from domain.devices.schemas import GatewayCreate
 from domain.devices.service import create_gateway
-from domain.ids import DeviceId
 from domain.tenancy.service import TenantContext
-from gridgate.procs import free_port
 
 _serials = itertools.count(20_000_000)
 

@@ -22,6 +22,7 @@ from domain.audit.models import AuditEntry
 from domain.certificates import renewal
 from domain.certificates.models import Certificate
 from domain.devices.models import Gateway
+from pki import subca
 from pki.testca import TestCA
 from pki.validation import fingerprint
 from tests.fleet import Fleet, run_process
@@ -33,7 +34,7 @@ T = "fleet"
 def test_ca(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestCA]:
     """The fleet PKI's test CA over HTTP, configured as the tenant's Sub-CA."""
     with TestCA(fleet.pki.directory) as ca:
-        monkeypatch.setenv(renewal.SUBCA_URL_ENV, ca.url)
+        monkeypatch.setenv(subca.SUBCA_URL_ENV, ca.url)
         yield ca
 
 
@@ -95,7 +96,7 @@ async def test_sub_ca_refusal_ends_the_process_with_its_reason(api, fleet: Fleet
     (i,) = fleet.take(1)
     gid = fleet.gid(i)
     with TestCA(fleet.pki.directory, token="only-for-the-real-gwa") as ca:
-        monkeypatch.setenv(renewal.SUBCA_URL_ENV, ca.url)
+        monkeypatch.setenv(subca.SUBCA_URL_ENV, ca.url)
         done = await run_process(api, fleet_operator.headers, T, "certificate_renewal", [gid],
                                  {"renew_before_days": 730, "usages": ["sig"]})
     target = done["targets"][gid]
@@ -160,7 +161,7 @@ async def test_certificates_obtained_before_a_refusal_are_retired(api, fleet: Fl
     gid = fleet.gid(i)
     old = {c.usage: c.fingerprint for c in await _certificates(fleet, gid)}
     with _ScriptedSubCa(test_ca.url, ["forward", "refuse"]) as url:
-        monkeypatch.setenv(renewal.SUBCA_URL_ENV, url)
+        monkeypatch.setenv(subca.SUBCA_URL_ENV, url)
         done = await run_process(api, fleet_operator.headers, T, "certificate_renewal", [gid],
                                  {"renew_before_days": 730, "usages": ["enc", "sig"]})
     target = done["targets"][gid]
@@ -173,7 +174,7 @@ async def test_certificates_obtained_before_a_refusal_are_retired(api, fleet: Fl
     assert len(retired) == 1 and retired[0].usage == "enc" and retired[0].revocation_requested_at is not None
     assert fleet.applied(gid) == {"request_certificate_signing": 2}
 
-    monkeypatch.setenv(renewal.SUBCA_URL_ENV, test_ca.url)
+    monkeypatch.setenv(subca.SUBCA_URL_ENV, test_ca.url)
     again = await run_process(api, fleet_operator.headers, T, "certificate_renewal", [gid],
                               {"renew_before_days": 730, "usages": ["enc", "sig"]})
     assert again["targets"][gid]["state"] == "succeeded", again["targets"][gid]
@@ -186,7 +187,7 @@ async def test_lost_sub_ca_answer_is_not_requested_again_for_the_same_key(api, f
     gid = fleet.gid(i)
     proxy = _ScriptedSubCa(test_ca.url, ["lose"])
     with proxy as url:
-        monkeypatch.setenv(renewal.SUBCA_URL_ENV, url)
+        monkeypatch.setenv(subca.SUBCA_URL_ENV, url)
         done = await run_process(api, fleet_operator.headers, T, "certificate_renewal", [gid],
                                  {"renew_before_days": 730, "usages": ["enc"]})
     target = done["targets"][gid]
@@ -211,7 +212,7 @@ async def test_certify_step_is_idempotent(fleet: Fleet, test_ca) -> None:
            .sign(key, hashes.SHA256()))
     pem = csr.public_bytes(serialization.Encoding.PEM).decode()
 
-    class Counting(renewal.HttpTestSubCa):
+    class Counting(subca.HttpTestSubCa):
         calls = 0
 
         async def certify(self, csr_der: bytes, usage: str) -> bytes:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from domain.ids import demo_gateway_id
-from gridgate import processes
-from gridgate.procs import free_port
+from core.ids import demo_gateway_id
+from core.procs import free_port
+from operations import processes
 from pki.testpki import init_test_pki
 from tests.fleet import provision
 from tests.helpers import gridgate_bin

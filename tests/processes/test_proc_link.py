@@ -11,7 +11,7 @@ from temporalio import workflow
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from activities import gateway_commands_models as gc
+from headend import contract as gc
 from workflows.gateway import GatewayLink, GatewayStepFailed
 
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from core.errors import GridgateError
 from domain.devices.models import Gateway
 from domain.tariffs.prechecks import PRECHECKS
-from gridgate.errors import GridgateError
 from tests.fleet import Fleet, meters_of
 
 

@@ -13,7 +13,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from gridgate.codec import data_converter
+from core.codec import data_converter
 from tests.replay import FIXTURE_KEY, HISTORIES
 from workflows.registry import WORKFLOWS, workflow_runner
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from domain.ids import demo_gateway_id
+from core.ids import demo_gateway_id
 from pki import wakeup
 from pki.testpki import TestPki, init_test_pki
 from simulator.config import SimulatorSettings

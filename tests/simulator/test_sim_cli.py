@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from gridgate.config import Settings
-from gridgate.procs import free_port
+from core.config import Settings
+from core.procs import free_port
 from pki.testpki import TestPki
 
 
@@ -66,11 +66,11 @@ async def test_run_status_fault_stop(sim_pki: TestPki, tmp_path: Path) -> None:
     assert code == 2 and "no simulator answers" in err
 
 
-def test_supervisor_hook() -> None:
-    from simulator import supervise
+def test_supervisor_runs_the_fleet_of_the_demo_size() -> None:
+    from gridgate import apps
 
     settings = Settings(demo_fleet_size=7)
-    (app,) = supervise.apps(settings)
+    (app,) = [a for a in apps.default_apps(settings) if a.name == "simulator"]
     assert app.args[:4] == ["simulate", "run", "--gateways", "7"]
     assert app.ports[0][2] == "GRIDGATE_SIMULATOR_CONTROL_PORT"
-    assert "7 gateways" in supervise.banner(settings)[0][1]
+    assert any("7 gateways" in value for name, value in apps.banner_rows(settings) if name == "Simulator")

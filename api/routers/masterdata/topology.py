@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import MasterDataWriter, StateDep, TenantReader
 from api.routers.masterdata._common import PREFIX, CountOut
+from core.errors import InvalidInput
 from domain.filters import count as count_matching
 from domain.filters import service as filters
 from domain.filters.repository import list_all
@@ -19,7 +20,6 @@ from domain.records import StrictIn
 from domain.secrets import SecretBox
 from domain.topology import service as topology
 from domain.topology.schemas import AssignmentCreate, AssignmentEnd, AssignmentOut
-from gridgate.errors import InvalidInput
 
 router = APIRouter(prefix=PREFIX)
 MAX_UPLOAD = 2 * 1024 * 1024 * 1024

@@ -1,4 +1,4 @@
-"""Alembic environment for the tenant database(s). Run through gridgate.migrate, never by hand."""
+"""Alembic environment for the tenant database(s). Run through domain.migrate, never by hand."""
 
 from alembic import context
 from sqlalchemy import create_engine, pool

@@ -16,8 +16,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.validators import aware
-from gridgate.cli import fail
-from gridgate.cli_platform import _run, _settings, databases
+from gridgate.cli.common import databases, fail, load_settings, run
 
 T = TypeVar("T")
 app = typer.Typer()
@@ -38,7 +37,7 @@ AsOfOpt = Annotated[datetime | None, typer.Option("--as-of", help="topology as o
 async def _tenant_session(tenant: str | None):  # type: ignore[no-untyped-def]
     from domain.tenancy.service import resolve
 
-    settings = _settings()
+    settings = load_settings()
     async with databases(settings) as dbs:
         ctx = await resolve(dbs, tenant or settings.demo_tenant)
         async with ctx.sessions() as session, session.begin():
@@ -57,7 +56,7 @@ def _in_tenant(tenant: str | None, fn: Callable[[Any, Any, AsyncSession], Awaita
             if returned is not None and isinstance(err, returned):
                 return err
             raise
-    return _run(body)  # type: ignore[no-any-return]
+    return run(body)  # type: ignore[no-any-return]
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> None:

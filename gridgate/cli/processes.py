@@ -9,8 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from gridgate.cli import fail
-from gridgate.cli_platform import _run, _settings, databases
+from gridgate.cli.common import databases, fail, load_settings, run, temporal_root
 
 app = typer.Typer()
 process_app = typer.Typer(help="Processes (commissioning, rollouts, readouts, ...): start, watch, steer.",
@@ -24,13 +23,12 @@ TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="tenant name")]
 
 
 async def _tenant_and_client(settings, dbs, tenant: str):  # type: ignore[no-untyped-def]
+    from core.temporal_clients import TemporalClients
     from domain.tenancy.service import resolve
-    from gridgate.cli_platform import _temporal_root
-    from gridgate.temporal_clients import TemporalClients
 
     ctx = await resolve(dbs, tenant)
     clients = TemporalClients(settings.temporal_address, settings)
-    await _temporal_root(settings)
+    await temporal_root(settings)
     return ctx, await clients.for_namespace(ctx.namespace)
 
 
@@ -43,7 +41,7 @@ def _summary(process: Any, counts: dict[str, int]) -> dict[str, Any]:
 async def _watch(ctx: Any, process_id: str, interval: float = 1.0) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from gridgate import processes
+    from operations import processes
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.fields[detail]}"), transient=False) as bar:
@@ -76,7 +74,7 @@ def start(
 ) -> None:
     """Start a process for gateways (-g ...) or a filter (-f ...)."""
     from domain.processes import service
-    from gridgate import processes
+    from operations import processes
 
     if (gateway is None) == (filter_ is None):
         raise fail("give gateways (--gateway) or a filter (--filter), not both or neither")
@@ -86,7 +84,7 @@ def start(
         raise fail(f"--params is not JSON: {err.msg}") from None
     if not isinstance(parsed, dict):
         raise fail("--params must be a JSON object")
-    settings = _settings()
+    settings = load_settings()
 
     async def body() -> dict[str, Any]:
         async with databases(settings) as dbs:
@@ -102,7 +100,7 @@ def start(
                 return await _watch(ctx, process.id)
             return {}
 
-    result = _run(body)
+    result = run(body)
     if result:
         typer.echo(json.dumps(result))
 
@@ -112,7 +110,7 @@ def list_processes(tenant: TenantOpt, limit: Annotated[int, typer.Option()] = 20
     """The newest processes."""
     from domain.processes import repository as repo
 
-    settings = _settings()
+    settings = load_settings()
 
     async def body() -> list[dict[str, Any]]:
         from domain.tenancy.service import resolve
@@ -123,7 +121,7 @@ def list_processes(tenant: TenantOpt, limit: Annotated[int, typer.Option()] = 20
                 rows = (await session.scalars(repo.listing(limit=limit))).all()
                 return [_summary(p, await repo.counts(session, p.id)) for p in rows]
 
-    for p in _run(body):
+    for p in run(body):
         typer.echo(f"{p['id']}  {p['type']:20} {p['state']:10} {p['succeeded']}/{p['total']} ok, {p['failed']} failed"
                    f"  {p['reason']}")
 
@@ -132,9 +130,9 @@ def list_processes(tenant: TenantOpt, limit: Annotated[int, typer.Option()] = 20
 def show(process_id: str, tenant: TenantOpt,
          watch: Annotated[bool, typer.Option(help="progress bar until it ends or pauses")] = False) -> None:
     """State and counts of a process (one JSON object)."""
-    from gridgate import processes
+    from operations import processes
 
-    settings = _settings()
+    settings = load_settings()
 
     async def body() -> dict[str, Any]:
         from domain.tenancy.service import resolve
@@ -145,7 +143,7 @@ def show(process_id: str, tenant: TenantOpt,
                 return await _watch(ctx, process_id)
             return _summary(*await processes.counts(ctx, process_id))
 
-    typer.echo(json.dumps(_run(body)))
+    typer.echo(json.dumps(run(body)))
 
 
 @process_app.command("failures")
@@ -153,7 +151,7 @@ def failures(process_id: str, tenant: TenantOpt) -> None:
     """The gateways that failed, with their reasons."""
     from domain.processes import repository as repo
 
-    settings = _settings()
+    settings = load_settings()
 
     async def body() -> list[str]:
         from domain.processes.service import get
@@ -172,21 +170,21 @@ def failures(process_id: str, tenant: TenantOpt) -> None:
                         return out
                     after = rows[-1].seq
 
-    for line in _run(body):
+    for line in run(body):
         typer.echo(line)
 
 
 def _steer(action: str, process_id: str, tenant: str, reason: str | None = None) -> None:
-    from gridgate import processes
+    from operations import processes
 
-    settings = _settings()
+    settings = load_settings()
 
     async def body() -> None:
         async with databases(settings) as dbs:
             ctx, client = await _tenant_and_client(settings, dbs, tenant)
             await processes.steer(ctx, client, process_id, action, reason)
 
-    _run(body)
+    run(body)
     typer.echo(f"{action} requested for {process_id}")
 
 
@@ -212,9 +210,9 @@ def retry_failed(process_id: str, tenant: TenantOpt, reason: Annotated[str, type
                  wait: Annotated[bool, typer.Option()] = False) -> None:
     """A new process of the same type over the gateways that failed in PROCESS_ID."""
     from domain.processes import service
-    from gridgate import processes
+    from operations import processes
 
-    settings = _settings()
+    settings = load_settings()
 
     async def body() -> dict[str, Any]:
         async with databases(settings) as dbs:
@@ -227,23 +225,23 @@ def retry_failed(process_id: str, tenant: TenantOpt, reason: Annotated[str, type
             typer.echo(f"started {process.type} {process.id} for {process.total} gateway(s)")
             return await _watch(ctx, process.id) if wait else {}
 
-    result = _run(body)
+    result = run(body)
     if result:
         typer.echo(json.dumps(result))
 
 
 @schedule_app.command("list")
 def schedule_list(tenant: TenantOpt) -> None:
-    from gridgate import schedules
+    from operations import schedules
 
-    settings = _settings()
+    settings = load_settings()
 
     async def body() -> list[schedules.ScheduleInfo]:
         async with databases(settings) as dbs:
             _, client = await _tenant_and_client(settings, dbs, tenant)
             return [await schedules.describe(client, n) for n in schedules.DEFAULTS]
 
-    for s in _run(body):
+    for s in run(body):
         nxt = s.next_runs[0].isoformat(timespec="seconds") if s.next_runs and not s.paused else "-"
         typer.echo(f"{s.name:16} every {s.interval_s:>7}s  {'paused ' if s.paused else 'active '} next {nxt}  "
                    f"{s.filter or ''}".rstrip())
@@ -257,9 +255,9 @@ def schedule_set(
     filter_: Annotated[str | None, typer.Option("--filter", help="gateways a run takes")] = None,
 ) -> None:
     """Change a schedule's interval, pause state or filter."""
-    from gridgate import schedules
+    from operations import schedules
 
-    settings = _settings()
+    settings = load_settings()
 
     async def body() -> schedules.ScheduleInfo:
         async with databases(settings) as dbs:
@@ -267,21 +265,21 @@ def schedule_set(
             return await schedules.update(client, settings.temporal_task_queue, name, interval_s=interval,
                                           paused=pause, filter_=filter_, note=f"by cli:{getpass.getuser()}")
 
-    s = _run(body)
+    s = run(body)
     typer.echo(f"{s.name}: every {s.interval_s}s, {'paused' if s.paused else 'active'}")
 
 
 @schedule_app.command("trigger")
 def schedule_trigger(name: str, tenant: TenantOpt) -> None:
     """Run a schedule's action now."""
-    from gridgate import schedules
+    from operations import schedules
 
-    settings = _settings()
+    settings = load_settings()
 
     async def body() -> None:
         async with databases(settings) as dbs:
             _, client = await _tenant_and_client(settings, dbs, tenant)
             await schedules.trigger(client, name)
 
-    _run(body)
+    run(body)
     typer.echo(f"{name} triggered")

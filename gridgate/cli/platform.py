@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import getpass
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from typing import Annotated, TypeVar
 
 import typer
-from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
-from gridgate.cli import fail, fail_error
-from gridgate.config import Settings, get_settings
-from gridgate.context import set_actor
-from gridgate.db import Databases
-from gridgate.errors import GridgateError, ServiceUnavailable
-from gridgate.logging import configure_logging
+from core.errors import GridgateError
+from gridgate.cli.common import databases, fail, fail_error, load_settings, run, temporal_root
 
 app = typer.Typer()
 tenant_app = typer.Typer(help="Tenants: each with its own database, Temporal namespace and keys.",
@@ -30,48 +21,6 @@ app.add_typer(user_app, name="user")
 T = TypeVar("T")
 
 
-def _settings() -> Settings:
-    try:
-        settings = get_settings()
-    except ValidationError as err:  # bad or missing (production) configuration
-        reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in err.errors())
-        raise fail(f"configuration: {reasons}") from None
-    configure_logging(settings.log_level, settings.log_format)
-    return settings
-
-
-def _run(body: Callable[[], Awaitable[T]]) -> T:
-    """Run an async command body; every expected failure becomes exit 2 with one line."""
-    set_actor(f"cli:{getpass.getuser()}")
-    try:
-        return asyncio.run(body())  # type: ignore[arg-type]
-    except GridgateError as err:
-        raise fail_error(err) from None
-    except OperationalError as err:
-        raise fail(f"database unreachable: {str(err.orig or err).splitlines()[0]} "
-                   "(is `gridgate up` running, or GRIDGATE_DATABASE_URL set?)") from None
-
-
-@asynccontextmanager
-async def databases(settings: Settings) -> AsyncIterator[Databases]:
-    dbs = Databases(settings)
-    try:
-        yield dbs
-    finally:
-        await dbs.dispose()
-
-
-async def _temporal_root(settings: Settings):  # type: ignore[no-untyped-def]
-    from gridgate.temporal_clients import TemporalClients
-
-    clients = TemporalClients(settings.temporal_address, settings)
-    if not await clients.healthy():
-        raise ServiceUnavailable(f"Temporal at {settings.temporal_address} is not reachable "
-                                 "(is `gridgate up` running, or GRIDGATE_TEMPORAL_ADDRESS set?)",
-                                 code="temporal_unreachable")
-    return await clients.root()
-
-
 # -- processes --------------------------------------------------------------------------------
 
 @app.command()
@@ -79,7 +28,7 @@ def up() -> None:
     """Start everything (PostgreSQL, Temporal, API, worker, ...) and supervise it; Ctrl-C stops."""
     from gridgate.supervisor import run_up
 
-    settings = _settings()
+    settings = load_settings()
     try:
         code = run_up(settings)
     except GridgateError as err:
@@ -96,9 +45,9 @@ def api(
     import uvicorn
 
     from api.app import create_app
-    from gridgate.procs import port_in_use
+    from core.procs import port_in_use
 
-    settings = _settings()
+    settings = load_settings()
     host = host or settings.api_host
     port = port or settings.api_port
     if port_in_use(host, port):
@@ -112,7 +61,7 @@ def worker() -> None:
     """Run the Temporal worker (one worker per tenant namespace)."""
     import worker as worker_module
 
-    _settings()
+    load_settings()
     try:
         worker_module.main()
     except (OperationalError, OSError) as err:
@@ -122,15 +71,15 @@ def worker() -> None:
 @app.command()
 def migrate() -> None:
     """Create the control database if needed and migrate it and every tenant database."""
-    from gridgate.bootstrap import migrate_everything
+    from operations.bootstrap import migrate_everything
 
-    settings = _settings()
+    settings = load_settings()
 
     async def body() -> list[str]:
         async with databases(settings) as dbs:
             return await migrate_everything(dbs)
 
-    tenants = _run(body)
+    tenants = run(body)
     typer.echo(f"migrated control database and {len(tenants)} tenant database(s)")
 
 
@@ -142,9 +91,10 @@ def tenant_create(
     display_name: Annotated[str, typer.Option(help="human-readable name")] = "",
 ) -> None:
     """Create a tenant: database + migrations, Temporal namespace, key folder."""
-    from domain.tenancy.service import create_tenant, validate_tenant_name
+    from domain.tenancy.service import validate_tenant_name
+    from operations.tenants import create_tenant
 
-    settings = _settings()
+    settings = load_settings()
     try:
         validate_tenant_name(name)
     except GridgateError as err:
@@ -152,11 +102,11 @@ def tenant_create(
 
     async def body() -> str:
         async with databases(settings) as dbs:
-            client = await _temporal_root(settings)
+            client = await temporal_root(settings)
             tenant = await create_tenant(dbs, settings, client, name, display_name=display_name)
             return f"created tenant {tenant.name}: database {tenant.db_name}, namespace {tenant.namespace}"
 
-    typer.echo(_run(body))
+    typer.echo(run(body))
 
 
 @tenant_app.command("list")
@@ -164,14 +114,14 @@ def tenant_list() -> None:
     """List tenants."""
     from domain.tenancy.service import list_tenants
 
-    settings = _settings()
+    settings = load_settings()
 
     async def body() -> list[tuple[str, str, str, str]]:
         async with databases(settings) as dbs, dbs.control_sessions() as session:
             return [(t.name, t.namespace, t.db_name, t.created_at.isoformat(timespec="seconds"))
                     for t in await list_tenants(session)]
 
-    rows = _run(body)
+    rows = run(body)
     header = ("NAME", "NAMESPACE", "DATABASE", "CREATED")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     for row in [header, *rows]:
@@ -199,7 +149,7 @@ def user_create(
     from domain.iam.service import create_user, generate_password, grant, validate_role
     from domain.tenancy.service import get_tenant
 
-    settings = _settings()
+    settings = load_settings()
     given = _read_password(password_stdin)
     password = given or generate_password()
     if tenant:
@@ -215,7 +165,7 @@ def user_create(
                 await grant(session, user, await get_tenant(session, tenant), role,
                             market_partner_id=market_partner_id)
 
-    _run(body)
+    run(body)
     typer.echo(f"created user {username}" + (f" ({role} in {tenant})" if tenant else ""))
     if not given:
         typer.echo(f"password: {password}")
@@ -232,14 +182,14 @@ def user_grant(
     from domain.iam.service import get_user, grant
     from domain.tenancy.service import get_tenant
 
-    settings = _settings()
+    settings = load_settings()
 
     async def body() -> None:
         async with databases(settings) as dbs, dbs.control_sessions() as session, session.begin():
             await grant(session, await get_user(session, username), await get_tenant(session, tenant), role,
                         market_partner_id=market_partner_id)
 
-    _run(body)
+    run(body)
     typer.echo(f"{username} is {role} in {tenant}")
 
 
@@ -251,7 +201,7 @@ def user_reset_password(
     """Set a new password (generated and printed once unless read from stdin)."""
     from domain.iam.service import generate_password, get_user, set_password
 
-    settings = _settings()
+    settings = load_settings()
     given = _read_password(password_stdin)
     password = given or generate_password()
 
@@ -259,7 +209,7 @@ def user_reset_password(
         async with databases(settings) as dbs, dbs.control_sessions() as session, session.begin():
             await set_password(session, await get_user(session, username), password)
 
-    _run(body)
+    run(body)
     typer.echo(f"password of {username} reset")
     if not given:
         typer.echo(f"password: {password}")
@@ -273,7 +223,7 @@ def user_list() -> None:
     from domain.iam.models import User
     from domain.iam.service import tenants_of
 
-    settings = _settings()
+    settings = load_settings()
 
     async def body() -> list[str]:
         out = []
@@ -284,5 +234,5 @@ def user_list() -> None:
                 out.append(f"{user.username}{flag}  {roles}".rstrip())
         return out
 
-    for line in _run(body):
+    for line in run(body):
         typer.echo(line)

@@ -10,13 +10,13 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
+from core.errors import ServiceUnavailable
 from domain.processes import repository as repo
 from domain.processes import service
 from domain.processes.ids import mass_workflow_id
 from domain.processes.models import Process
 from domain.processes.types import process_type
 from domain.tenancy.service import TenantContext
-from gridgate.errors import ServiceUnavailable
 from workflows.common import MassProcessInput, PauseRequest, search_attributes
 
 log = structlog.get_logger(__name__)

@@ -18,10 +18,12 @@ def headend(
 ) -> None:
     """Run the head-end: TLS listeners for gateway connections, wake-ups, the admin protocol and
     the Temporal workers of the gateway command activities (docs/protocol.md)."""
-    from gridgate.config import get_settings
+    from activities.gateway_commands import headend_activities
+    from core.config import get_settings
     from headend.config import HeadendSettings
     from headend.service import main
 
     given = {"host": host, "port": port, "inbound_port": inbound_port, "node_id": node_id}
     overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
-    main(get_settings(), HeadendSettings(**overrides))
+    settings = get_settings()
+    main(settings, HeadendSettings(**overrides), headend_activities(settings))

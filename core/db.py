@@ -16,7 +16,7 @@ from psycopg import sql
 from sqlalchemy import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from gridgate.config import Settings
+from core.config import Settings
 
 DRIVER = "postgresql+psycopg"
 

@@ -27,7 +27,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.schedule_steps import ScheduledProcessInput
-from gridgate.errors import InvalidInput, NotFound
+from core.errors import InvalidInput, NotFound
 
 
 @dataclass(frozen=True)

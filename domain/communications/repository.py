@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import Select, select
 
-from headend.models import GatewayCommunication, GatewayConnection, GatewayEvent
+from domain.communications.models import GatewayCommunication, GatewayConnection, GatewayEvent
 
 
 def communications(gateway_id: str, *, command: str | None = None, direction: str | None = None,

@@ -28,8 +28,8 @@ from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 
-from gridgate.errors import GridgateError
-from gridgate.procs import die_with_parent
+from core.errors import GridgateError
+from core.procs import die_with_parent
 
 # Custom search attributes of every tenant namespace. No personal data may go into them.
 SEARCH_ATTRIBUTES: dict[str, IndexedValueType.ValueType] = {

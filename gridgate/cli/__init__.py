@@ -1,22 +1,21 @@
 """The ``gridgate`` command line: process entry points and operator commands.
 
-Sub-command groups of other packages (``pki``, ``simulate``, ...) register in ``_SUBAPPS``; each
-module exposes a ``typer.Typer`` named ``app``. Errors: exit code 2 and one line on stderr.
+Each command module of this package (and the simulator's own CLI) exposes a ``typer.Typer`` named
+``app`` and is listed in ``_SUBAPPS``; what they share is in ``gridgate.cli.common``. Errors: exit
+code 2 and one line on stderr.
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import os
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
-from gridgate.errors import GridgateError
+from core.errors import GridgateError
 
 
 class _LazyRoot(TyperGroup):
@@ -31,12 +30,7 @@ class _LazyRoot(TyperGroup):
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in self.commands and cmd_name in self.lazy:
             module_name, help_text = self.lazy[cmd_name]
-            try:
-                module = importlib.import_module(module_name)
-            except ModuleNotFoundError as err:
-                if err.name == module_name or module_name.startswith(f"{err.name}."):
-                    return None
-                raise
+            module = importlib.import_module(module_name)
             group = typer.main.get_command(module.app)
             group.name = cmd_name
             group.help = group.help or help_text
@@ -53,37 +47,16 @@ app = typer.Typer(
     add_completion=False,
 )
 
-# (module, command name, help). Imported lazily so a broken optional area cannot break the CLI.
+# (module, command name, help). Named groups are imported only when used.
 _SUBAPPS: list[tuple[str, str, str]] = [
-    ("gridgate.cli_platform", "", ""),  # up, api, worker, migrate, tenant, user
-    ("pki.cli", "pki", "SM-PKI: test PKI, verification, CMS, wake-up packets"),
-    ("domain.certificates.cli", "cert", "Certificates of a tenant (trust, GWA identity, EMT, gateways)"),
-    ("domain.cli", "", ""),  # master data commands (gateways, meters, imports, filters)
-    ("headend.cli", "", ""),  # gridgate headend
+    ("gridgate.cli.platform", "", ""),  # up, api, worker, migrate, tenant, user
+    ("gridgate.cli.pki", "pki", "SM-PKI: test PKI, verification, CMS, wake-up packets"),
+    ("gridgate.cli.certificates", "cert", "Certificates of a tenant (trust, GWA identity, EMT, gateways)"),
+    ("gridgate.cli.masterdata", "", ""),  # master data commands (gateways, meters, imports, filters)
+    ("gridgate.cli.headend", "", ""),  # gridgate headend
     ("simulator.cli", "simulate", "Simulated SMGW fleet"),
-    ("gridgate.cli_processes", "", ""),  # gridgate process ..., gridgate schedule ...
+    ("gridgate.cli.processes", "", ""),  # gridgate process ..., gridgate schedule ...
 ]
-
-T = TypeVar("T")
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print one line to stderr and return an Exit to raise."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
-def fail_error(err: GridgateError) -> typer.Exit:
-    """The one-line form of a GridgateError: message and machine-readable code."""
-    return fail(f"{err.message} ({err.code})")
-
-
-def run_async(coro_fn: Callable[[], Awaitable[T]]) -> T:
-    """Run an async CLI body; GridgateErrors become exit code 2 with one line on stderr."""
-    try:
-        return asyncio.run(coro_fn())  # type: ignore[arg-type]
-    except GridgateError as err:
-        raise fail_error(err) from None
 
 
 def _register() -> None:
@@ -91,15 +64,7 @@ def _register() -> None:
         if name:
             _LazyRoot.lazy[name] = (module_name, help_text)
             continue
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name == module_name or (err.name and module_name.startswith(err.name + ".")):
-                continue  # area not built yet
-            raise
-        sub: Any = getattr(module, "app", None)
-        if sub is None:
-            continue
+        sub: Any = importlib.import_module(module_name).app
         # Commands and groups of the module join the top level.
         for cmd in sub.registered_commands:
             app.registered_commands.append(cmd)

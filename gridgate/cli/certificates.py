@@ -12,8 +12,7 @@ from domain.certificates import repository as repo
 from domain.certificates import service
 from domain.certificates.schemas import CertificateOut
 from domain.tenancy.service import resolve
-from gridgate.cli import fail
-from gridgate.cli_platform import _run, _settings, databases
+from gridgate.cli.common import databases, fail, load_settings, run
 
 app = typer.Typer(help="Certificates of a tenant: trust anchors, GWA identity, EMT and gateway certificates.",
                   no_args_is_help=True)
@@ -36,7 +35,7 @@ def _print_outcome(outcome: service.ImportOutcome) -> None:
 
 
 def _import(tenant: str, kind: str, data: bytes, **kwargs: object) -> None:
-    settings = _settings()
+    settings = load_settings()
 
     async def body() -> service.ImportOutcome:
         async with databases(settings) as dbs:
@@ -50,7 +49,7 @@ def _import(tenant: str, kind: str, data: bytes, **kwargs: object) -> None:
                     return await service.import_emt(session, ctx, data, kwargs.get("market_partner"))  # type: ignore[arg-type]
                 return await service.import_gateway(session, ctx, data, kwargs.get("gateway"))  # type: ignore[arg-type]
 
-    _print_outcome(_run(body))
+    _print_outcome(run(body))
 
 
 @app.command("import-trust")
@@ -94,7 +93,7 @@ def list_certificates(
     """List active certificates with expiry, revocation status and purpose."""
     from datetime import UTC, datetime, timedelta
 
-    settings = _settings()
+    settings = load_settings()
     before = datetime.now(UTC) + timedelta(days=expiring_within_days) if expiring_within_days is not None else None
 
     async def body() -> list[CertificateOut]:
@@ -111,7 +110,7 @@ def list_certificates(
                         return out
                     after = rows[-1][0].id
 
-    for cert in _run(body):
+    for cert in run(body):
         if as_json:
             typer.echo(json.dumps(cert.model_dump(mode="json")))
         else:
@@ -123,7 +122,7 @@ def list_certificates(
 @app.command("revocation-check")
 def revocation_check(tenant: TenantOpt) -> None:
     """Fetch every CRL now and update the revocation status of the tenant's certificates."""
-    settings = _settings()
+    settings = load_settings()
 
     async def body() -> service.RevocationRun:
         async with databases(settings) as dbs:
@@ -131,10 +130,10 @@ def revocation_check(tenant: TenantOpt) -> None:
             async with ctx.sessions() as session, session.begin():
                 return await service.refresh_revocation(session, ctx)
 
-    run = _run(body)
-    typer.echo(f"CRLs refreshed: {len(run.refreshed)}, failed: {len(run.failed)}; "
-               f"revoked: {run.revoked}, good: {run.good}")
-    for url, why in run.failed.items():
+    done = run(body)
+    typer.echo(f"CRLs refreshed: {len(done.refreshed)}, failed: {len(done.failed)}; "
+               f"revoked: {done.revoked}, good: {done.good}")
+    for url, why in done.failed.items():
         typer.echo(f"  failed {url}: {why}", err=True)
-    if run.failed:
+    if done.failed:
         raise typer.Exit(1)

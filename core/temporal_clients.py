@@ -7,9 +7,9 @@ import asyncio
 
 from temporalio.client import Client
 
-from gridgate.codec import data_converter
-from gridgate.config import Settings, get_settings
-from gridgate.temporal import connect
+from core.codec import data_converter
+from core.config import Settings, get_settings
+from core.temporal import connect
 
 
 class TemporalClients:

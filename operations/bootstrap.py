@@ -8,16 +8,19 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy import select
 
+from core.config import Settings
+from core.db import Databases, ensure_control_database_sync
+from core.ids import demo_gateway_id
+from core.temporal_clients import TemporalClients
+from domain import migrate
 from domain.certificates.demo import provision_demo_pki
 from domain.demo import seed_demo_tenant
+from domain.devices.repository import set_missing_wakeup_addresses
 from domain.iam.models import User
 from domain.iam.service import create_user, generate_password, grant
 from domain.tenancy.models import Tenant
-from domain.tenancy.service import context_for, create_tenant, migrate_all_tenants
-from gridgate import migrate
-from gridgate.config import Settings
-from gridgate.db import Databases, ensure_control_database_sync
-from gridgate.temporal_clients import TemporalClients
+from domain.tenancy.service import context_for, migrate_all_tenants, resolve
+from operations.tenants import create_tenant
 
 log = structlog.get_logger(__name__)
 
@@ -60,3 +63,11 @@ async def ensure_demo(settings: Settings, dbs: Databases, clients: TemporalClien
     # Last, after the fleet exists, so gateway certificates link to their gateway records.
     await provision_demo_pki(settings, ctx, settings.demo_fleet_size)
     return DemoInfo(tenant=name, username=DEMO_ADMIN, password=password)
+
+
+async def point_demo_wakeups(settings: Settings, dbs: Databases, address: str) -> None:
+    """Demo gateways without a wake-up address get ``address`` (the simulator's UDP socket)."""
+    tenant = await resolve(dbs, settings.demo_tenant)
+    ids = [demo_gateway_id(i) for i in range(settings.demo_fleet_size)]
+    async with tenant.sessions() as session, session.begin():
+        await set_missing_wakeup_addresses(session, ids, address)

@@ -12,7 +12,7 @@ import re
 import struct
 from dataclasses import dataclass
 
-from gridgate.errors import InvalidInput
+from core.errors import InvalidInput
 
 DEVICE_ID_RE = re.compile(r"^([0-9A-F])([A-Z]{3})(\d{2})(\d{8})$")
 MELO_RE = re.compile(r"^DE\d{11}[A-Z0-9]{20}$")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from gridgate.errors import InvalidInput
+from core.errors import InvalidInput
 
 VERSION_RE = re.compile(r"^[A-Za-z]{0,3}\d{1,6}(?:\.\d{1,6}){0,5}(?:[-+_ ][A-Za-z0-9.\-+_]{1,30})?$")
 _NUMBERS_RE = re.compile(r"\d+(?:\.\d+)*")

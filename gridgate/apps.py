@@ -1,0 +1,67 @@
+"""The application processes ``gridgate up`` runs after the infrastructure, their banner lines, and
+the demo preparation they need. (Infrastructure and order: ``gridgate.supervisor``.)"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+
+from core.config import Settings
+from core.db import Databases
+from headend.config import HeadendSettings
+from operations.bootstrap import point_demo_wakeups
+from simulator.config import SimulatorSettings
+
+
+@dataclass
+class AppProcess:
+    """An application child: ``gridgate <args>`` in its own process."""
+
+    name: str
+    args: list[str]
+    ports: list[tuple[str, int, str]] = field(default_factory=list)  # (host, port, setting)
+    process: subprocess.Popen[bytes] | None = None
+    restarts: list[float] = field(default_factory=list)
+
+
+def default_apps(settings: Settings) -> list[AppProcess]:
+    h, sim = HeadendSettings(), SimulatorSettings()
+    headend_ports = [(h.host, h.port, "GRIDGATE_HEADEND_PORT"),
+                     (h.host, h.inbound_port, "GRIDGATE_HEADEND_INBOUND_PORT")]
+    if h.metrics_port:
+        headend_ports.append((h.host, h.metrics_port, "GRIDGATE_HEADEND_METRICS_PORT"))
+    return [
+        AppProcess("api", ["api"], [(settings.api_host, settings.api_port, "GRIDGATE_API_PORT")]),
+        AppProcess("worker", ["worker"]),
+        # The test CA stands in for the SM-PKI Sub-CA: the CRL distribution points of the demo
+        # certificates resolve, and renewals can be requested.
+        AppProcess("testca", ["pki", "testca", "serve", str(settings.testpki_path),
+                              "--port", str(settings.testca_port)],
+                   [("127.0.0.1", settings.testca_port, "GRIDGATE_TESTCA_PORT")]),
+        AppProcess("headend", ["headend"], headend_ports),
+        AppProcess("simulator", [
+            "simulate", "run", "--gateways", str(settings.demo_fleet_size), "--pki", str(settings.testpki_path),
+            "--state", str(sim.resolved_state_dir(settings.var_dir)), "--control-port", str(sim.control_port),
+            "--meters-paired",  # the demo's master data has every gateway in operation
+        ], [(sim.control_host, sim.control_port, "GRIDGATE_SIMULATOR_CONTROL_PORT")]),
+    ]
+
+
+def banner_rows(settings: Settings) -> list[tuple[str, str]]:
+    h, sim = HeadendSettings(), SimulatorSettings()
+    return [
+        ("Test CA", f"{settings.testca_url}  (test SM-PKI in {settings.testpki_path})"),
+        ("Head-end", f"tls://{h.host}:{h.port} (management), tls://{h.host}:{h.inbound_port} (Notify/events), "
+                     f"node {h.node_id}; tenant by SNI <tenant>.{h.sni_suffix}"),
+        ("Head-end metrics", f"http://{h.host}:{h.metrics_port}/metrics" if h.metrics_port else "off"),
+        ("Simulator", f"{settings.demo_fleet_size} gateways -> head-end {sim.headend}; wake-ups udp://"
+                      f"{sim.udp_host}:{sim.udp_port}; control http://{sim.control_host}:{sim.control_port}"
+                      "  (gridgate simulate status)"),
+    ]
+
+
+async def prepare(settings: Settings, dbs: Databases) -> None:
+    """Point the demo gateways' wake-up address at the simulator's UDP socket (where master data has
+    none yet), so the head-end can wake them."""
+    sim = SimulatorSettings()
+    await point_demo_wakeups(settings, dbs, f"{sim.udp_host}:{sim.udp_port}")
