@@ -16,13 +16,18 @@ import structlog
 from cryptography import x509
 
 from headend import xmlcodec as X
+from headend.admission import Admission
+from headend.config import HeadendSettings
 from headend.connection import ManagementConnection
+from headend.endpoints import GatewayMismatch
 from headend.errors import CommandFailed, ConnectionLost, HeadendError, ProtocolViolation
 from headend.lookup import gateway_enc_certificate
-from headend.node import CONTENT_TYPE, Admission, GatewayMismatch, HeadendNode
+from headend.metrics import protocol_violation
+from headend.node import HeadendNode
 
 log = structlog.get_logger("headend.client")
 
+CONTENT_TYPE = "application/vnd.de-dke-k461-cosem+xml;encap=cms-tr03109"
 OBJ_CERTIFICATES = "64-00002b0000ff"
 
 
@@ -48,13 +53,14 @@ class AdminClient:
         self.ldev = f"{self.gateway_id.lower()}.sm"
 
     @property
-    def settings(self):  # type: ignore[no-untyped-def]
+    def settings(self) -> HeadendSettings:
         return self.node.settings
 
     async def call(self, command: str, method: str, resource: str, xml: bytes | None = None, *,
                    command_id: str | None = None, query: dict[str, object] | None = None,
                    timeout: float | None = None, notify_timeout: float = 300.0) -> Answer:
         node, ep = self.node, self.ep
+        reception = node.reception
         timeout = timeout or self.settings.response_timeout_s
         cid = f"uuid:{uuid.uuid4()}"
         target = f"/cosem/ldevs/{self.ldev}/{resource}"
@@ -69,14 +75,14 @@ class AdminClient:
             headers.append(("Content-Type", CONTENT_TYPE))
         if command_id:
             headers.append(("x-Command-ID", command_id))
-        pending = node.expect_notify(ep.name, self.gateway_id, command, cid)
+        pending = reception.expect_notify(ep.name, self.gateway_id, command, cid)
         sent_at, m0 = time.time(), time.monotonic()
         history = dict(gateway_id=self.gateway_id, direction="out", command=command[:40], method=method,
                        path=target[:400], correlation_id=cid, command_id=command_id, bytes_out=len(body))
         try:
             resp = await self.conn.request(method, target, headers, body, timeout)
         except ConnectionLost as err:
-            node.forget_notify(cid)
+            reception.forget_notify(cid)
             node.store.communication(ep.name, **history, result="connection_lost",
                                      duration_ms=int((time.monotonic() - m0) * 1000))
             log.info("headend.command_connection_lost", tenant=ep.name, gateway=self.gateway_id, command=command,
@@ -88,10 +94,10 @@ class AdminClient:
             self.on_progress()
         node.registry.touch(self.conn)
         if resp.status != 202:
-            node.forget_notify(cid)
+            reception.forget_notify(cid)
         echoed = resp.headers.get("x-cid")
         if echoed is not None and echoed.replace(" ", "") != cid:
-            node.forget_notify(cid)
+            reception.forget_notify(cid)
             self._violation("cid_mismatch", f"answer carries x-CID {echoed!r}, request had {cid}")
             node.store.communication(ep.name, **history, status=resp.status, result="cid_mismatch",
                                      duration_ms=duration_ms, bytes_in=len(resp.body))
@@ -99,7 +105,7 @@ class AdminClient:
         try:
             root = self._open(resp.body) if resp.body else None
         except ProtocolViolation as err:
-            node.forget_notify(cid)
+            reception.forget_notify(cid)
             node.store.communication(ep.name, **history, status=resp.status, result=err.reason,
                                      duration_ms=duration_ms, bytes_in=len(resp.body))
             if resp.status >= 400:
@@ -119,7 +125,7 @@ class AdminClient:
             raise HeadendError(f"no Notify for {command} ({cid}) within {notify_timeout:.0f}s",
                                error_type="connection_lost") from None
         finally:
-            node.forget_notify(cid)
+            reception.forget_notify(cid)
         if status >= 400:
             raise _failure(status, child)
         return Answer(status, child, sent_at, time.time(), cid)
@@ -135,7 +141,7 @@ class AdminClient:
             raise ProtocolViolation("bad_body", str(err)) from None
 
     def _violation(self, reason: str, detail: str) -> None:
-        self.node.protocol_violation(self.ep.name, self.gateway_id, self.conn.peer, reason, detail)
+        protocol_violation(self.node.metrics, self.ep.name, self.gateway_id, self.conn.peer, reason, detail)
         self.conn.abort()
 
     async def enc_certificate(self) -> x509.Certificate:

@@ -14,17 +14,20 @@ foreign certificates) are seen, counted and logged with the peer address.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, cast
 
 import h11
 import structlog
 
+from headend.admission import Admission
+from headend.config import HeadendSettings
 from headend.errors import ConnectionLost, ProtocolViolation
-
-if TYPE_CHECKING:
-    from headend.node import Admission, HeadendNode
+from headend.metrics import HeadendMetrics, protocol_violation
+from headend.registry import Registry
 
 log = structlog.get_logger("headend.connection")
 
@@ -46,6 +49,27 @@ class HttpRequest:
     body: bytes
 
 
+class ConnectionHost(Protocol):
+    """What a connection needs of its node (:class:`~headend.node.HeadendNode`)."""
+
+    @property
+    def settings(self) -> HeadendSettings: ...
+    @property
+    def metrics(self) -> HeadendMetrics: ...
+    @property
+    def registry(self) -> Registry[ManagementConnection]: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
+
+    def base_ssl_context(self) -> ssl.SSLContext:
+        """The listener's context (raises AssertionError while no tenant is served)."""
+
+    def admit(self, tls: asyncio.Transport, kind: str, peer: str) -> Awaitable[Admission | None]: ...
+
+    def handle_inbound(self, a: Admission, peer: str,
+                       req: HttpRequest) -> Awaitable[tuple[int, list[tuple[str, str]], bytes]]: ...
+
+
 def _headers(raw: Any) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
 
@@ -56,7 +80,7 @@ class _TlsAccepting(asyncio.Protocol):
     kind = "management"
     __slots__ = ("_tls_started", "admission", "closed", "node", "opened", "peer", "transport")
 
-    def __init__(self, node: HeadendNode) -> None:
+    def __init__(self, node: ConnectionHost) -> None:
         self.node = node
         self.transport: asyncio.Transport | None = None
         self.admission: Admission | None = None
@@ -71,8 +95,9 @@ class _TlsAccepting(asyncio.Protocol):
     # uvloop's own SSLProtocol keeps an idle session at ~25 KB; asyncio's preallocates 256 KB.
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._tls_started:
-            self.transport = transport  # type: ignore[assignment]  # the TLS application transport
-            self.node.spawn(self._admit(transport))  # type: ignore[arg-type]
+            tls = cast(asyncio.Transport, transport)  # the TLS application transport
+            self.transport = tls
+            self.node.spawn(self._admit(tls))
             return
         self._tls_started = True
         peer = transport.get_extra_info("peername")
@@ -81,13 +106,13 @@ class _TlsAccepting(asyncio.Protocol):
         try:
             ctx = node.base_ssl_context()
         except AssertionError:
-            transport.abort()  # type: ignore[attr-defined]
+            cast(asyncio.Transport, transport).abort()  # TCP as accepted: a full transport
             return
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         proto = _ssl_protocol_class(loop)(loop, self, ctx, waiter, server_side=True,
                                            ssl_handshake_timeout=node.settings.handshake_timeout_s)
-        transport.set_protocol(proto)  # type: ignore[attr-defined]
+        transport.set_protocol(proto)
         proto.connection_made(transport)
         waiter.add_done_callback(self._handshake_done)
 
@@ -126,19 +151,22 @@ class _TlsAccepting(asyncio.Protocol):
 
     def violation(self, reason: str, detail: str) -> None:
         a = self.admission
-        self.node.protocol_violation(a.tenant.name if a else None, a.gateway_id if a else None, self.peer,
-                                     reason, detail)
+        protocol_violation(self.node.metrics, a.tenant.name if a else None, a.gateway_id if a else None, self.peer,
+                           reason, detail)
         self.abort()
 
 
-def _ssl_protocol_class(loop: asyncio.AbstractEventLoop) -> type:
+def _ssl_protocol_class(loop: asyncio.AbstractEventLoop) -> type[Any]:
     try:
         import uvloop
         import uvloop.loop
     except ImportError:  # pragma: no cover
-        uvloop = None  # type: ignore[assignment]
-    if uvloop is not None and isinstance(loop, uvloop.Loop):
-        return uvloop.loop.SSLProtocol  # type: ignore[attr-defined,no-any-return]
+        pass
+    else:
+        if isinstance(loop, uvloop.Loop):
+            # uvloop's own SSLProtocol is missing from its type stubs (loop.pyi): looked up untyped.
+            ssl_protocol: type[Any] = vars(uvloop.loop)["SSLProtocol"]
+            return ssl_protocol
     from asyncio import sslproto
 
     return sslproto.SSLProtocol
@@ -160,7 +188,7 @@ class ManagementConnection(_TlsAccepting):
     __slots__ = ("_body", "_h11", "_lock", "_resp_headers", "_size", "_status", "_waiter", "connected_at",
                  "last_activity")
 
-    def __init__(self, node: HeadendNode) -> None:
+    def __init__(self, node: ConnectionHost) -> None:
         super().__init__(node)
         self.connected_at = time.time()
         self.last_activity = time.monotonic()
@@ -175,6 +203,11 @@ class ManagementConnection(_TlsAccepting):
     @property
     def gateway_id(self) -> str | None:
         return self.admission.gateway_id if self.admission else None
+
+    @property
+    def busy(self) -> bool:
+        """A request is outstanding."""
+        return self._waiter is not None
 
     def admitted(self) -> None:
         assert self.admission is not None
@@ -205,9 +238,9 @@ class ManagementConnection(_TlsAccepting):
                 response = await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
             except TimeoutError:
                 # Anl. II 7.1.1: no response within the timeout -> both sides drop the connection.
-                self.node.protocol_violation(self.admission.tenant.name if self.admission else None,
-                                             self.gateway_id, self.peer, "response_timeout",
-                                             f"{method} {target} unanswered after {timeout:.1f}s")
+                protocol_violation(self.node.metrics, self.admission.tenant.name if self.admission else None,
+                                   self.gateway_id, self.peer, "response_timeout",
+                                   f"{method} {target} unanswered after {timeout:.1f}s")
                 self.abort()
                 raise ConnectionLost(f"no response to {method} {target} within {timeout:.1f}s") from None
             finally:
@@ -277,7 +310,7 @@ class InboundConnection(_TlsAccepting):
     kind = "inbound"
     __slots__ = ("_body", "_busy", "_h11", "_pending", "_request", "_size")
 
-    def __init__(self, node: HeadendNode) -> None:
+    def __init__(self, node: ConnectionHost) -> None:
         super().__init__(node)
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
         self._pending: list[bytes] = []
@@ -367,8 +400,8 @@ class InboundConnection(_TlsAccepting):
 
     def _reply_error(self, status: int, reason: str, detail: str) -> None:
         a = self.admission
-        self.node.protocol_violation(a.tenant.name if a else None, a.gateway_id if a else None, self.peer,
-                                     reason, detail)
+        protocol_violation(self.node.metrics, a.tenant.name if a else None, a.gateway_id if a else None, self.peer,
+                           reason, detail)
         if self.transport is not None and not self.closed:
             try:
                 if self._h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):

@@ -1,8 +1,12 @@
-"""Prometheus metrics of the head-end process (served on GRIDGATE_HEADEND_METRICS_PORT)."""
+"""Prometheus metrics of the head-end process (served on GRIDGATE_HEADEND_METRICS_PORT), and
+:func:`protocol_violation`, the report that is both a count and a log line."""
 
 from __future__ import annotations
 
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+log = structlog.get_logger("headend.metrics")
 
 
 class HeadendMetrics:
@@ -37,3 +41,11 @@ class HeadendMetrics:
                                      ["scope", "key"], registry=r)
         self.throttle_waiting = Gauge("gridgate_headend_throttle_waiting", "Requests waiting for a slot",
                                       ["scope", "kind"], registry=r)
+
+
+def protocol_violation(metrics: HeadendMetrics, tenant: str | None, gateway_id: str | None, peer: str, reason: str,
+                       detail: str) -> None:
+    """Count and log a gateway breaking the protocol (docs/protocol.md section 9)."""
+    metrics.violations.labels(tenant=tenant or "-", reason=reason).inc()
+    log.warning("headend.protocol_violation", tenant=tenant, gateway=gateway_id, peer=peer, reason=reason,
+                detail=detail[:300])

@@ -8,40 +8,62 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from typing import TYPE_CHECKING
+from typing import Generic, Protocol, TypeVar
 
 import structlog
 
+from headend.admission import Admission
 from headend.metrics import HeadendMetrics
 from headend.store import HeadendStore
-
-if TYPE_CHECKING:
-    from headend.connection import ManagementConnection
 
 log = structlog.get_logger("headend.registry")
 
 
-class Registry:
+class Registrable(Protocol):
+    """What the registry needs of a connection (:class:`~headend.connection.ManagementConnection`)."""
+
+    @property
+    def admission(self) -> Admission | None: ...
+    @property
+    def transport(self) -> asyncio.Transport | None: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def peer(self) -> str: ...
+    @property
+    def opened(self) -> float: ...  # time.monotonic()
+    @property
+    def last_activity(self) -> float: ...  # time.monotonic()
+    @property
+    def busy(self) -> bool: ...  # a request is outstanding
+
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=Registrable)
+
+
+class Registry(Generic[C]):
     def __init__(self, store: HeadendStore, metrics: HeadendMetrics) -> None:
         self.store = store
         self.metrics = metrics
-        self._conns: dict[tuple[str, str], ManagementConnection] = {}
-        self._waiters: dict[tuple[str, str], list[asyncio.Future[ManagementConnection]]] = {}
+        self._conns: dict[tuple[str, str], C] = {}
+        self._waiters: dict[tuple[str, str], list[asyncio.Future[C]]] = {}
         self._started: dict[int, dt.datetime] = {}
 
     def __len__(self) -> int:
         return len(self._conns)
 
-    def get(self, tenant: str, gateway_id: str) -> ManagementConnection | None:
+    def get(self, tenant: str, gateway_id: str) -> C | None:
         conn = self._conns.get((tenant, gateway_id))
         if conn is not None and (conn.closed or conn.transport is None or conn.transport.is_closing()):
             return None
         return conn
 
-    def connections(self) -> list[ManagementConnection]:
+    def connections(self) -> list[C]:
         return list(self._conns.values())
 
-    def add(self, conn: ManagementConnection) -> None:
+    def add(self, conn: C) -> None:
         a = conn.admission
         assert a is not None
         key = (a.tenant.name, a.gateway_id)
@@ -60,7 +82,7 @@ class Registry:
             if not fut.done():
                 fut.set_result(conn)
 
-    def remove(self, conn: ManagementConnection) -> None:
+    def remove(self, conn: C) -> None:
         a = conn.admission
         if a is None:
             return
@@ -74,17 +96,17 @@ class Registry:
             log.debug("headend.connection_closed", tenant=key[0], gateway=key[1], peer=conn.peer,
                       seconds=round(time.monotonic() - conn.opened, 1))
 
-    def touch(self, conn: ManagementConnection) -> None:
+    def touch(self, conn: C) -> None:
         a = conn.admission
         if a is not None:
             self.store.activity(a.tenant.name, a.gateway_id, dt.datetime.now(dt.UTC))
 
-    async def wait(self, tenant: str, gateway_id: str, timeout: float) -> ManagementConnection | None:
+    async def wait(self, tenant: str, gateway_id: str, timeout: float) -> C | None:
         """The gateway's connection on this node, waiting up to ``timeout`` for one to arrive."""
         conn = self.get(tenant, gateway_id)
         if conn is not None or timeout <= 0:
             return conn
-        fut: asyncio.Future[ManagementConnection] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[C] = asyncio.get_running_loop().create_future()
         key = (tenant, gateway_id)
         self._waiters.setdefault(key, []).append(fut)
         try:
@@ -103,8 +125,7 @@ class Registry:
         now = time.monotonic()
         closed = 0
         for conn in list(self._conns.values()):
-            busy = conn._waiter is not None
-            if busy:
+            if conn.busy:
                 continue
             if (idle_timeout_s > 0 and now - conn.last_activity > idle_timeout_s) or now - conn.opened > max_lifetime_s:
                 conn.close()

@@ -105,7 +105,7 @@ class HeadendService:
         try:
             while not stop.is_set():
                 await self.sync_tenants()
-                if node.endpoints and not node._servers:
+                if node.endpoints and not node.serving:
                     await node.start_servers()
                     for ep in node.endpoints.values():
                         await node.store.heartbeat(ep.context, node.started_at, node.contact_uri)

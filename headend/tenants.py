@@ -1,4 +1,4 @@
-"""Building a :class:`~headend.node.TenantEndpoint` for each tenant: its GWA identity, a TR-03116-3
+"""Building a :class:`~headend.endpoints.TenantEndpoint` for each tenant: its GWA identity, a TR-03116-3
 server context on it (pki.tls), and the tenant's certificate validator (trust anchors, CRL cache)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import structlog
 
 from domain.certificates.service import tenant_validator
 from domain.tenancy.service import TenantContext
+from headend.endpoints import TenantEndpoint, identity_fingerprint, san_dns_names
 from headend.identity import IdentitySource
-from headend.node import TenantEndpoint, identity_fingerprint, san_dns_names
 from pki import tls as pki_tls
 
 log = structlog.get_logger("headend.tenants")

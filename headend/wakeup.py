@@ -1,12 +1,27 @@
-"""Wake-up transport (docs/protocol.md section 2): the signed packet goes to the gateway's wake-up
-address as one UDP datagram. :class:`WakeupTransport` is the adapter interface an SMS gateway
-transport will implement later."""
+"""Wake-ups (docs/protocol.md section 2): :class:`Waker` signs the packet with the tenant's GWA key,
+paces and throttles it and records it; the transport delivers it to the gateway's wake-up address
+as one UDP datagram. :class:`WakeupTransport` is the adapter interface an SMS gateway transport
+will implement later."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from typing import Protocol
+
+import structlog
+
+from headend.config import HeadendSettings
+from headend.endpoints import Endpoints
+from headend.errors import UnknownGateway, Unreachable
+from headend.lookup import GatewayRecord
+from headend.metrics import HeadendMetrics
+from headend.store import HeadendStore
+from headend.throttle import Throttle
+from pki import wakeup as pki_wakeup
+
+log = structlog.get_logger("headend.wakeup")
 
 
 class WakeupTransport(Protocol):
@@ -57,3 +72,44 @@ class UdpWakeupTransport:
         for t in (self._transport, self._transport6):
             if t is not None:
                 t.close()
+
+
+class Waker:
+    """Sends wake-ups for the tenants of one node."""
+
+    def __init__(self, settings: HeadendSettings, endpoints: Endpoints, throttle: Throttle, store: HeadendStore,
+                 metrics: HeadendMetrics, transport: WakeupTransport) -> None:
+        self.settings = settings
+        self.endpoints = endpoints
+        self.throttle = throttle
+        self.store = store
+        self.metrics = metrics
+        self.transport = transport
+        self._last_wakeup: dict[tuple[str, str], float] = {}
+
+    async def wake(self, tenant: str, record: GatewayRecord, priority: int) -> None:
+        """One wake-up of the gateway (throttled by priority). Raises UnknownGateway, Unreachable."""
+        ep = self.endpoints.by_name[tenant]
+        if not record.wakeup_address:
+            raise UnknownGateway(f"gateway {record.gateway_id} has no wake-up address")
+        key = (tenant, record.gateway_id)
+        # Never two wake-ups of one gateway within the same second: the gateway drops a repeated
+        # timestamp as a replay (docs/protocol.md 2.3).
+        gap = time.time() - self._last_wakeup.get(key, 0.0)
+        if gap < 1.05:
+            await asyncio.sleep(1.05 - gap)
+        await self.throttle.wakeup(tenant, record.network_segment, priority)
+        packet = pki_wakeup.build(record.gateway_id, ep.identity.sig_key, byteorder=self.settings.wakeup_byteorder)
+        self._last_wakeup[key] = time.time()
+        try:
+            await self.transport.send(record.wakeup_address, packet)
+        except (OSError, ValueError) as err:
+            self.metrics.wakeups.labels(tenant=tenant, outcome="send_failed").inc()
+            log.warning("headend.wakeup_failed", tenant=tenant, gateway=record.gateway_id,
+                        address=record.wakeup_address, error=str(err))
+            raise Unreachable(f"wake-up to {record.wakeup_address} failed: {err}") from err
+        self.metrics.wakeups.labels(tenant=tenant, outcome="sent").inc()
+        self.store.communication(tenant, gateway_id=record.gateway_id, direction="out", command="wakeup",
+                                 method="UDP", path=record.wakeup_address[:400], result="sent",
+                                 bytes_out=len(packet))
+        log.debug("headend.wakeup_sent", tenant=tenant, gateway=record.gateway_id, address=record.wakeup_address)

@@ -49,14 +49,14 @@ async def test_a_lone_lookup_is_answered_and_a_caller_giving_up_does_not_break_o
 
 
 def test_enc_certificate_cache_is_bounded_and_keeps_the_recent_ones(he_tenant: HeTenant) -> None:
-    from headend import node
+    from headend.endpoints import ENC_CACHE_MAX, TenantEndpoint
 
-    ep = node.TenantEndpoint.__new__(node.TenantEndpoint)
+    ep = TenantEndpoint.__new__(TenantEndpoint)
     ep.enc_certs = {}
     cert = he_tenant.pki.gateway(GATEWAYS[0]).enc.cert
-    for i in range(node.ENC_CACHE_MAX + 10):
+    for i in range(ENC_CACHE_MAX + 10):
         ep.remember_enc(f"G{i}", cert)
-    assert len(ep.enc_certs) == node.ENC_CACHE_MAX and "G9" not in ep.enc_certs and "G10" in ep.enc_certs
+    assert len(ep.enc_certs) == ENC_CACHE_MAX and "G9" not in ep.enc_certs and "G10" in ep.enc_certs
     ep.remember_enc("G10", cert)  # used again: now the most recent, so G11 goes first
     ep.remember_enc("new", cert)
     assert "G10" in ep.enc_certs and "G11" not in ep.enc_certs and list(ep.enc_certs)[-2:] == ["G10", "new"]
