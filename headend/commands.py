@@ -163,14 +163,7 @@ def forget_gateway_certificates(c: AdminClient) -> None:
     next seal uses its new ENC certificate and its next connection (with the new TLS certificate,
     already active in the store) is admitted against fresh store data."""
     c.ep.enc_certs.pop(c.gateway_id, None)
-    forget = getattr(c.node, "forget_gateway", None)
-    if callable(forget):
-        forget(c.ep.name, c.gateway_id)
-        return
-    # Until the node offers forget_gateway: its admission record cache is keyed (tenant, gateway).
-    records = getattr(c.node, "_records", None)
-    if isinstance(records, dict):
-        records.pop((c.ep.name, c.gateway_id), None)
+    c.node.forget_gateway(c.ep.name, c.gateway_id)
 
 
 async def request_certificate_signing(c: AdminClient,
