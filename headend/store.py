@@ -15,6 +15,7 @@ from typing import Any, cast
 import structlog
 from sqlalchemy import Table, and_, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import CursorResult
 
 from domain.communications.models import GatewayCommunication, GatewayConnection, GatewayEvent, HeadendNode
 from domain.tenancy.service import TenantContext
@@ -81,8 +82,10 @@ class HeadendStore:
     async def forget_node_connections(self, tenant: TenantContext) -> int:
         """At start: rows this node left behind in a previous life are stale."""
         async with tenant.sessions() as session, session.begin():
-            result = await session.execute(delete(GatewayConnection).where(GatewayConnection.node_id == self.node_id))
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+            # A DELETE's result is a CursorResult (the one with a row count).
+            result = cast(CursorResult[Any], await session.execute(
+                delete(GatewayConnection).where(GatewayConnection.node_id == self.node_id)))
+            return int(result.rowcount or 0)
 
     async def locate(self, tenant: TenantContext, gateway_id: str, stale_s: float) -> str | None:
         """The node holding a live connection of ``gateway_id`` (heartbeat fresh), if any."""

@@ -9,15 +9,28 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from cryptography import x509
 
 from core.config import Settings
+from core.db import Databases
 from core.ids import demo_gateway_id
 from core.procs import free_port
 from domain.tenancy.service import TenantContext
+from headend import contract as M
 from pki.testpki import TestPki, init_test_pki
+
+if TYPE_CHECKING:
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.gateway_commands import GatewayCommandActivities
+    from headend.service import HeadendService
+    from pki.testpki import Entity
+    from simulator.fleet import Fleet
+    from simulator.run import Simulator
+    from tests.conftest import TenantFactory
 
 TENANT = "hetest"
 SNI = f"{TENANT}.gwa.gridgate.test"
@@ -49,6 +62,8 @@ class HeTenant:
 
 
 async def _provision(settings: Settings, ctx: TenantContext, pki: TestPki, udp_port: int) -> None:
+    from pydantic import SecretStr
+
     from domain.certificates import service
     from domain.devices.schemas import GatewayCreate, MeterCreate
     from domain.devices.service import create_gateway, create_meter
@@ -62,7 +77,7 @@ async def _provision(settings: Settings, ctx: TenantContext, pki: TestPki, udp_p
         for url in crl_urls(cert):
             cache.put(url, crl)
 
-    def pem(entity, keys: bool) -> bytes:  # type: ignore[no-untyped-def]
+    def pem(entity: Entity, keys: bool) -> bytes:
         out = b""
         for usage in ("tls", "sig", "enc"):
             cred = entity.credential(usage)
@@ -85,11 +100,11 @@ async def _provision(settings: Settings, ctx: TenantContext, pki: TestPki, udp_p
             for meter in meters_of(i):
                 meter_type = "emh-ebzd" if meter[1:4] == "EMH" else "iskra-mt631"
                 await create_meter(session, box, MeterCreate(device_id=meter, device_type=meter_type,
-                                                             mk0=demo_mk0(meter).hex()))
+                                                             mk0=SecretStr(demo_mk0(meter).hex())))
 
 
 @pytest.fixture(scope="session")
-async def he_tenant(tenant_factory, settings: Settings, he_pki: TestPki) -> HeTenant:  # type: ignore[no-untyped-def]
+async def he_tenant(tenant_factory: TenantFactory, settings: Settings, he_pki: TestPki) -> HeTenant:
     ctx = await tenant_factory(TENANT)
     udp_port = free_port()
     await _provision(settings, ctx, he_pki, udp_port)
@@ -97,7 +112,8 @@ async def he_tenant(tenant_factory, settings: Settings, he_pki: TestPki) -> HeTe
 
 
 @pytest.fixture(scope="session")
-async def headend(settings: Settings, dbs, he_tenant: HeTenant, tmp_path_factory):  # type: ignore[no-untyped-def]
+async def headend(settings: Settings, dbs: Databases, he_tenant: HeTenant,
+                  tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[HeadendService]:
     """A running head-end node (real listeners on free ports, Temporal workers per tenant)."""
     from activities.gateway_commands import headend_activities
     from core.temporal_clients import TemporalClients
@@ -121,8 +137,23 @@ async def headend(settings: Settings, dbs, he_tenant: HeTenant, tmp_path_factory
         await asyncio.wait_for(task, 30)
 
 
+def firmware_dir(headend: HeadendService) -> Path:
+    """Where the head-end reads firmware images (the ``headend`` fixture sets a directory)."""
+    assert headend.hsettings.firmware_dir is not None
+    return Path(headend.hsettings.firmware_dir)
+
+
+@dataclass
+class HeSim:
+    """The simulated gateways: the simulator and its running fleet."""
+
+    simulator: Simulator
+    fleet: Fleet
+
+
 @pytest.fixture(scope="session")
-async def sim(headend, he_tenant: HeTenant, tmp_path_factory) -> AsyncIterator[object]:  # type: ignore[no-untyped-def]
+async def sim(headend: HeadendService, he_tenant: HeTenant,
+              tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[HeSim]:
     """The simulated gateways, pointed at the head-end."""
     from simulator.config import SimulatorSettings
     from simulator.run import Simulator
@@ -135,27 +166,32 @@ async def sim(headend, he_tenant: HeTenant, tmp_path_factory) -> AsyncIterator[o
                           idle_timeout_s=0, slow_latency_s=1.0)
     simulator = Simulator(s, var, gateway_ids=list(GATEWAYS))
     await simulator.start()
+    assert simulator.fleet is not None
     try:
-        yield simulator
+        yield HeSim(simulator, simulator.fleet)
     finally:
         await simulator.stop()
 
 
+class Acts:
+    """``await acts("read_device_info", inp)``: the command activity of that name, run in an
+    activity context (results differ by name, hence ``Any``)."""
+
+    def __init__(self, activities: GatewayCommandActivities, env: ActivityEnvironment) -> None:
+        self.activities = activities
+        self.env = env
+
+    async def __call__(self, name: str, inp: M.GatewayCommand) -> Any:
+        return await self.env.run(getattr(self.activities, name), inp)
+
+
 @pytest.fixture
-def acts(headend):  # type: ignore[no-untyped-def]
+def acts(headend: HeadendService) -> Acts:
     """The command activities of tenant hetest on this node, run in an activity context."""
     from temporalio.testing import ActivityEnvironment
 
     from activities.gateway_commands import GatewayCommandActivities
 
     a = GatewayCommandActivities(headend.node, TENANT, secrets_settings=headend.settings,
-                                 firmware_dir=Path(headend.hsettings.firmware_dir))
-    env = ActivityEnvironment()
-
-    class Runner:
-        activities = a
-
-        async def __call__(self, name: str, inp):  # type: ignore[no-untyped-def]
-            return await env.run(getattr(a, name), inp)
-
-    return Runner()
+                                 firmware_dir=firmware_dir(headend))
+    return Acts(a, ActivityEnvironment())

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from temporalio.exceptions import ApplicationError
 
 from headend import contract as M
 from pki import cms
-from tests.headend.conftest import GATEWAYS, meters_of
+from tests.headend.conftest import GATEWAYS, Acts, HeSim, HeTenant, firmware_dir, meters_of
+
+if TYPE_CHECKING:
+    from headend.service import HeadendService
+    from simulator.state import GatewayState
 
 # The commissioning story runs on gateway 1 (EMH CASA; its certificates are NOT in the store, so
 # the head-end reads the gateway's ENC certificate from the gateway first).
@@ -21,11 +25,11 @@ GID = GATEWAYS[1]
 METER = meters_of(1)[0]
 
 
-def sim_gateway(sim, gid: str):  # type: ignore[no-untyped-def]
+def sim_gateway(sim: HeSim, gid: str) -> GatewayState:
     return sim.fleet.gateways[gid].state
 
 
-async def test_commissioning_story(sim, acts, he_tenant) -> None:  # type: ignore[no-untyped-def]
+async def test_commissioning_story(sim: HeSim, acts: Acts, he_tenant: HeTenant) -> None:
     """Install EMT certificates, pair a meter, write meter, communication and evaluation profiles,
     read the values for the EMT, read logs and the clock: each step answered by the gateway."""
     emt = he_tenant.pki.emts["emt1"]
@@ -109,7 +113,7 @@ async def test_commissioning_story(sim, acts, he_tenant) -> None:  # type: ignor
     assert info.vendor == "EMH" and any(m.meter_id == METER and m.paired for m in info.meters)
 
 
-async def test_deinstallation_story(sim, acts) -> None:  # type: ignore[no-untyped-def]
+async def test_deinstallation_story(sim: HeSim, acts: Acts) -> None:
     """Final readout to the EMTs, profiles deactivated and removed, meter unpaired."""
     gid, meter = GATEWAYS[3], meters_of(3)[0]
     await acts("pair_meter", M.PairMeterInput(gateway_id=gid, command_id="d-pair", meter_id=meter))
@@ -129,7 +133,7 @@ async def test_deinstallation_story(sim, acts) -> None:  # type: ignore[no-untyp
     assert unpaired.existed
 
 
-async def test_firmware_update_story(sim, acts, headend) -> None:  # type: ignore[no-untyped-def]
+async def test_firmware_update_story(sim: HeSim, acts: Acts, headend: HeadendService) -> None:
     """Chunked download (resumed after an interruption), manufacturer signature verified by the
     gateway, activation with restart, reboot: the Notifies arrive after the gateway reconnects."""
     from simulator.firmware import build_image, image_id
@@ -139,7 +143,7 @@ async def test_firmware_update_story(sim, acts, headend) -> None:  # type: ignor
     vendor = vendor_for(gid)
     image = build_image(sim.fleet.creds, vendor, "9.9.9", size=200_000)
     name = "fw-ppc-9.9.9.bin"
-    (Path(headend.hsettings.firmware_dir) / name).write_bytes(image)
+    (firmware_dir(headend) / name).write_bytes(image)
     sha = hashlib.sha256(image).hexdigest()
     img_id = image_id(vendor, "9.9.9")
     inp = M.DownloadFirmwareInput(gateway_id=gid, command_id="f-dl", image_id=img_id, version="9.9.9",
@@ -163,7 +167,8 @@ async def test_firmware_update_story(sim, acts, headend) -> None:  # type: ignor
     assert rebooted.boot_time
 
 
-async def test_firmware_with_wrong_signature_fails_verification(sim, acts, headend) -> None:  # type: ignore[no-untyped-def]
+async def test_firmware_with_wrong_signature_fails_verification(sim: HeSim, acts: Acts,
+                                                                headend: HeadendService) -> None:
     from simulator.firmware import build_image, image_id
     from simulator.vendors import vendor_for
 
@@ -171,7 +176,7 @@ async def test_firmware_with_wrong_signature_fails_verification(sim, acts, heade
     vendor = vendor_for(gid)
     other = vendor_for(GATEWAYS[5])
     image = build_image(sim.fleet.creds, vendor, "6.6.6", size=70_000, signer=other)
-    (Path(headend.hsettings.firmware_dir) / "bad.bin").write_bytes(image)
+    (firmware_dir(headend) / "bad.bin").write_bytes(image)
     with pytest.raises(ApplicationError) as err:
         await acts("download_firmware", M.DownloadFirmwareInput(
             gateway_id=gid, command_id="f-bad", image_id=image_id(vendor, "6.6.6"), version="6.6.6",
@@ -179,7 +184,7 @@ async def test_firmware_with_wrong_signature_fails_verification(sim, acts, heade
     assert err.value.type == "firmware_verification_failed" and err.value.non_retryable
 
 
-async def test_repeated_command_id_is_not_applied_twice(sim, acts, he_tenant) -> None:  # type: ignore[no-untyped-def]
+async def test_repeated_command_id_is_not_applied_twice(sim: HeSim, acts: Acts, he_tenant: HeTenant) -> None:
     gid = GATEWAYS[5]
     enc = he_tenant.pki.emts["emt1"].enc.cert_path.read_text()
     await acts("install_certificates", M.InstallCertificatesInput(gateway_id=gid, command_id="r-certs", certificates=(

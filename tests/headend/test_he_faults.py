@@ -7,16 +7,20 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 from temporalio.exceptions import ApplicationError
 
 from headend import contract as M
 from pki import wakeup
-from tests.headend.conftest import GATEWAYS, TENANT, UNKNOWN_GATEWAY, meters_of
+from tests.headend.conftest import GATEWAYS, TENANT, UNKNOWN_GATEWAY, Acts, HeSim, HeTenant, meters_of
+
+if TYPE_CHECKING:
+    from headend.service import HeadendService
 
 
-async def disconnect(headend, sim, gid: str) -> None:  # type: ignore[no-untyped-def]
+async def disconnect(headend: HeadendService, sim: HeSim, gid: str) -> None:
     conn = headend.node.registry.get(TENANT, gid)
     if conn is not None:
         conn.close()
@@ -34,7 +38,8 @@ def send_udp(port: int, packet: bytes) -> None:
         s.sendto(packet, ("127.0.0.1", port))
 
 
-async def test_gateway_ignores_bad_wakeups_and_answers_a_good_one(sim, headend, he_tenant) -> None:  # type: ignore[no-untyped-def]
+async def test_gateway_ignores_bad_wakeups_and_answers_a_good_one(sim: HeSim, headend: HeadendService,
+                                                                  he_tenant: HeTenant) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     gid = GATEWAYS[0]
@@ -65,7 +70,8 @@ async def test_gateway_ignores_bad_wakeups_and_answers_a_good_one(sim, headend, 
     assert headend.node.registry.get(TENANT, gid) is None
 
 
-async def test_connection_drop_mid_command_is_retryable_and_not_applied_twice(sim, headend, acts) -> None:  # type: ignore[no-untyped-def]
+async def test_connection_drop_mid_command_is_retryable_and_not_applied_twice(sim: HeSim, headend: HeadendService,
+                                                                              acts: Acts) -> None:
     from simulator.faults import clear_fault, set_fault
 
     gid, meter = GATEWAYS[0], meters_of(0)[1]
@@ -87,7 +93,8 @@ async def test_connection_drop_mid_command_is_retryable_and_not_applied_twice(si
         clear_fault(sim.fleet, gid, "flaky")
 
 
-async def test_set_time_repeat_after_a_drop_is_not_applied_twice(sim, headend, acts) -> None:  # type: ignore[no-untyped-def]
+async def test_set_time_repeat_after_a_drop_is_not_applied_twice(sim: HeSim, headend: HeadendService,
+                                                                  acts: Acts) -> None:
     """``set`` carries the head-end's time, so its repeat differs from the first attempt and the
     gateway refuses it as ``command_conflict``; the head-end then reads the clock, finds it set by
     the first attempt, and completes the step without a second setting."""
@@ -105,8 +112,8 @@ async def test_set_time_repeat_after_a_drop_is_not_applied_twice(sim, headend, a
             try:
                 repeated = await acts("set_time", inp)
                 break
-            except ApplicationError as err:
-                assert err.type == "connection_lost", err
+            except ApplicationError as failed:
+                assert failed.type == "connection_lost", failed
                 await asyncio.sleep(0.01)  # a repeat's time differs from the earlier attempt's
         assert repeated is not None
         # Every first execution of a command ID is dropped: success came from the repeat.
@@ -122,7 +129,7 @@ async def test_set_time_repeat_after_a_drop_is_not_applied_twice(sim, headend, a
     assert err.value.type == "command_conflict" and err.value.non_retryable
 
 
-async def test_offline_gateway_is_unreachable(sim, headend, acts) -> None:  # type: ignore[no-untyped-def]
+async def test_offline_gateway_is_unreachable(sim: HeSim, headend: HeadendService, acts: Acts) -> None:
     from simulator.faults import clear_fault, set_fault
 
     gid = GATEWAYS[4]
@@ -139,7 +146,7 @@ async def test_offline_gateway_is_unreachable(sim, headend, acts) -> None:  # ty
         clear_fault(sim.fleet, gid, "offline")
 
 
-async def test_rejected_and_missing_meter_are_final(sim, headend, acts) -> None:  # type: ignore[no-untyped-def]
+async def test_rejected_and_missing_meter_are_final(sim: HeSim, headend: HeadendService, acts: Acts) -> None:
     from simulator.faults import clear_fault, set_fault
 
     gid = GATEWAYS[5]
@@ -160,7 +167,7 @@ async def test_rejected_and_missing_meter_are_final(sim, headend, acts) -> None:
         clear_fault(sim.fleet, gid, "missing_meter")
 
 
-async def test_unknown_gateway_command_is_final(headend, acts) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_gateway_command_is_final(headend: HeadendService, acts: Acts) -> None:
     with pytest.raises(ApplicationError) as err:
         await acts("read_device_info", M.ReadDeviceInfoInput(gateway_id=UNKNOWN_GATEWAY, command_id="u-1"))
     assert err.value.type == "unknown_gateway" and err.value.non_retryable

@@ -4,18 +4,23 @@ few statements, not one per gateway, and every caller still gets its own gateway
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 
 from headend.lookup import RecordLoader
 from tests.headend.conftest import GATEWAYS, UNKNOWN_GATEWAY, HeTenant
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, ExecutionContext
+
 
 async def test_concurrent_lookups_share_statements_and_answer_each_caller(he_tenant: HeTenant) -> None:
     engine = he_tenant.ctx.sessions.kw["bind"]
     statements: list[str] = []
 
-    def count(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+    def count(conn: Connection, cursor: Any, statement: str, params: Any, context: ExecutionContext | None,
+              executemany: bool) -> None:
         if "gateway" in statement.lower():
             statements.append(statement)
 

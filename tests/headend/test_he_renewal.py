@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 from headend import contract as M
 from pki.testca import certify_csr
 from pki.validation import fingerprint
-from tests.headend.conftest import GATEWAYS, TENANT
+from tests.headend.conftest import GATEWAYS, TENANT, Acts, HeSim, HeTenant
 
 GID = GATEWAYS[3]
 
@@ -29,7 +29,7 @@ def _smgw(usage: str, cert: x509.Certificate) -> M.CertificateToInstall:
                                   pem=cert.public_bytes(serialization.Encoding.PEM).decode())
 
 
-async def test_renewal_of_a_gateways_keys(sim, acts, he_tenant) -> None:  # type: ignore[no-untyped-def]
+async def test_renewal_of_a_gateways_keys(sim: HeSim, acts: Acts, he_tenant: HeTenant) -> None:
     pki = he_tenant.pki
     state = sim.fleet.gateways[GID].state
     before = await acts("read_device_info", M.ReadDeviceInfoInput(gateway_id=GID, command_id="rn-info0"))
@@ -74,7 +74,7 @@ async def test_renewal_of_a_gateways_keys(sim, acts, he_tenant) -> None:  # type
     assert err.value.type == "malformed" and err.value.non_retryable
 
 
-async def test_delete_communication_profile(sim, acts, he_tenant) -> None:  # type: ignore[no-untyped-def]
+async def test_delete_communication_profile(sim: HeSim, acts: Acts, he_tenant: HeTenant) -> None:
     enc = he_tenant.pki.emts["emt1"].enc.cert_path.read_text()
     await acts("install_certificates", M.InstallCertificatesInput(gateway_id=GID, command_id="dc-certs", certificates=(
         M.CertificateToInstall(owner="emt1", role="emt", usage="enc", pem=enc),)))

@@ -6,13 +6,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.worker import Worker
 
 from headend import contract as M
-from tests.headend.conftest import GATEWAYS, TENANT
+from tests.headend.conftest import GATEWAYS, TENANT, HeSim, HeTenant
+
+if TYPE_CHECKING:
+    import httpx
+
+    from core.temporal_clients import TemporalClients
+    from headend.service import HeadendService
+    from tests.conftest import UserFactory
 
 
 @workflow.defn(sandboxed=False)
@@ -31,8 +39,9 @@ class ReadInfoThroughTheNode:
         return [where.node_id, where.task_queue, info.vendor]
 
 
-async def test_workflow_reaches_gateway_through_node_queue(sim, headend, temporal_clients, he_tenant,
-                                                           api, make_user) -> None:  # type: ignore[no-untyped-def]
+async def test_workflow_reaches_gateway_through_node_queue(sim: HeSim, headend: HeadendService,
+                                                           temporal_clients: TemporalClients, he_tenant: HeTenant,
+                                                           api: httpx.AsyncClient, make_user: UserFactory) -> None:
     gid = GATEWAYS[2]
     client = await temporal_clients.for_namespace(he_tenant.ctx.namespace)
     queue = f"he-test-{uuid.uuid4().hex[:8]}"

@@ -13,6 +13,7 @@ import ssl
 import subprocess
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from cryptography import x509
@@ -26,7 +27,13 @@ from headend import xmlcodec as X
 from pki import cms
 from pki import tls as pki_tls
 from pki.testpki import TestPki, init_test_pki
-from tests.headend.conftest import GATEWAYS, SNI, TENANT, UNKNOWN_GATEWAY
+from tests.headend.conftest import GATEWAYS, SNI, TENANT, UNKNOWN_GATEWAY, Acts, HeSim, HeTenant
+
+if TYPE_CHECKING:
+    import httpx
+
+    from headend.service import HeadendService
+    from tests.conftest import UserFactory
 
 
 def gateway_context(pki: TestPki, gid: str) -> ssl.SSLContext:
@@ -34,12 +41,12 @@ def gateway_context(pki: TestPki, gid: str) -> ssl.SSLContext:
     return pki_tls.client_context(ent.tls.cert_path, ent.tls.key_path, [pki.root_path], intermediates=[pki.chain_path])
 
 
-def admissions(headend, outcome: str) -> float:  # type: ignore[no-untyped-def]
+def admissions(headend: HeadendService, outcome: str) -> float:
     return headend.node.metrics.registry.get_sample_value(
         "gridgate_headend_admissions_total", {"tenant": TENANT, "kind": "management", "outcome": outcome}) or 0.0
 
 
-def handshake_failures(headend) -> float:  # type: ignore[no-untyped-def]
+def handshake_failures(headend: HeadendService) -> float:
     reg = headend.node.metrics.registry
     return sum(s.value for m in reg.collect() if m.name == "gridgate_headend_handshake_failures"
                for s in m.samples if s.name.endswith("_total"))
@@ -60,7 +67,8 @@ def foreign_pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
     return pki
 
 
-async def test_foreign_certificate_is_refused(headend, he_tenant, foreign_pki) -> None:  # type: ignore[no-untyped-def]
+async def test_foreign_certificate_is_refused(headend: HeadendService, he_tenant: HeTenant,
+                                              foreign_pki: TestPki) -> None:
     host, port, _ = headend.node.bound
     ent = foreign_pki.gateway(GATEWAYS[0])
     ctx = pki_tls.client_context(ent.tls.cert_path, ent.tls.key_path, [he_tenant.pki.root_path])
@@ -76,7 +84,7 @@ async def test_foreign_certificate_is_refused(headend, he_tenant, foreign_pki) -
     assert handshake_failures(headend) > before
 
 
-async def test_unknown_and_revoked_gateways_are_refused(headend, he_tenant) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_and_revoked_gateways_are_refused(headend: HeadendService, he_tenant: HeTenant) -> None:
     from cryptography.x509 import load_der_x509_crl
 
     from domain.certificates import service
@@ -125,7 +133,7 @@ def _s_client(port: int, cert: Path, key: Path, ca: Path) -> subprocess.Complete
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
-async def test_openssl_s_client_handshake(headend, he_tenant, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_openssl_s_client_handshake(headend: HeadendService, he_tenant: HeTenant, tmp_path: Path) -> None:
     _, port, _ = headend.node.bound
     pki = he_tenant.pki
     ent = pki.gateway(GATEWAYS[2])
@@ -146,7 +154,7 @@ async def test_openssl_s_client_handshake(headend, he_tenant, tmp_path: Path) ->
     assert handshake_failures(headend) > before
 
 
-async def test_garbage_and_no_tenant_do_not_hurt_others(sim, headend, acts) -> None:  # type: ignore[no-untyped-def]
+async def test_garbage_and_no_tenant_do_not_hurt_others(sim: HeSim, headend: HeadendService, acts: Acts) -> None:
     host, port, inbound = headend.node.bound
     before = handshake_failures(headend)
     for p in (port, inbound):
@@ -164,7 +172,7 @@ async def test_garbage_and_no_tenant_do_not_hurt_others(sim, headend, acts) -> N
 class Inbound:
     """A raw inbound connection as a gateway (the Notify/event channel)."""
 
-    def __init__(self, headend, pki: TestPki, gid: str) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, headend: HeadendService, pki: TestPki, gid: str) -> None:
         self.headend, self.pki, self.gid = headend, pki, gid
 
     def seal(self, xml: bytes, signer: str | None = None) -> bytes:
@@ -199,7 +207,8 @@ def events_xml(gid: str, event_id: str, code: str = "meter_tamper") -> bytes:
     return X.dumps(root)
 
 
-async def test_inbound_bad_input_is_refused_and_nothing_stored(sim, headend, he_tenant, api, make_user) -> None:  # type: ignore[no-untyped-def]
+async def test_inbound_bad_input_is_refused_and_nothing_stored(sim: HeSim, headend: HeadendService, he_tenant: HeTenant,
+                                                               api: httpx.AsyncClient, make_user: UserFactory) -> None:
     gid, other = GATEWAYS[5], GATEWAYS[4]
     ib = Inbound(headend, he_tenant.pki, gid)
     assert await ib.post("/gwa/notify", b"", raw=b"THIS IS NOT HTTP\r\n\r\n") in (400, None)
@@ -225,7 +234,8 @@ async def test_inbound_bad_input_is_refused_and_nothing_stored(sim, headend, he_
     assert spoofed not in [e["event_id"] for e in r.json()["items"]]
 
 
-async def test_gateway_answering_for_another_gateway_is_dropped(sim, headend, he_tenant, acts) -> None:  # type: ignore[no-untyped-def]
+async def test_gateway_answering_for_another_gateway_is_dropped(sim: HeSim, headend: HeadendService,
+                                                                he_tenant: HeTenant, acts: Acts) -> None:
     """A peer holding gateway 0's connection answers with a body signed by gateway 1: the head-end
     closes the connection, the command fails retryably, nothing is taken as gateway 0's answer."""
     gid, other = GATEWAYS[0], GATEWAYS[1]
