@@ -30,7 +30,6 @@ import json
 import multiprocessing as mp
 import os
 import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -46,33 +45,9 @@ TENANT = "bench"
 SNI = f"{TENANT}.gwa.gridgate.test"
 
 
-def raise_nofile() -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else 1_048_576
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    except (ValueError, OSError):
-        target = soft
-    return target
-
-
-def gateway_ids(n: int) -> list[str]:
-    from core.ids import demo_gateway_id
-
-    return [demo_gateway_id(i) for i in range(n)]
-
-
-def ensure_pki(directory: Path, n: int) -> None:
-    from pki.testpki import TestPki, init_test_pki
-
-    pki = TestPki(directory) if (directory / "pki.json").exists() else init_test_pki(directory)
-    have = set(pki.gateway_ids())
-    missing = [g for g in gateway_ids(n) if g not in have]
-    if missing:
-        t0 = time.perf_counter()
-        print(f"issuing {len(missing)} gateway certificate triples ...", flush=True)
-        pki.issue_gateways(gateway_ids=missing)
-        print(f"  done in {time.perf_counter() - t0:.0f}s", flush=True)
+from bench.common.host import raise_nofile  # noqa: E402
+from bench.common.openssl import brainpool_speed  # noqa: E402
+from bench.common.testpki import ensure_pki, gateway_ids  # noqa: E402
 
 
 # --------------------------------------------------------------------------- head-end process
@@ -236,16 +211,11 @@ async def _simulator(kw: dict[str, Any], var_dir: str, ids: list[str], ready: An
 
 # --------------------------------------------------------------------------- driver
 def openssl_speed() -> dict[str, float]:
-    out = subprocess.run(["openssl", "speed", "-seconds", "2", "ecdsabrp256r1", "ecdhbrp256r1"],
-                         capture_output=True, text=True, timeout=120, check=False).stdout
-    rates: dict[str, float] = {}
-    m = re.search(r"256 bits ecdsa \(brainpoolP256r1\)\s+\S+s\s+\S+s\s+([\d.]+)\s+([\d.]+)", out)
-    if m:
-        rates["sign_per_s"], rates["verify_per_s"] = float(m.group(1)), float(m.group(2))
-    m = re.search(r"256 bits ecdh \(brainpoolP256r1\)\s+\S+s\s+([\d.]+)", out)
-    if m:
-        rates["ecdh_per_s"] = float(m.group(1))
-    return rates
+    """brainpoolP256r1 operations per CPU-second, as ``openssl speed`` measures them (empty if it does not)."""
+    speed = brainpool_speed(2)
+    if speed is None:
+        return {}
+    return {"sign_per_s": speed.sign, "verify_per_s": speed.verify, "ecdh_per_s": speed.ecdh}
 
 
 def openssl_server_reference(pki_dir: Path, seconds: int = 8) -> dict[str, Any]:
@@ -372,10 +342,10 @@ def main() -> None:
 
         def he_stats(op: str = "stats") -> dict[str, Any]:
             cmd.send((op, None))
-            return cmd.recv()  # type: ignore[no-any-return]
+            return cmd.recv()
 
         def sim_stats() -> dict[str, Any]:
-            return stats_q.get(timeout=10)  # type: ignore[no-any-return]
+            return stats_q.get(timeout=10)
 
         base = he_stats()
         # Phase 1: burst latency

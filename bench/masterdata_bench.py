@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +36,7 @@ from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine  # noqa: E402
 
+from bench.common.host import cpu_model  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.db import DRIVER, create_database, drop_database  # noqa: E402
 from core.ids import DeviceId  # noqa: E402
@@ -115,7 +118,8 @@ async def import_files(sessions: async_sessionmaker[AsyncSession], box: SecretBo
     return out
 
 
-async def timed(fn, runs: int = 15) -> float:  # type: ignore[no-untyped-def]
+async def timed(fn: Callable[[], Awaitable[object]], runs: int = 15) -> float:
+    """Median milliseconds of ``runs`` calls of ``fn`` after one warm-up call."""
     await fn()  # warm-up: plan caches, buffers
     samples = []
     for _ in range(runs):
@@ -130,13 +134,12 @@ async def query_times(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[
     async with sessions() as session:
         for label, (entity, expr) in FILTERS.items():
             matches = await count(session, entity, expr)
-            page_ms = await timed(lambda e=entity, x=expr: listing.page(session, e, filter=x, limit=50))
+            page_ms = await timed(functools.partial(listing.page, session, entity, filter=expr, limit=50))
             _, after = await listing.page(session, entity, filter=expr, limit=50)
             for _ in range(5):  # a deeper page, continued by keyset
                 _, after = await listing.page(session, entity, filter=expr, limit=50, after=after)
-            deep_ms = await timed(lambda e=entity, x=expr, a=after: listing.page(session, e, filter=x, limit=50,
-                                                                                   after=a))
-            count_ms = await timed(lambda e=entity, x=expr: count(session, e, x))
+            deep_ms = await timed(functools.partial(listing.page, session, entity, filter=expr, limit=50, after=after))
+            count_ms = await timed(functools.partial(count, session, entity, expr))
             out.append((label, matches, page_ms, deep_ms, count_ms))
     return out
 
@@ -184,18 +187,11 @@ def memory_probe(url: str, folder: Path, rows: int, offset: int) -> dict[str, fl
                      for i in range(rows))
     done = subprocess.run([sys.executable, __file__, "--probe", url, str(path)], capture_output=True, text=True,
                           check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model() or platform.processor() or platform.machine()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, Python {platform.python_version()}"
 
@@ -240,11 +236,13 @@ async def main(args: argparse.Namespace) -> None:
         imports = await import_files(sessions, box, files)
         print("querying ...", file=sys.stderr)
         queries = await query_times(sessions)
+        async with sessions() as session:
+            server_version = (await session.execute(text("SHOW server_version"))).scalar_one()
         await engine.dispose()
         rendered = tenant_url.render_as_string(hide_password=False)
         memory = [(rows, memory_probe(rendered, folder, rows, 50_000_000 + rows)) for rows in (10_000, 100_000)]
         pg_version = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip() \
-            if server is None else "embedded " + _pg_version(server)
+            if server is None else f"embedded {server_version}"
     finally:
         await drop_database(url, db)
         if server is not None:
@@ -252,7 +250,8 @@ async def main(args: argparse.Namespace) -> None:
 
     load = f"load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after"
     total_rows = sum(i[1] for i in imports)
-    total_s, total_db, total_py = (sum(i[k] for i in imports) for k in (2, 3, 4))
+    total_s, total_db, total_py = (sum(i[2] for i in imports), sum(i[3] for i in imports),
+                                   sum(i[4] for i in imports))
     lines = [f"Run {dt.date.today().isoformat()} on {machine()}, PostgreSQL {pg_version}; "
              f"`python bench/masterdata_bench.py --gateways {args.gateways}`; {load} (shared machine).", "",
              "| import | rows | wall s | rows/s (wall) | database CPU s | rows per database CPU-s | Python CPU s |",
@@ -288,13 +287,6 @@ work. Queries run after `ANALYZE`, median of 15 after one warm-up; the 6th page 
 keyset cursor. Peak memory: resident set of a process that imports a gateway file, sampled every
 5 ms.
 """
-
-
-def _pg_version(server) -> str:  # type: ignore[no-untyped-def]
-    from core.pg import _bin_path
-
-    out = subprocess.run([str(_bin_path() / "postgres"), "--version"], capture_output=True, text=True).stdout
-    return out.strip().rsplit(" ", 1)[-1]
 
 
 if __name__ == "__main__":

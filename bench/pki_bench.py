@@ -14,9 +14,7 @@ import argparse
 import datetime as dt
 import os
 import platform
-import re
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from bench.common.host import cpu_model
+from bench.common.openssl import BrainpoolSpeed, brainpool_speed
 from pki import cms, wakeup
 from pki.testpki import init_test_pki
 
@@ -45,19 +45,12 @@ def rate(fn: Callable[[], object], seconds: float) -> float:
     return n / elapsed
 
 
-def openssl_speed(seconds: int) -> dict[str, float]:
+def openssl_speed(seconds: int) -> BrainpoolSpeed:
     """brainpoolP256r1 sign/verify/ECDH rates from ``openssl speed`` (single process)."""
-    # OpenSSL 3.0 names them ecdsabrp256r1/ecdhbrp256r1; newer builds also accept the long names.
-    for names in (("ecdsabrainpoolP256r1", "ecdhbrainpoolP256r1"), ("ecdsabrp256r1", "ecdhbrp256r1")):
-        res = subprocess.run(["openssl", "speed", "-seconds", str(seconds), *names],
-                             capture_output=True, text=True, timeout=120)
-        out = res.stdout
-        sig = re.search(r"256 bits ecdsa \(brainpoolP256r1\)\s+\S+s\s+\S+s\s+([\d.]+)\s+([\d.]+)", out)
-        dh = re.search(r"256 bits ecdh \(brainpoolP256r1\)\s+\S+s\s+([\d.]+)", out)
-        if res.returncode == 0 and sig and dh:
-            return {"sign": float(sig.group(1)), "verify": float(sig.group(2)), "ecdh": float(dh.group(1)),
-                    "names": " ".join(names)}  # type: ignore[dict-item]
-    raise SystemExit("openssl speed did not report brainpoolP256r1 rates")
+    speed = brainpool_speed(seconds)
+    if speed is None:
+        raise SystemExit("openssl speed did not report brainpoolP256r1 rates")
+    return speed
 
 
 def main() -> None:
@@ -107,17 +100,14 @@ def main() -> None:
         bulk.issue_gateways(range(200, 200 + args.gateways))
         parallel_rate = args.gateways / (time.perf_counter() - t)
 
-    ossl = {k: (before[k] + after[k]) / 2 for k in ("sign", "verify", "ecdh")}  # type: ignore[operator]
+    ossl = {"sign": (before.sign + after.sign) / 2, "verify": (before.verify + after.verify) / 2,
+            "ecdh": (before.ecdh + after.ecdh) / 2}
     floor = 1 / (1 / ossl["verify"] + 1 / ossl["ecdh"])
     wake_floor = ossl["sign"]
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        m = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
-        cpu = m.group(1).strip() if m else cpu
+    cpu = cpu_model() or platform.processor() or platform.machine()
     print(f"PKI benchmark {dt.date.today().isoformat()} on {platform.node()} / {cpu} ({os.cpu_count()} CPUs), "
           f"Python {platform.python_version()}, {ssl.OPENSSL_VERSION}")
-    print(f"openssl speed names: {before['names']}; its rates are the mean of a run before and after ours. "
+    print(f"openssl speed names: {before.names}; its rates are the mean of a run before and after ours. "
           "All single-core rates are per CPU-second (openssl speed's default divisor); the bulk "
           "issuance lines are wall-clock.\n")
     print("| operation | per second (1 core) | reference | ratio |")

@@ -31,27 +31,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import h11
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common.host import free_udp_port
+from bench.common.testpki import ensure_pki
 from core.ids import demo_gateway_id
 from core.procs import free_port
 from pki import tls, wakeup
-from pki.testpki import TestPki, init_test_pki
-
-
-def ensure_pki(directory: Path, n: int) -> TestPki:
-    t0 = time.perf_counter()
-    pki = TestPki(directory) if (directory / "pki.json").exists() else init_test_pki(directory)
-    missing = [demo_gateway_id(i) for i in range(n) if not pki.gateway(demo_gateway_id(i)).exists]
-    if missing:
-        print(f"issuing {len(missing)} gateway credential triples into {directory} ...", flush=True)
-        pki.issue_gateways(gateway_ids=missing)
-        print(f"  done in {time.perf_counter() - t0:.1f} s", flush=True)
-    return pki
+from pki.testpki import TestPki
 
 
 class Sink:
@@ -102,8 +94,9 @@ class Sink:
                 return status
 
 
-async def status(api: httpx.AsyncClient) -> dict:  # type: ignore[type-arg]
-    return (await api.get("/status")).json()  # type: ignore[no-any-return]
+async def status(api: httpx.AsyncClient) -> dict[str, Any]:
+    """The simulator's ``/status``."""
+    return (await api.get("/status")).json()
 
 
 async def start_simulator(n: int, pki: Path, state: Path, headend_port: int) -> tuple[
@@ -128,25 +121,19 @@ async def start_simulator(n: int, pki: Path, state: Path, headend_port: int) -> 
     return proc, api, udp_port, time.perf_counter() - t0
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def stop(proc: asyncio.subprocess.Process, api: httpx.AsyncClient) -> None:
     await api.aclose()
     proc.send_signal(signal.SIGINT)
     await asyncio.wait_for(proc.wait(), 120)
 
 
-async def bench(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
     n = args.gateways
     pki = ensure_pki(Path(args.pki), n)
     sink = Sink(pki)
     await sink.start()
     work = Path(tempfile.mkdtemp(prefix="simbench-"))
-    out: dict = {"gateways": n}  # type: ignore[type-arg]
+    out: dict[str, Any] = {"gateways": n}
     try:
         # baseline: a 10-gateway fleet
         proc, api, _, _ = await start_simulator(10, pki.directory, work / "small", sink.port)
