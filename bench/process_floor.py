@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import signal
 import sys
@@ -32,8 +33,8 @@ from temporalio.workflow import ParentClosePolicy
 
 STARTS_PER_RUN = 1000
 FETCH_BATCH = 200
-OPTS = {"start_to_close_timeout": timedelta(seconds=30),
-        "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))}
+TIMEOUT = timedelta(seconds=30)
+RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 
 
 @dataclass
@@ -86,12 +87,17 @@ async def floor_noop(arg: str) -> str:
     return arg
 
 
+async def _noop(arg: str) -> None:
+    """One ``floor_noop`` activity from a workflow."""
+    await workflow.execute_activity("floor_noop", arg, start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
+
+
 @workflow.defn(name="FloorChild")
 class FloorChild:
     @workflow.run
     async def run(self, inp: ChildInput) -> None:
         for step in range(inp.activities):
-            await workflow.execute_activity("floor_noop", f"{inp.seq}/{step}", **OPTS)
+            await _noop(f"{inp.seq}/{step}")
         await workflow.get_external_workflow_handle(inp.parent).signal("done", Done(inp.seq))
 
 
@@ -120,7 +126,7 @@ class FloorParent:
     async def run(self, inp: FloorInput) -> int:
         s = self.s  # the same object @workflow.init received
         if s.runs == 0:
-            await workflow.execute_activity("floor_noop", "running", **OPTS)
+            await _noop("running")
         s.runs += 1
         while True:
             if not self.exhausted and len(s.in_flight) < s.concurrency:
@@ -130,17 +136,21 @@ class FloorParent:
             if self.starts >= STARTS_PER_RUN or workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(s)
-            seen = self.dirty
-            await workflow.wait_condition(
-                lambda seen=seen: self.dirty != seen or (not self.exhausted and len(s.in_flight) < s.concurrency))
-        await workflow.execute_activity("floor_noop", "completed", **OPTS)
+            await workflow.wait_condition(functools.partial(self._woken, self.dirty))
+        await _noop("completed")
         return s.done
+
+    def _woken(self, seen: int) -> bool:
+        """A child is done since ``seen`` was the count of done signals, or there is room for more."""
+        s = self.s
+        return self.dirty != seen or (not self.exhausted and len(s.in_flight) < s.concurrency)
 
     async def _start_more(self) -> None:
         s = self.s
         room = s.concurrency - len(s.in_flight)
         batch = await workflow.execute_activity("floor_next", FetchInput(s.cursor, min(room, FETCH_BATCH), s.total),
-                                                result_type=list[Item], **OPTS)
+                                                result_type=list[Item], start_to_close_timeout=TIMEOUT,
+                                                retry_policy=RETRY)
         if not batch:
             self.exhausted = True
             return
