@@ -3,10 +3,10 @@ section 10 (device info, clock, certificates, logbooks, reboot).
 
 A handler gets a :class:`Ctx` (the gateway's state, the fleet services, the request) and the
 parsed XML root of the request payload, and returns an :class:`Outcome` (HTTP status and the XML
-element to seal) or raises :class:`CommandError` (section 9). Handlers change only the in-memory
-state; the session persists state, command record and log entries in one transaction afterwards.
-Asynchronous commands return status 202 with a ``later`` coroutine that produces the Notify
-content (``status``, element) once the work is done.
+element to seal) or raises :class:`~simulator.errors.CommandError` (section 9). Handlers change only
+the in-memory state; the session persists state, command record and log entries in one transaction
+afterwards. Asynchronous commands return status 202 with a ``later`` coroutine that produces the
+Notify content (``status``, element) once the work is done.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 import xml.etree.ElementTree as ET  # building only; parsing goes through defusedxml
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -27,12 +27,14 @@ from cryptography.x509.oid import NameOID
 from core.ids import parse_device_id
 from pki.profile import Role, Usage, role_of
 from simulator import xmlcodec as X
-from simulator.credentials import load_private_key_pem, private_key_pem
+from simulator.certificates import Certificates
+from simulator.config import SimulatorSettings
+from simulator.credentials import FleetCredentials, load_private_key_pem, private_key_pem
+from simulator.errors import CommandError
 from simulator.state import LEVEL_INFO, LEVEL_WARNING, OUTCOME_FAILURE, OUTCOME_SUCCESS, GatewayState
+from simulator.store import LogEntry, Store
+from simulator.vendors import Vendor
 from simulator.xmlcodec import Malformed
-
-if TYPE_CHECKING:
-    from simulator.fleet import Fleet
 
 # URI ids of the objects (docs/protocol.md 10.0)
 DEVICE_INFO = "1-0000600100ff"
@@ -46,25 +48,6 @@ COMM_PROFILES = "131-00005e3102ff"
 EVAL_PROFILES = "132-00005e3103ff"
 LMN = "133-00005e3104ff"
 
-ERROR_STATUS = {
-    "malformed": 400, "cms_invalid": 403, "rejected": 403, "not_found": 404, "unsupported": 405,
-    "command_conflict": 409, "offset_mismatch": 409, "meter_missing": 409, "not_paired": 409,
-    "unknown_profile": 409, "unknown_recipient": 409, "certificate_invalid": 422, "invalid_profile": 422,
-    "firmware_verification_failed": 422, "firmware_activation_failed": 500, "busy": 503, "internal": 500,
-}
-
-
-class CommandError(Exception):
-    """An error answer (docs/protocol.md section 9)."""
-
-    def __init__(self, reason: str, text: str, *, status: int | None = None, **attrs: object) -> None:
-        super().__init__(text)
-        self.reason = reason
-        self.text = text
-        self.status = status or ERROR_STATUS.get(reason, 500)
-        self.attrs = attrs
-
-
 Later = Callable[[], Awaitable[tuple[int, ET.Element]]]
 
 
@@ -77,10 +60,36 @@ class Outcome:
     close: bool = False  # close the management connection after answering (activate, reboot)
 
 
+class GatewayServices(Protocol):
+    """What a handler may use of the fleet (:class:`simulator.fleet.Fleet` provides it)."""
+
+    settings: SimulatorSettings
+    store: Store
+    creds: FleetCredentials
+    certificates: Certificates
+
+    def vendor(self, gw: GatewayState) -> Vendor: ...
+
+    def now(self) -> float: ...
+
+    def reconnect(self, gw: GatewayState, reason: str) -> None:
+        """Open a new management connection once the current one has closed."""
+
+    def schedule_cyclic(self, gw: GatewayState) -> None:
+        """Plan the next cyclic contact anew (after a change of the GWA profile's interval)."""
+
+    async def restart(self, gw: GatewayState, reason: str) -> float:
+        """Reboot the gateway; returns its boot time."""
+
+    def raise_event(self, gw: GatewayState, code: str, level: int, text: str, *, record: LogEntry | None = None,
+                    meter: str | None = None) -> None:
+        """Queue an event for the GWA's event URI."""
+
+
 @dataclass
 class Ctx:
     gw: GatewayState
-    fleet: Fleet
+    fleet: GatewayServices
     method: str
     query: dict[str, str]
     command_id: str | None
@@ -109,10 +118,6 @@ def handler(verb: str, obj: str, kind: str, n: int, name: str) -> Callable[[Hand
         return fn
 
     return deco
-
-
-def error_element(gid: str, err: CommandError) -> ET.Element:
-    return X.element("error", {"gateway": gid, "reason": err.reason, **err.attrs}, err.text)
 
 
 def expect(body: ET.Element | None, tag: str) -> ET.Element:
@@ -247,7 +252,7 @@ def install_certificates(ctx: Ctx, body: ET.Element | None) -> Outcome:
         old = ctx.gw.certificates.get(key)
         status = "unchanged" if old and old["sha256"] == sha and old["owner"] == owner else "installed"
         if status == "installed":
-            ctx.fleet.remember_certificate(sha, der)
+            ctx.fleet.certificates.remember_der(sha, der)
             ctx.gw.certificates[key] = {"owner": owner, "role": role, "usage": usage, "sha256": sha,
                                         "installed_at": ctx.now}
             ctx.gw.log("system", LEVEL_INFO, OUTCOME_SUCCESS, f"certificate installed: {role} {owner} {usage}")
@@ -277,9 +282,9 @@ def _activate_pending_key(ctx: Ctx, usage: str, cert: x509.Certificate) -> None:
     if usage == "enc":  # the replaced ENC key still decrypts until its certificate expires
         old = fleet.creds.keys(gw.gateway_id, "enc")
         kept = [p for p in gw.previous_enc if p["not_after"] > ctx.now][-2:]
-        gw.previous_enc = [*kept, {"sha256": fleet.remember_certificate_obj(old.cert), "key": private_key_pem(old.key),
+        gw.previous_enc = [*kept, {"sha256": fleet.certificates.remember(old.cert), "key": private_key_pem(old.key),
                                    "not_after": old.cert.not_valid_after_utc.timestamp()}]
-    sha = fleet.remember_certificate_obj(cert)
+    sha = fleet.certificates.remember(cert)
     gw.own_keys[usage] = {"sha256": sha, "key": pending["key"], "since": ctx.now}
     fleet.creds.use_own(gw.gateway_id, usage, cert, key)
     gw.log("system", LEVEL_INFO, OUTCOME_SUCCESS,
@@ -334,7 +339,7 @@ def _log_handler(obj: str, log: str) -> None:
             raise CommandError("malformed", "bad logbook query parameters") from None
         if count < 1:
             raise CommandError("malformed", "sa.count must be >= 1")
-        ctx.fleet.flush(ctx.gw)  # entries written by this very connection are visible at once
+        ctx.gw.flush(ctx.fleet.store)  # entries written by this very connection are visible at once
         entries = ctx.fleet.store.logs(ctx.gid, log, from_recno=from_idx, to_recno=to_idx, since=since,
                                        until=until, limit=count + 1)
         more = len(entries) > count

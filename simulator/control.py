@@ -31,9 +31,11 @@ import psutil
 
 from simulator.faults import FaultError, clear_fault, set_fault, set_fleet_faults
 from simulator.firmware import build_image, image_id
-from simulator.fleet import Fleet, GatewayRuntime
+from simulator.fleet import Fleet
 from simulator.httpserver import Request, Response, serve_connection
 from simulator.meters import INTERVAL_S, MeterModel
+from simulator.readings import reading
+from simulator.runtime import GatewayRuntime
 from simulator.state import LOGS
 from simulator.vendors import VENDORS
 from simulator.xmlcodec import Malformed, fmt_time, parse_time
@@ -137,10 +139,10 @@ class ControlApi:
                       "alarms_sent", "notifies_sent", "requests"):
                 totals[k] = totals.get(k, 0) + int(rt.state.counters.get(k, 0))
         return _json(200, {
-            "gateways": len(f.gateways), "connected": f.connected,
+            "gateways": len(f.gateways), "connected": f.contacts.connected,
             "wakeup_mode": f.settings.wakeup_mode, "wakeup_address": f"{f.settings.udp_host}:{f.wakeup_port}"
             if f.wakeup_port else None, "headend": f.settings.headend,
-            "fleet_faults": {"offline_pct": f.offline_pct, "flaky_pct": f.flaky_pct},
+            "fleet_faults": {"offline_pct": f.faults.offline_pct, "flaky_pct": f.faults.flaky_pct},
             "faulty": sum(1 for rt in f.gateways.values() if rt.state.faults),
             "unrouted_wakeups": f.unrouted_wakeups, "outbox": sum(len(rt.outbox) for rt in f.gateways.values()),
             "totals": totals, "process": process_stats(f.started_at), "store": f.store.stats(),
@@ -156,7 +158,7 @@ class ControlApi:
         gw, f = rt.state, self.fleet
         return {"id": gw.gateway_id, "index": gw.index, "vendor": rt.vendor.name, "state": gw.device_state,
                 "firmware": gw.firmware.get("active"), "connected": rt.management is not None,
-                "faults": f.effective_faults(gw), "meters": list(gw.meters),
+                "faults": f.faults.all_in_force(gw), "meters": list(gw.meters),
                 "wakeup_address": f"{f.settings.udp_host}:{rt.wakeup_port or f.wakeup_port}"}
 
     async def list_gateways(self, req: Request, m: re.Match[str]) -> Response:
@@ -186,7 +188,7 @@ class ControlApi:
         rt = self._rt(m["gid"])
         if m["log"] not in LOGS:
             raise FaultError("unknown_log", f"log is one of {', '.join(LOGS)}")
-        self.fleet.flush(rt.state)
+        rt.state.flush(self.fleet.store)
         entries = self.fleet.store.logs(rt.state.gateway_id, m["log"], from_recno=int(req.query.get("from", 1)),
                                         limit=int(req.query.get("limit", 100)))
         return _json(200, [e.to_dict() for e in entries])
@@ -205,7 +207,7 @@ class ControlApi:
         model = MeterModel(meter, gw.seed)
         out = []
         for k in range(k0, k1):
-            r = self.fleet.reading(gw, model, k)
+            r = reading(gw, model, k)
             out.append({"time": fmt_time(k * INTERVAL_S), "import_wh": r.import_wh, "export_wh": r.export_wh,
                         "status": f"{r.status:016x}"})
         return _json(200, {"meter": meter, "prosumer": model.prosumer, "annual_kwh": round(model.annual_kwh),
@@ -225,7 +227,7 @@ class ControlApi:
 
     async def contact(self, req: Request, m: re.Match[str]) -> Response:
         rt = self._rt(m["gid"])
-        started = self.fleet.contact(rt, str(self._body(req).get("reason", "control")))
+        started = self.fleet.contacts.contact(rt, str(self._body(req).get("reason", "control")))
         return _json(202 if started else 200, {"gateway": rt.state.gateway_id, "started": started,
                                                "connected": rt.management is not None})
 
@@ -235,7 +237,7 @@ class ControlApi:
         code, level = str(b.get("code", "other")), int(b.get("level", 3))
         text = str(b.get("text", code.replace("_", " ")))
         entry = rt.state.log("system", level, 1, text)
-        self.fleet.raise_event(rt.state, code, level, text, record=entry, meter=b.get("meter"))
+        self.fleet.outbox.raise_event(rt.state, code, level, text, record=entry, meter=b.get("meter"))
         return _json(202, {"gateway": rt.state.gateway_id, "queued": len(rt.outbox)})
 
     async def firmware(self, req: Request, m: re.Match[str]) -> Response:

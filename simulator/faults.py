@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from simulator.fleet import Fleet, GatewayRuntime
+from simulator.fleet import Fleet
+from simulator.runtime import GatewayRuntime
 from simulator.state import FAULT_KINDS, LEVEL_ERROR, LEVEL_INFO, LEVEL_WARNING, OUTCOME_FAILURE, OUTCOME_SUCCESS
 
 
@@ -52,16 +53,16 @@ async def set_fault(fleet: Fleet, gateway_id: str, kind: str, param: Any = None)
         rt.management.transport.abort()  # an unreachable gateway loses its connection
     elif kind == "missing_meter":
         entry = gw.log("system", LEVEL_ERROR, OUTCOME_FAILURE, f"meter {param} does not answer on the LMN")
-        fleet.raise_event(gw, "meter_missing", LEVEL_ERROR, entry.text, record=entry, meter=param)
+        fleet.outbox.raise_event(gw, "meter_missing", LEVEL_ERROR, entry.text, record=entry, meter=param)
     elif kind == "tamper_alarm":
         gw.log("calibration", LEVEL_ERROR, OUTCOME_FAILURE, f"meter {param}: terminal cover opened")
         entry = gw.log("system", LEVEL_ERROR, OUTCOME_FAILURE, f"meter {param}: tamper detected")
-        fleet.raise_event(gw, "meter_tamper", LEVEL_ERROR, "terminal cover opened", record=entry, meter=param)
+        fleet.outbox.raise_event(gw, "meter_tamper", LEVEL_ERROR, "terminal cover opened", record=entry, meter=param)
     elif kind == "clock_drift":
         entry = gw.log("system", LEVEL_WARNING, OUTCOME_FAILURE, f"clock deviates by {param:+.0f} s")
         code = "time_invalid" if abs(param) > s.max_clock_offset_s else "clock_drift"
-        fleet.raise_event(gw, code, LEVEL_WARNING, entry.text, record=entry)
-    fleet.persist(gw)
+        fleet.outbox.raise_event(gw, code, LEVEL_WARNING, entry.text, record=entry)
+    gw.persist(fleet.store)
     return gw.faults[kind]
 
 
@@ -71,9 +72,9 @@ def clear_fault(fleet: Fleet, gateway_id: str, kind: str) -> bool:
     existed = gw.faults.pop(kind, None) is not None
     if existed and kind in ("missing_meter", "tamper_alarm"):
         gw.log("system", LEVEL_INFO, OUTCOME_SUCCESS, f"{kind.replace('_', ' ')} cleared")
-    fleet.persist(gw)
+    gw.persist(fleet.store)
     if kind == "offline":
-        fleet.kick_delivery(rt)
+        fleet.outbox.kick(rt)
     return existed
 
 
@@ -84,13 +85,13 @@ def set_fleet_faults(fleet: Fleet, offline_pct: float | None = None, flaky_pct: 
         if value is not None:
             if not 0 <= value <= 100:
                 raise FaultError("bad_param", f"{name} must be between 0 and 100")
-            setattr(fleet, name, float(value))
+            setattr(fleet.faults, name, float(value))
     for rt in fleet.gateways.values():
-        if fleet.effective_fault(rt.state, "offline") is not None:
+        if fleet.faults.in_force(rt.state, "offline") is not None:
             if rt.management is not None:
                 rt.management.transport.abort()
         elif rt.outbox:
-            fleet.kick_delivery(rt)  # back online: deliver what waited
-    return {"offline_pct": fleet.offline_pct, "flaky_pct": fleet.flaky_pct,
-            "offline": sum(1 for rt in fleet.gateways.values() if fleet.effective_fault(rt.state, "offline")),
-            "flaky": sum(1 for rt in fleet.gateways.values() if fleet.effective_fault(rt.state, "flaky"))}
+            fleet.outbox.kick(rt)  # back online: deliver what waited
+    return {"offline_pct": fleet.faults.offline_pct, "flaky_pct": fleet.faults.flaky_pct,
+            "offline": sum(1 for rt in fleet.gateways.values() if fleet.faults.in_force(rt.state, "offline")),
+            "flaky": sum(1 for rt in fleet.gateways.values() if fleet.faults.in_force(rt.state, "flaky"))}

@@ -17,7 +17,8 @@ import xml.etree.ElementTree as ET  # building only; parsing goes through defuse
 from typing import Any
 
 from simulator import xmlcodec as X
-from simulator.commands import IMAGE_TRANSFER, CommandError, Ctx, Outcome, expect, handler
+from simulator.commands import IMAGE_TRANSFER, Ctx, Outcome, expect, handler
+from simulator.errors import CommandError
 from simulator.firmware import FirmwareError, verify_image
 from simulator.state import LEVEL_ERROR, LEVEL_INFO, OUTCOME_FAILURE, OUTCOME_SUCCESS
 
@@ -143,7 +144,7 @@ def activate(ctx: Ctx, body: ET.Element | None) -> Outcome:
         fails = gw.fault("firmware_verification_failure") is not None
         if not fails:
             gw.firmware.update(active=version, fallback=previous, transfer=None)
-            fleet.drop_image(gw, image)
+            gw.persist(fleet.store, drop_image=image)
         await fleet.restart(gw, f"firmware activation {version}")
         if fails:
             entry = gw.log("system", LEVEL_ERROR, OUTCOME_FAILURE,

@@ -13,18 +13,10 @@ import xml.etree.ElementTree as ET  # building only; parsing goes through defuse
 from typing import Any
 
 from pki import cms
+from simulator import readings
 from simulator import xmlcodec as X
-from simulator.commands import (
-    COMM_PROFILES,
-    EVAL_PROFILES,
-    LMN,
-    METER_PROFILES,
-    CommandError,
-    Ctx,
-    Outcome,
-    expect,
-    handler,
-)
+from simulator.commands import COMM_PROFILES, EVAL_PROFILES, LMN, METER_PROFILES, Ctx, Outcome, expect, handler
+from simulator.errors import CommandError
 from simulator.meters import INTERVAL_S, MeterModel, demo_mk0
 from simulator.state import LEVEL_ERROR, LEVEL_INFO, OUTCOME_FAILURE, OUTCOME_SUCCESS, GatewayState
 
@@ -265,7 +257,7 @@ def _meter_model(ctx: Ctx, meter: str, *, need_paired: bool = True) -> MeterMode
         raise CommandError("meter_missing", f"meter {meter} does not answer on the LMN")
     if need_paired and not m["paired"]:
         raise CommandError("not_paired", f"meter {meter} is not paired")
-    if ctx.fleet.meter_missing(ctx.gw, meter):
+    if readings.meter_missing(ctx.gw, meter):
         raise CommandError("meter_missing", f"meter {meter} does not answer on the LMN")
     return MeterModel(meter, ctx.gw.seed)
 
@@ -287,18 +279,18 @@ def _emt_container(ctx: Ctx, recipient: str, meter: str, registers: list[str], r
     model = _meter_model(ctx, meter)
     gw_now = ctx.gw.gateway_time(ctx.now)
     k = int(gw_now // INTERVAL_S)
-    reading = ctx.fleet.reading(ctx.gw, model, k)
+    reading = readings.reading(ctx.gw, model, k)
     root = X.element("meterReading", {"gateway": ctx.gid, "meter": meter, "reason": reason,
                                       "created": X.fmt_time(gw_now)})
     schedule = _tariff_schedule(ctx.gw, meter)
     for obis in registers:
         unit, scaler = METER_REGISTERS.get(obis, (255, 0))
-        value = ctx.fleet.register_value(model, obis, k, reading, schedule)
+        value = readings.register_value(model, obis, k, reading, schedule)
         X.sub(root, "value", {"obis": obis, "unit": unit, "scaler": scaler, "status": f"{reading.status:016x}",
                               "time": X.fmt_time(k * INTERVAL_S)}, "" if value is None else str(value))
     sig = ctx.fleet.creds.keys(ctx.gid, "sig")
     return cms.seal(X.to_bytes(root), sign_key=sig.key, sign_cert=sig.cert,
-                    recipient_cert=ctx.fleet.certificate(cert_entry["sha256"]))
+                    recipient_cert=ctx.fleet.certificates.get(cert_entry["sha256"]))
 
 
 @handler("POST", EVAL_PROFILES, "methods", 4, "trigger_readout")
@@ -359,7 +351,7 @@ def pair_meter(ctx: Ctx, body: ET.Element | None) -> Outcome:
         await asyncio.sleep(ctx.fleet.settings.async_delay_s)
         gw = ctx.gw
         m = gw.meters.get(meter)
-        if m is None or ctx.fleet.meter_missing(gw, meter):
+        if m is None or readings.meter_missing(gw, meter):
             gw.log("system", LEVEL_ERROR, OUTCOME_FAILURE, f"pairing {meter}: meter does not answer")
             raise CommandError("meter_missing", f"meter {meter} does not answer on the LMN")
         if not hmac.compare_digest(mk0[:16], demo_mk0(meter)):

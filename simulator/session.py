@@ -16,30 +16,46 @@ import hashlib
 import re
 import time
 import xml.etree.ElementTree as ET  # types only; parsing goes through defusedxml
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pki import cms
 from pki.profile import Role, role_of
 from simulator import imagetransfer, profiles  # noqa: F401 - register their handlers
 from simulator import xmlcodec as X
-from simulator.commands import HANDLERS, CommandError, Ctx, Handler, Outcome, error_element
+from simulator.commands import HANDLERS, Ctx, GatewayServices, Handler, Later, Outcome
+from simulator.errors import CommandError, error_element
+from simulator.fleetfaults import FleetFaults
 from simulator.httpserver import Request, Response
 from simulator.meters import unit
+from simulator.runtime import GatewayRuntime
 from simulator.store import CommandRecord
-
-if TYPE_CHECKING:
-    from simulator.fleet import Fleet, GatewayRuntime
 
 CONTENT_TYPE = "application/vnd.de-dke-k461-cosem+xml;encap=cms-tr03109"
 TARGET_RE = re.compile(r"^/cosem/ldevs/([^/?]+)/objects/(\d{1,5}-[0-9a-f]{12})/(attributes|methods)/(-?\d{1,3})$")
 COMMAND_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _OBJECTS = {key[1] for key in HANDLERS}
+_BY_KIND = {name: fn for name, fn in HANDLERS.values()}
+
+
+def handler_of_kind(kind: str) -> Handler | None:
+    """The handler of a command kind (``pair_meter``, ...): a running command resumed after a
+    restart has its stored request and kind, not a route."""
+    return _BY_KIND.get(kind)
+
+
+class SessionServices(GatewayServices, Protocol):
+    """What serving a management connection needs of the fleet beyond what its handlers use."""
+
+    faults: FleetFaults
+
+    def start_job(self, rt: GatewayRuntime, command_id: str, name: str, later: Later) -> None:
+        """Run the work of a command answered with 202; its Notify follows."""
 
 
 class Session:
     """Serves the management connection of one gateway."""
 
-    def __init__(self, fleet: Fleet, rt: GatewayRuntime) -> None:
+    def __init__(self, fleet: SessionServices, rt: GatewayRuntime) -> None:
         self.fleet = fleet
         self.rt = rt
 
@@ -47,7 +63,7 @@ class Session:
         fleet, gw = self.fleet, self.rt.state
         gw.count("requests")
         cid = req.header("x-cid") or ""
-        slow = fleet.effective_fault(gw, "slow")
+        slow = fleet.faults.in_force(gw, "slow")
         if slow is not None:
             await asyncio.sleep(float(slow.get("param") or fleet.settings.slow_latency_s))
         now = time.time()
@@ -69,7 +85,7 @@ class Session:
                 return self._repeat(req, cid, rec, digest)
         ctx = Ctx(gw=gw, fleet=fleet, method=req.method, query=req.query, command_id=command_id, now=now)
         try:
-            rejected = fleet.effective_fault(gw, "reject")
+            rejected = fleet.faults.in_force(gw, "reject")
             if changing and rejected is not None and rejected.get("param") in (None, "", name):
                 raise CommandError("rejected", f"{name} refused by the gateway (fault reject)")
             outcome = fn(ctx, body)
@@ -90,16 +106,16 @@ class Session:
                 xml=X.to_bytes(outcome.xml) if outcome.xml is not None else b"", cid=cid,
                 contact_uri=req.header("x-contacturi") or "", at=now, request=payload or b"",
             )
-            fleet.persist(gw, result=record, chunks=ctx.chunks, drop_image=ctx.drop_image)
+            gw.persist(fleet.store, result=record, chunks=ctx.chunks, drop_image=ctx.drop_image)
             if outcome.later is not None:
                 fleet.start_job(self.rt, command_id, name, outcome.later)
             if self._flaky_drop(command_id):
                 gw.count("dropped")
-                fleet.persist(gw)
+                gw.persist(fleet.store)
                 return Response(0, drop=True)
         else:
             if gw.pending_logs:
-                fleet.persist(gw)
+                gw.persist(fleet.store)
             if not changing and self._flaky_drop(None):
                 gw.count("dropped")
                 return Response(0, drop=True)
@@ -134,7 +150,7 @@ class Session:
             opened = cms.open(req.body, key=enc.key, cert=enc.cert, validator=fleet.creds.validator())
         except cms.CmsError as err:
             opened = self._open_other_keys(req.body, err)
-        gwa = fleet.gwa_certificate(gw, "sig")
+        gwa = fleet.certificates.gwa(gw, "sig")
         if role_of(opened.signer) is not Role.GWA or gwa is None or opened.signer.subject != gwa.subject:
             raise CommandError("cms_invalid", "signer is not this gateway's GWA")
         try:
@@ -147,7 +163,7 @@ class Session:
         (docs/protocol.md 10.4, request_certificate_signing)."""
         fleet = self.fleet
         if err.reason == "wrong_recipient":
-            for cert, key in fleet.decryption_keys(self.rt.state)[1:]:
+            for cert, key in fleet.certificates.decryption_keys(self.rt.state)[1:]:
                 try:
                     return cms.open(body, key=key, cert=cert, validator=fleet.creds.validator())
                 except cms.CmsError as again:
@@ -164,9 +180,9 @@ class Session:
         gw.count("repeated")
         if rec.state == "running":
             fleet.store.update_contact(gw.gateway_id, rec.command_id, cid, req.header("x-contacturi") or "")
-            fleet.persist(gw)
+            gw.persist(fleet.store)
             return self._answer(cid, Outcome(202))
-        fleet.persist(gw)
+        gw.persist(fleet.store)
         return self._answer(cid, Outcome(rec.status, X.parse(rec.xml) if rec.xml else None))
 
     def _flaky_drop(self, command_id: str | None) -> bool:
@@ -174,7 +190,7 @@ class Session:
         dropped only on its first execution (the repeat gets the stored answer); reads alternate,
         so a retried read succeeds. ``param``: share of requests affected (default 1.0)."""
         fleet, rt = self.fleet, self.rt
-        fault = fleet.effective_fault(rt.state, "flaky")
+        fault = fleet.faults.in_force(rt.state, "flaky")
         if fault is None:
             return False
         rate = float(fault.get("param") or 1.0)
@@ -191,6 +207,6 @@ class Session:
         headers = [("x-CID", cid)] if cid else []
         body = b""
         if outcome.xml is not None and outcome.status not in (202, 204):
-            body = self.fleet.seal(self.rt.state, X.to_bytes(outcome.xml))
+            body = self.fleet.certificates.seal(self.rt.state, X.to_bytes(outcome.xml))
             headers.append(("Content-Type", CONTENT_TYPE))
         return Response(outcome.status, body, headers, close=outcome.close)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ except ImportError:  # pragma: no cover - older domain/ids.py: the same rule
     def demo_meter_count(gateway_index: int) -> int:
         return 2 if gateway_index % 4 == 0 else 1
 from simulator.meters import unit
-from simulator.store import LogEntry
+from simulator.store import CommandRecord, LogEntry, Store
 from simulator.vendors import vendor_for
 
 LOGS = ("system", "calibration", "consumer")
@@ -143,6 +144,18 @@ class GatewayState:
         st.counters = fresh
         return st
 
+    def persist(self, store: Store, *, result: CommandRecord | None = None,
+                chunks: Iterable[tuple[str, int, bytes]] = (), drop_image: str | None = None) -> None:
+        """Write the document with the log entries written since, and the command result and
+        firmware chunks of the same change, in one transaction."""
+        store.save(self.gateway_id, self.to_doc(), logs=self.take_logs(), result=result, chunks=chunks,
+                   drop_image=drop_image)
+
+    def flush(self, store: Store) -> None:
+        """Persist if log entries are pending: a logbook read must see what this connection wrote."""
+        if self.pending_logs:
+            self.persist(store)
+
     # -- clock
     def gateway_time(self, now: float | None = None) -> float:
         """The gateway's clock: real time + offset + drift since it was last set (+ drift fault)."""
@@ -189,3 +202,11 @@ class GatewayState:
 
     def fault(self, kind: str) -> dict[str, Any] | None:
         return self.faults.get(kind)
+
+    # -- profiles
+    def gwa_profile(self) -> dict[str, Any]:
+        """The communication profile for the GWA (endpoint, event URI, contact interval), or {}."""
+        for p in self.profiles.get("communication", {}).values():
+            if p.get("role") == "gwa":
+                return p
+        return {}

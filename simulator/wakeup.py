@@ -23,14 +23,22 @@ import asyncio
 import contextlib
 import hashlib
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from core.ids import parse_device_id
 from pki import wakeup as pki_wakeup
-from simulator.state import GatewayState
+from simulator.certificates import Certificates
+from simulator.config import SimulatorSettings
+from simulator.contacts import Contacts
+from simulator.fleetfaults import FleetFaults
+from simulator.runtime import GatewayRuntime
+from simulator.state import LEVEL_INFO, LEVEL_WARNING, OUTCOME_FAILURE, OUTCOME_SUCCESS, GatewayState
+from simulator.store import Store
 
 RECIPIENT = slice(3, 12)
 
@@ -69,10 +77,10 @@ class WakeupProtocol(asyncio.DatagramProtocol):
 
     def __init__(self, route: Callable[[bytes, bytes, Any], None]) -> None:
         self.route = route
-        self.transport: asyncio.DatagramTransport | None = None
+        self.transport: asyncio.BaseTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self.route(bytes(data[RECIPIENT]), bytes(data), addr)
@@ -98,3 +106,74 @@ async def listen(
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
     bound = transport.get_extra_info("sockname")[1]
     return transport, int(bound)
+
+
+class WakeupReceiver:
+    """The fleet's wake-up sockets (in the mode of the module doc): a datagram goes to the gateway
+    it is for, which checks it and, when it accepts it, contacts its head-end."""
+
+    def __init__(self, settings: SimulatorSettings, gateways: dict[str, GatewayRuntime], faults: FleetFaults,
+                 certificates: Certificates, store: Store, contacts: Contacts) -> None:
+        self.settings = settings
+        self.gateways = gateways
+        self.faults = faults
+        self.certificates = certificates
+        self.store = store
+        self.contacts = contacts
+        self.port: int | None = None  # of the shared socket
+        self.unrouted = 0  # datagrams for a gateway this simulator does not run
+        self._by_recipient: dict[bytes, GatewayRuntime] = {}
+        self._transports: list[asyncio.DatagramTransport] = []
+
+    async def start(self) -> None:
+        s = self.settings
+        self._by_recipient = {parse_device_id(gid).recipient: rt for gid, rt in self.gateways.items()}
+        if s.wakeup_mode == "per_gateway":
+            for rt in self.gateways.values():
+                transport, port = await listen(s.udp_host, 0, self._own_socket(rt), shared=False)
+                self._transports.append(transport)
+                rt.wakeup_port = port
+        else:
+            transport, self.port = await listen(s.udp_host, s.udp_port, self._route)
+            self._transports.append(transport)
+
+    def close(self) -> None:
+        for transport in self._transports:
+            transport.close()
+
+    def _own_socket(self, rt: GatewayRuntime) -> Callable[[bytes, bytes, Any], None]:
+        """Per-gateway mode: the socket belongs to one gateway, whatever the recipient says."""
+        return lambda _recipient, data, _addr: self._wakeup(rt, data)
+
+    def _route(self, recipient: bytes, data: bytes, _addr: Any) -> None:
+        rt = self._by_recipient.get(recipient)
+        if rt is None:
+            self.unrouted += 1  # wrong_recipient: addressed to no gateway this simulator runs
+            return
+        self._wakeup(rt, data)
+
+    def _wakeup(self, rt: GatewayRuntime, data: bytes) -> None:
+        gw = rt.state
+        if self.faults.in_force(gw, "offline") is not None:
+            gw.count("wakeups_ignored", "offline")
+            return
+        gwa_sig = self.certificates.gwa(gw, "sig")
+        gwa_key = gwa_sig.public_key() if gwa_sig is not None else None
+        # installed certificates have EC keys (the SM-PKI validator refuses others): only None fails here
+        if not isinstance(gwa_key, ec.EllipticCurvePublicKey):
+            gw.count("wakeups_ignored", "no_gwa")
+            return
+        s = self.settings
+        verdict = check(gw, data, gwa_key, window=s.wakeup_window_s, byteorder=s.wakeup_byteorder)
+        if not verdict.accepted:
+            gw.count("wakeups_ignored", verdict.reason)
+            now = time.time()
+            if now - rt.last_reject_log >= 60:  # rate-limited logbook entry
+                rt.last_reject_log = now
+                gw.log("system", LEVEL_WARNING, OUTCOME_FAILURE, f"wake-up rejected: {verdict.reason}")
+                gw.persist(self.store)
+            return
+        gw.count("wakeups_accepted")
+        gw.log("system", LEVEL_INFO, OUTCOME_SUCCESS, "wake-up accepted")
+        gw.persist(self.store)  # the replay state must survive a restart
+        self.contacts.contact(rt, "wakeup")

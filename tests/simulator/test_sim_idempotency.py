@@ -87,7 +87,7 @@ async def test_fleet_flaky_share_still_applies_exactly_once(make_sim: SimFactory
     """The operator's story: 6 gateways, half of them flaky; every command is retried until it
     is answered; each gateway applied it exactly once."""
     sim = await make_sim(gateways=6, flaky_pct=50)
-    flaky = {g for g, rt in sim.fleet.gateways.items() if sim.fleet.effective_fault(rt.state, "flaky")}  # type: ignore[union-attr]
+    flaky = {g for g, rt in sim.fleet.gateways.items() if sim.fleet.faults.in_force(rt.state, "flaky")}  # type: ignore[union-attr]
     assert 0 < len(flaky) < 6
     ts = int(time.time())
     for i in range(6):

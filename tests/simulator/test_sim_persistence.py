@@ -4,6 +4,8 @@ applied again); a Notify that was still running when the simulator stopped is de
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 from pki.testpki import TestPki
@@ -88,3 +90,12 @@ async def test_meters_paired_applies_to_gateways_created_only(make_sim: SimFacto
     stub.forget(g)
     sim = await make_sim(state=state, meters_paired=True)
     assert sim.fleet.gateways[g].state.meters[meters[0]]["paired"] is False  # type: ignore[union-attr]
+
+
+def test_a_new_process_can_resume_every_command_kind() -> None:
+    """Running commands are resumed by kind as the fleet starts, before any connection: in a new
+    simulator process the handlers of every command module must be registered by then."""
+    code = ("import simulator.fleet; from simulator.commands import HANDLERS; "
+            "print(*{name for name, _ in HANDLERS.values()})")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60).stdout
+    assert {"reboot", "pair_meter", "final_readout", "image_verify", "activate_firmware"} <= set(out.split())
