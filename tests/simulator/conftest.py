@@ -16,6 +16,7 @@ from core.ids import demo_gateway_id
 from pki import wakeup
 from pki.testpki import TestPki, init_test_pki
 from simulator.config import SimulatorSettings
+from simulator.fleet import Fleet
 from simulator.run import Simulator
 from tests.simulator.gwa_stub import GwaStub, Link
 
@@ -69,6 +70,12 @@ def gid(i: int) -> str:
     return demo_gateway_id(i)
 
 
+def fleet(sim: Simulator) -> Fleet:
+    """The fleet of a running simulator (the test fails when it has stopped)."""
+    assert sim.fleet is not None, "the simulator is not running"
+    return sim.fleet
+
+
 def send_wakeup(sim: Simulator, gateway_id: str, pki: TestPki, *, timestamp: int | None = None,
                 key: Any = None, port: int | None = None) -> bytes:
     """Send a wake-up datagram as the GWA would (signed with the GWA SIG key by default)."""
@@ -78,8 +85,7 @@ def send_wakeup(sim: Simulator, gateway_id: str, pki: TestPki, *, timestamp: int
 
 
 def send_raw(sim: Simulator, data: bytes, *, port: int | None = None) -> None:
-    assert sim.fleet is not None
-    target = port or sim.fleet.wakeup_port
+    target = port or fleet(sim).wakeup_port
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.sendto(data, ("127.0.0.1", target))
 

@@ -10,6 +10,7 @@ import contextlib
 import ssl
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import defusedxml.ElementTree as DET
@@ -43,6 +44,13 @@ def local(el: ET.Element) -> str:
     return el.tag.split("}", 1)[-1]
 
 
+def child_of(el: ET.Element, tag: str) -> ET.Element:
+    """The first child ``tag`` (local name) of ``el``; the test fails when there is none."""
+    found = el.find(Q + tag)
+    assert found is not None, f"<{local(el)}> has no <{tag}>"
+    return found
+
+
 @dataclass
 class Reply:
     status: int
@@ -53,6 +61,12 @@ class Reply:
     @property
     def reason(self) -> str | None:
         return self.root.get("reason") if self.root is not None and local(self.root) == "error" else None
+
+    @property
+    def element(self) -> ET.Element:
+        """The answer's XML; the test fails when the answer had no body."""
+        assert self.root is not None, f"{self.status} answer without a body"
+        return self.root
 
 
 class Link:
@@ -249,7 +263,7 @@ class GwaStub:
         finally:
             writer.close()
 
-    async def wait_inbound(self, predicate, timeout: float = 10) -> Inbound:  # type: ignore[no-untyped-def]
+    async def wait_inbound(self, predicate: Callable[[Inbound], bool], timeout: float = 10) -> Inbound:
         async def find() -> Inbound:
             while True:
                 for item in self.inbound:

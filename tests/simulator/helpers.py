@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import itertools
-from typing import Any
+import xml.etree.ElementTree as ET
 from zoneinfo import ZoneInfo
 
 from cryptography import x509
@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 
 from pki.testpki import TestPki
 from simulator.meters import INTERVAL_S, MeterModel, demo_mk0
-from tests.simulator.gwa_stub import Link, Reply, child, xml
+from tests.simulator.gwa_stub import GwaStub, Link, Reply, child, xml
 
 DEVICE_INFO = "objects/1-0000600100ff/attributes/2"
 CLOCK = "objects/8-0000010000ff/attributes/2"
@@ -36,7 +36,7 @@ def new_id(prefix: str = "cmd") -> str:
     return f"{prefix}-{next(_ids)}"
 
 
-def cert_el(owner: str, role: str, usage: str, cert: x509.Certificate) -> Any:
+def cert_el(owner: str, role: str, usage: str, cert: x509.Certificate) -> ET.Element:
     der = cert.public_bytes(serialization.Encoding.DER)
     return child("certificate", {"owner": owner, "role": role, "usage": usage}, base64.b64encode(der).decode())
 
@@ -50,7 +50,7 @@ async def post(link: Link, path: str, body: bytes, command_id: str | None = None
     return await link.request("POST", path, body, command_id=command_id or new_id())
 
 
-async def pair(link: Link, stub: Any, meter: str, mk0: bytes | None = None) -> Any:
+async def pair(link: Link, stub: GwaStub, meter: str, mk0: bytes | None = None) -> ET.Element:
     cid = new_id("pair")
     body = xml("pairMeter", {"meter": meter, "interface": "lmn-wired"},
                child("mk0", text=(mk0 or demo_mk0(meter)).hex()))
@@ -59,7 +59,7 @@ async def pair(link: Link, stub: Any, meter: str, mk0: bytes | None = None) -> A
     return await stub.wait_notify(cid)
 
 
-async def commission(link: Link, stub: Any, pki: TestPki, meter: str) -> None:
+async def commission(link: Link, stub: GwaStub, pki: TestPki, meter: str) -> None:
     """Install EMT certificates, pair the meter, write meter/communication/evaluation profiles."""
     assert (await post(link, CERTS_INSTALL, emt_certificates(pki))).status == 200
     notify = await pair(link, stub, meter)

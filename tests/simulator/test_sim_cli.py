@@ -59,8 +59,8 @@ async def test_run_status_fault_stop(sim_pki: TestPki, tmp_path: Path) -> None:
         assert code == 0  # clearing a fault that is not set is fine
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 0, err.decode()[-2000:]
+        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, stderr.decode()[-2000:]
     assert (tmp_path / "var" / "simulator" / "fleet.db").exists()
     code, _, err = await gridgate("simulate", "status", "--control-port", str(port), env=env)
     assert code == 2 and "no simulator answers" in err

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import time
+from pathlib import Path
 
 import defusedxml.ElementTree as DET
 
@@ -14,8 +15,8 @@ from simulator.meters import INTERVAL_S, MeterModel
 from simulator.run import Simulator
 from simulator.state import meter_ids
 from simulator.xmlcodec import parse_time
-from tests.simulator.conftest import connect, gid
-from tests.simulator.gwa_stub import GwaStub, child, local, xml
+from tests.simulator.conftest import connect, fleet, gid
+from tests.simulator.gwa_stub import GwaStub, child, child_of, local, xml
 from tests.simulator.helpers import (
     CERTS_INSTALL,
     CERTS_READ,
@@ -60,23 +61,23 @@ async def test_clock_read_set_and_shift(sim: Simulator, stub: GwaStub, sim_pki: 
     target = "2030-01-01T00:00:00.000Z"
     assert (await link.request("PUT", CLOCK, xml("clock", {"time": target, "mode": "set"}),
                                command_id=new_id())).status == 204
-    assert (await link.request("GET", CLOCK)).root.get("time").startswith("2030-01-01T00:00:0")  # type: ignore[union-attr]
+    assert (await link.request("GET", CLOCK)).element.get("time", "").startswith("2030-01-01T00:00:0")
     assert (await link.request("PUT", CLOCK, xml("clock", {"mode": "shift", "shiftMs": -5000}),
                                command_id=new_id())).status == 204
-    assert (await link.request("GET", CLOCK)).root.get("time").startswith("2029-12-31T23:59:5")  # type: ignore[union-attr]
+    assert (await link.request("GET", CLOCK)).element.get("time", "").startswith("2029-12-31T23:59:5")
 
 
 async def test_certificates_read_and_install_all_or_nothing(sim: Simulator, stub: GwaStub, sim_pki: TestPki,
-                                                            tmp_path) -> None:  # type: ignore[no-untyped-def]
+                                                            tmp_path: Path) -> None:
     link = await connect(sim, stub, gid(0), sim_pki)
     own = (await link.request("GET", CERTS_READ)).root
     assert own is not None
-    assert sorted(c.get("usage") for c in own.findall(Q + "certificate")) == ["enc", "sig", "tls"]
+    assert sorted(c.get("usage", "") for c in own.findall(Q + "certificate")) == ["enc", "sig", "tls"]
     first = await post(link, CERTS_INSTALL, emt_certificates(sim_pki))
     assert first.status == 200
-    assert {c.get("status") for c in first.root.findall(Q + "certificate")} == {"installed"}  # type: ignore[union-attr]
+    assert {c.get("status") for c in first.element.findall(Q + "certificate")} == {"installed"}
     again = await post(link, CERTS_INSTALL, emt_certificates(sim_pki))
-    assert {c.get("status") for c in again.root.findall(Q + "certificate")} == {"unchanged"}  # type: ignore[union-attr]
+    assert {c.get("status") for c in again.element.findall(Q + "certificate")} == {"unchanged"}
     from pki.testpki import init_test_pki
 
     foreign = init_test_pki(tmp_path / "foreign")
@@ -84,7 +85,7 @@ async def test_certificates_read_and_install_all_or_nothing(sim: Simulator, stub
                 cert_el("emt9", "emt", "enc", foreign.emts["emt1"].enc.cert))
     bad = await post(link, CERTS_INSTALL, mixed)
     assert bad.status == 422 and bad.reason == "certificate_invalid"
-    st = sim.fleet.gateways[gid(0)].state  # type: ignore[union-attr]
+    st = fleet(sim).gateways[gid(0)].state
     assert not any(k.startswith("emt:emt2") for k in st.certificates)  # nothing of the failed batch installed
 
 
@@ -97,12 +98,12 @@ async def test_pairing_profiles_readout_final_readout(sim: Simulator, stub: GwaS
              child("register", {"obis": "1-0:1.8.0"}))
     assert (await post(link, METER_PROFILE.format(1), mp)).reason == "not_paired"
     wrong = await pair(link, stub, meter, mk0=bytes(16))
-    assert wrong.get("status") == "403" and wrong.find(Q + "error").get("reason") == "rejected"  # type: ignore[union-attr]
+    assert wrong.get("status") == "403" and child_of(wrong, "error").get("reason") == "rejected"
     await commission(link, stub, sim_pki, meter)
     again = await pair(link, stub, meter)
-    assert again.find(Q + "meterPaired").get("status") == "already_paired"  # type: ignore[union-attr]
-    info = (await link.request("GET", DEVICE_INFO)).root
-    assert info.findtext(Q + "state") == "operational"  # type: ignore[union-attr]
+    assert child_of(again, "meterPaired").get("status") == "already_paired"
+    info = (await link.request("GET", DEVICE_INFO)).element
+    assert info.findtext(Q + "state") == "operational"
     # unknown references and vendor limits
     bad_ep = xml("evaluationProfile", {"id": "ep-bad", "taf": 7, "recipient": "emt1", "communicationProfile": "nope",
                                        "meterProfile": f"mp-{meter}", "interval": 900, "deliveryPeriod": 86400},
@@ -112,8 +113,8 @@ async def test_pairing_profiles_readout_final_readout(sim: Simulator, stub: GwaS
     req = xml("readoutRequest", {"recipient": "emt1", "meter": meter, "reason": "on_demand"},
               child("register", {"obis": "1-0:1.8.0"}))
     out = await post(link, EVAL_PROFILE.format(4), req)
-    assert out.status == 200 and local(out.root) == "readout"  # type: ignore[arg-type]
-    container = base64.b64decode(out.root.text)  # type: ignore[union-attr, arg-type]
+    assert out.status == 200 and local(out.element) == "readout"
+    container = base64.b64decode(out.element.text or "")
     emt = sim_pki.emts["emt1"]
     opened = cms.open(container, key=emt.enc.key, cert=emt.enc.cert, validator=sim_pki.validator())
     reading = DET.fromstring(opened.payload)
@@ -128,17 +129,17 @@ async def test_pairing_profiles_readout_final_readout(sim: Simulator, stub: GwaS
     assert (await post(link, EVAL_PROFILE.format(5), xml("finalReadoutRequest", {"reason": "deinstallation"}),
                        cid)).status == 202
     notify = await stub.wait_notify(cid)
-    readouts = notify.find(Q + "finalReadout").findall(Q + "readout")  # type: ignore[union-attr]
+    readouts = child_of(notify, "finalReadout").findall(Q + "readout")
     assert [r.get("profile") for r in readouts] == [f"ep-taf7-{meter}"]
     deact = await post(link, EVAL_PROFILE.format(3), xml("deactivateProfiles", {"all": "true"}))
-    assert [p.get("wasActive") for p in deact.root.findall(Q + "profile")] == ["true"]  # type: ignore[union-attr]
+    assert [p.get("wasActive") for p in deact.element.findall(Q + "profile")] == ["true"]
     # removal order is enforced: meter profile in use, meter in use
     assert (await post(link, METER_PROFILE.format(2), xml("profileRef", {"id": f"mp-{meter}"}))).reason == "rejected"
     assert (await post(link, EVAL_PROFILE.format(2), xml("profileRef", {"id": f"ep-taf7-{meter}"}))).status == 200
     assert (await post(link, LMN.format(2), xml("unpairMeter", {"meter": meter}))).reason == "rejected"
     assert (await post(link, METER_PROFILE.format(2), xml("profileRef", {"id": f"mp-{meter}"}))).status == 200
     unp = await post(link, LMN.format(2), xml("unpairMeter", {"meter": meter}))
-    assert unp.root.get("existed") == "true"  # type: ignore[union-attr]
+    assert unp.element.get("existed") == "true"
 
 
 async def test_vendor_capabilities_refuse(sim: Simulator, stub: GwaStub, sim_pki: TestPki) -> None:
@@ -161,10 +162,10 @@ async def test_logbook_range_and_paging(sim: Simulator, stub: GwaStub, sim_pki: 
     assert full is not None and full.get("log") == "system"
     records = [int(e.get("record", 0)) for e in full.findall(Q + "entry")]
     assert records == list(range(1, len(records) + 1)) and int(full.get("last", 0)) == records[-1] >= 7
-    page = (await link.request("GET", SYSTEM_LOG, query="sa.fromidx=2&sa.toidx=6&sa.count=3")).root
-    assert [int(e.get("record", 0)) for e in page.findall(Q + "entry")] == [2, 3, 4]  # type: ignore[union-attr]
-    assert page.get("more") == "true"  # type: ignore[union-attr]
-    e = page.find(Q + "entry")  # type: ignore[union-attr]
+    page = (await link.request("GET", SYSTEM_LOG, query="sa.fromidx=2&sa.toidx=6&sa.count=3")).element
+    assert [int(e.get("record", 0)) for e in page.findall(Q + "entry")] == [2, 3, 4]
+    assert page.get("more") == "true"
+    e = page.find(Q + "entry")
     assert e is not None and e.get("level") in {"1", "2", "3", "4"} and e.get("outcome") in {"0", "1"} and e.get("time")
     assert (await link.request("GET", SYSTEM_LOG, query="sa.count=x")).reason == "malformed"
 
@@ -205,18 +206,18 @@ async def test_taf2_readout_derives_tariff_registers_from_the_schedule(sim: Simu
              child("register", {"obis": "1-0:1.8.1"}), child("register", {"obis": "1-0:1.8.2"}),
              child("switchingTime", {"at": "06:00", "register": "1-0:1.8.1"}),
              child("switchingTime", {"at": "22:00", "register": "1-0:1.8.2"}))
-    assert (await post(link, EVAL_PROFILE.format(1), ep)).root.get("status") == "created"  # type: ignore[union-attr]
-    stored = sim.fleet.gateways[g].state.profiles["evaluation"][pid]  # type: ignore[union-attr]
+    assert (await post(link, EVAL_PROFILE.format(1), ep)).element.get("status") == "created"
+    stored = fleet(sim).gateways[g].state.profiles["evaluation"][pid]
     assert abs(stored["since"] - time.time()) < 60
     stored["since"] = since = time.time() - 3 * 86400  # as if written three days ago
     # writing the same profile again changes nothing, the registers keep counting from then
-    assert (await post(link, EVAL_PROFILE.format(1), ep)).root.get("status") == "unchanged"  # type: ignore[union-attr]
+    assert (await post(link, EVAL_PROFILE.format(1), ep)).element.get("status") == "unchanged"
     assert stored["since"] == since
     req = xml("readoutRequest", {"recipient": "emt1", "meter": meter},
               *(child("register", {"obis": o}) for o in ("1-0:1.8.0", "1-0:1.8.1", "1-0:1.8.2")))
     out = await post(link, EVAL_PROFILE.format(4), req)
     emt = sim_pki.emts["emt1"]
-    opened = cms.open(base64.b64decode(out.root.text or ""), key=emt.enc.key, cert=emt.enc.cert,  # type: ignore[union-attr]
+    opened = cms.open(base64.b64decode(out.element.text or ""), key=emt.enc.key, cert=emt.enc.cert,
                       validator=sim_pki.validator())
     values = {v.get("obis"): v for v in DET.fromstring(opened.payload).findall(Q + "value")}
     k = int(parse_time(values["1-0:1.8.0"].get("time", "")) // INTERVAL_S)

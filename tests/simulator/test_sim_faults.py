@@ -10,8 +10,8 @@ from pki.testpki import TestPki
 from simulator.meters import SMGW_METER_TAMPER, SMGW_NO_VALUE
 from simulator.run import Simulator
 from simulator.state import meter_ids
-from tests.simulator.conftest import SimFactory, connect, control, gid, send_wakeup
-from tests.simulator.gwa_stub import GwaStub, child, local, xml
+from tests.simulator.conftest import SimFactory, connect, control, fleet, gid, send_wakeup
+from tests.simulator.gwa_stub import GwaStub, child, child_of, local, xml
 from tests.simulator.helpers import CLOCK, EVAL_PROFILE, commission, new_id, post
 
 Q = "{urn:gridgate:gwa:1}"
@@ -51,8 +51,8 @@ async def test_missing_meter_and_tamper(sim: Simulator, stub: GwaStub, sim_pki: 
         assert (await post(link, EVAL_PROFILE.format(4), readout)).status == 200
         await api.put(f"/gateways/{g}/faults/tamper_alarm")
         tamper = await stub.wait_inbound(lambda i: i.path == "/gwa/events" and
-                                         i.root.find(Q + "event").get("code") == "meter_tamper")  # type: ignore[union-attr]
-        assert tamper.root.find(Q + "event").get("meter") == meter  # type: ignore[union-attr]
+                                         child_of(i.root, "event").get("code") == "meter_tamper")
+        assert child_of(tamper.root, "event").get("meter") == meter
         values = (await api.get(f"/gateways/{g}/meters/{meter}/readings",
                                 params={"from": str(time.time() - 900), "to": str(time.time() + 1800)})).json()
         assert int(values["readings"][-1]["status"], 16) & (SMGW_METER_TAMPER << 32)
@@ -65,14 +65,14 @@ async def test_clock_drift_beyond_limits(sim: Simulator, stub: GwaStub, sim_pki:
     async with control(sim) as api:
         await api.put(f"/gateways/{g}/faults/clock_drift", json={"param": 120})
     link = await connect(sim, stub, g, sim_pki)  # 120 s: still inside the wake-up window
-    clock = (await link.request("GET", CLOCK)).root
-    assert clock.get("valid") == "false"  # type: ignore[union-attr]
+    clock = (await link.request("GET", CLOCK)).element
+    assert clock.get("valid") == "false"
     event = await stub.wait_inbound(lambda i: i.path == "/gwa/events")
-    assert event.root.find(Q + "event").get("code") == "time_invalid"  # type: ignore[union-attr]
+    assert child_of(event.root, "event").get("code") == "time_invalid"
     now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
     assert (await link.request("PUT", CLOCK, xml("clock", {"time": now, "mode": "set"}),
                                command_id=new_id())).status == 204
-    assert (await link.request("GET", CLOCK)).root.get("valid") == "true"  # type: ignore[union-attr]
+    assert (await link.request("GET", CLOCK)).element.get("valid") == "true"
 
 
 async def test_revoked_and_foreign_certificates(sim: Simulator, stub: GwaStub, sim_pki: TestPki) -> None:
@@ -84,12 +84,12 @@ async def test_revoked_and_foreign_certificates(sim: Simulator, stub: GwaStub, s
     send_wakeup(sim, gid(2), sim_pki)
     await stub.wait_link(gid(2))
     for _ in range(100):  # the refused handshakes complete around the same time
-        if stub.refused and sim.fleet.gateways[gid(1)].state.counters["contact_failures"]:  # type: ignore[union-attr]
+        if stub.refused and fleet(sim).gateways[gid(1)].state.counters["contact_failures"]:
             break
         await __import__("asyncio").sleep(0.05)
     assert [r for r in stub.refused if r[0] == f"{gid(0)}.SMGW" and "revoked" in r[1]]
     assert gid(0) not in stub.links and gid(1) not in stub.links
-    assert sim.fleet.gateways[gid(1)].state.counters["contact_failures"] == 1  # type: ignore[union-attr]
+    assert fleet(sim).gateways[gid(1)].state.counters["contact_failures"] == 1
 
 
 async def test_fleet_offline_share_and_event_retry(make_sim: SimFactory, stub: GwaStub, sim_pki: TestPki) -> None:

@@ -5,33 +5,34 @@ mid-command (fault ``flaky``) followed by the retry applies the command once."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
 from pki.testpki import TestPki
 from simulator.run import Simulator
 from simulator.state import meter_ids
-from tests.simulator.conftest import SimFactory, connect, control, gid
-from tests.simulator.gwa_stub import GwaStub, child, xml
+from tests.simulator.conftest import SimFactory, connect, control, fleet, gid
+from tests.simulator.gwa_stub import GwaStub, child, child_of, xml
 from tests.simulator.helpers import CERTS_INSTALL, CLOCK, LMN, emt_certificates, new_id, post
 
 Q = "{urn:gridgate:gwa:1}"
 
 
-def applied(sim: Simulator, g: str) -> dict:  # type: ignore[type-arg]
-    return sim.fleet.gateways[g].state.counters  # type: ignore[union-attr]
+def applied(sim: Simulator, g: str) -> dict[str, Any]:
+    return fleet(sim).gateways[g].state.counters
 
 
 async def test_repeated_command_id_is_answered_not_applied(sim: Simulator, stub: GwaStub, sim_pki: TestPki) -> None:
     g = gid(0)
     link = await connect(sim, stub, g, sim_pki)
     shift = xml("clock", {"mode": "shift", "shiftMs": 60_000})
-    before = sim.fleet.gateways[g].state.clock_offset()  # type: ignore[union-attr]
+    before = fleet(sim).gateways[g].state.clock_offset()
     cid = new_id("shift")
     first = await link.request("PUT", CLOCK, shift, command_id=cid)
     second = await link.request("PUT", CLOCK, shift, command_id=cid)
     assert first.status == second.status == 204
-    after = sim.fleet.gateways[g].state.clock_offset()  # type: ignore[union-attr]
+    after = fleet(sim).gateways[g].state.clock_offset()
     assert 59 < after - before < 61  # one minute, not two
     c = applied(sim, g)
     assert c["applied_by_kind"] == {"set_time": 1} and c["repeated"] == 1
@@ -39,8 +40,8 @@ async def test_repeated_command_id_is_answered_not_applied(sim: Simulator, stub:
     cid2 = new_id("certs")
     a = await post(link, CERTS_INSTALL, emt_certificates(sim_pki), cid2)
     b = await post(link, CERTS_INSTALL, emt_certificates(sim_pki), cid2)
-    assert [c.get("status") for c in a.root.findall(Q + "certificate")] == \
-        [c.get("status") for c in b.root.findall(Q + "certificate")] == ["installed"] * 3  # type: ignore[union-attr]
+    assert [c.get("status") for c in a.element.findall(Q + "certificate")] == \
+        [c.get("status") for c in b.element.findall(Q + "certificate")] == ["installed"] * 3
     conflict = await link.request("PUT", CLOCK, xml("clock", {"mode": "shift", "shiftMs": 1}), command_id=cid)
     assert (conflict.status, conflict.reason) == (409, "command_conflict")
 
@@ -57,9 +58,9 @@ async def test_repeat_of_running_command_gets_202_and_one_notify(sim: Simulator,
     assert (await post(link, LMN.format(1), body, cid)).status == 202
     assert (await post(link, LMN.format(1), body, cid)).status in (200, 202)  # running or already done
     notify = await stub.wait_notify(cid)
-    assert notify.get("status") == "200" and notify.find(Q + "meterPaired").get("status") == "paired"  # type: ignore[union-attr]
+    assert notify.get("status") == "200" and child_of(notify, "meterPaired").get("status") == "paired"
     again = await post(link, LMN.format(1), body, cid)  # completed: the stored answer, synchronously
-    assert again.status == 200 and again.root.get("status") == "paired"  # type: ignore[union-attr]
+    assert again.status == 200 and again.element.get("status") == "paired"
     assert applied(sim, g)["applied_by_kind"] == {"pair_meter": 1}
 
 
@@ -87,7 +88,8 @@ async def test_fleet_flaky_share_still_applies_exactly_once(make_sim: SimFactory
     """The operator's story: 6 gateways, half of them flaky; every command is retried until it
     is answered; each gateway applied it exactly once."""
     sim = await make_sim(gateways=6, flaky_pct=50)
-    flaky = {g for g, rt in sim.fleet.gateways.items() if sim.fleet.faults.in_force(rt.state, "flaky")}  # type: ignore[union-attr]
+    running = fleet(sim)
+    flaky = {g for g, rt in running.gateways.items() if running.faults.in_force(rt.state, "flaky")}
     assert 0 < len(flaky) < 6
     ts = int(time.time())
     for i in range(6):

@@ -9,8 +9,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
-from typing import Any
+import xml.etree.ElementTree as ET
+from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -18,9 +20,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pki import cms, tls
 from pki.testca import certify_csr
 from pki.testpki import TestPki
+from simulator.run import Simulator
 from simulator.state import meter_ids
-from tests.simulator.conftest import SimFactory, connect, gid
-from tests.simulator.gwa_stub import GwaStub, Link, xml
+from tests.simulator.conftest import SimFactory, connect, fleet, gid
+from tests.simulator.gwa_stub import GwaStub, Link, child_of, xml
 from tests.simulator.helpers import (
     CERTS_INSTALL,
     CERTS_READ,
@@ -41,7 +44,7 @@ def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 
 
-async def _csr(link: Link, usage: str, command_id: str) -> tuple[x509.CertificateSigningRequest, Any]:
+async def _csr(link: Link, usage: str, command_id: str) -> tuple[x509.CertificateSigningRequest, ET.Element]:
     reply = await post(link, CSR, xml("generateCertificateRequest", {"usage": usage}), command_id)
     assert reply.status == 200, reply
     root = reply.root
@@ -62,7 +65,7 @@ def _presented(link: Link) -> x509.Certificate:
 
 
 async def test_renewal_of_tls_sig_and_enc_keys(make_sim: SimFactory, stub: GwaStub, sim_pki: TestPki,
-                                               tmp_path) -> None:  # type: ignore[no-untyped-def]
+                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     g = gid(0)
     state = tmp_path / "state"
     sim = await make_sim(gateways=1, state=state)
@@ -78,7 +81,7 @@ async def test_renewal_of_tls_sig_and_enc_keys(make_sim: SimFactory, stub: GwaSt
     assert root.get("keyId") == hashlib.sha256(spki).hexdigest()
     again, _ = await _csr(link, "tls", "csr-tls")  # the same command ID: the same request, no new key
     assert again.public_bytes(serialization.Encoding.DER) == csr.public_bytes(serialization.Encoding.DER)
-    st = sim.fleet.gateways[g].state  # type: ignore[union-attr]
+    st = fleet(sim).gateways[g].state
     assert st.counters["applied_by_kind"]["request_certificate_signing"] == 1 and st.counters["repeated"] == 1
 
     # A restart keeps the pending key: the certificate issued for it is installed afterwards.
@@ -90,7 +93,7 @@ async def test_renewal_of_tls_sig_and_enc_keys(make_sim: SimFactory, stub: GwaSt
     stub.forget(g)
     reply = await post(link, CERTS_INSTALL, _install(g, ("tls", new_tls)), "install-tls")
     assert reply.status == 200 and reply.headers.get("connection") == "close"
-    item = reply.root.find(Q + "certificate")  # type: ignore[union-attr]
+    item = child_of(reply.element, "certificate")
     assert (item.get("status"), item.get("sha256")) == ("installed", hashlib.sha256(_der(new_tls)).hexdigest())
     # The gateway reconnects on its own, presenting the renewed TLS certificate.
     link = await stub.wait_link(g)
@@ -113,14 +116,14 @@ async def test_renewal_of_tls_sig_and_enc_keys(make_sim: SimFactory, stub: GwaSt
     signers: list[x509.Certificate] = []
     opener = stub.open_from_gateway
 
-    def capture(data: bytes):  # type: ignore[no-untyped-def]
+    def capture(data: bytes) -> tuple[ET.Element, str | None]:
         signers.append(cms.verify(data, validator=sim_pki.validator()).signer)
         return opener(data)
 
-    stub.open_from_gateway = capture  # type: ignore[method-assign]
+    monkeypatch.setattr(stub, "open_from_gateway", capture)
     reply = await post(link, CERTS_INSTALL, _install(g, ("sig", new_sig), ("enc", new_enc)), "install-sig-enc")
     assert reply.status == 200 and reply.headers.get("connection") != "close"
-    assert {i.get("usage"): i.get("status") for i in reply.root.findall(Q + "certificate")} == {  # type: ignore[union-attr]
+    assert {i.get("usage"): i.get("status") for i in reply.element.findall(Q + "certificate")} == {
         "sig": "installed", "enc": "installed"}
     assert signers[-1] == new_sig  # the answer is already signed with the new SIG key
     # ENC: the new certificate is the recipient now, and the old one still opens (key kept for decrypting).
@@ -130,23 +133,23 @@ async def test_renewal_of_tls_sig_and_enc_keys(make_sim: SimFactory, stub: GwaSt
 
     # The gateway lists its renewed certificates, and keeps them across a restart.
     listed = {e.get("usage"): base64.b64decode(e.text or "")
-              for e in (await link.request("GET", CERTS_READ)).root.findall(Q + "certificate")}  # type: ignore[union-attr]
+              for e in (await link.request("GET", CERTS_READ)).element.findall(Q + "certificate")}
     assert listed == {"tls": _der(new_tls), "sig": _der(new_sig), "enc": _der(new_enc)}
     await sim.stop()
     stub.forget(g)
-    stub.open_from_gateway = opener  # type: ignore[method-assign]
+    monkeypatch.setattr(stub, "open_from_gateway", opener)
     sim = await make_sim(gateways=1, state=state)
     link = await connect(sim, stub, g, sim_pki, timestamp=int(time.time()) + 2)
     assert _presented(link) == new_tls
-    stub.open_from_gateway = capture  # type: ignore[method-assign]
+    monkeypatch.setattr(stub, "open_from_gateway", capture)
     assert (await link.request("PUT", CLOCK, raw_body=sealed_for(new_enc, pending_read),
                                command_id=new_id())).status == 204
     assert signers[-1] == new_sig
-    st = sim.fleet.gateways[g].state  # type: ignore[union-attr]
+    st = fleet(sim).gateways[g].state
     assert not st.pending_keys and set(st.own_keys) == {"tls", "sig", "enc"}
 
 
-async def test_renewal_refusals(sim, stub: GwaStub, sim_pki: TestPki) -> None:  # type: ignore[no-untyped-def]
+async def test_renewal_refusals(sim: Simulator, stub: GwaStub, sim_pki: TestPki) -> None:
     g = gid(1)
     link = await connect(sim, stub, g, sim_pki)
     bad = await post(link, CSR, xml("generateCertificateRequest", {"usage": "lmn"}))
@@ -167,7 +170,7 @@ async def test_renewal_refusals(sim, stub: GwaStub, sim_pki: TestPki) -> None:  
     assert ok.status == 200 and ok.signer_cn == f"{g}.SMGW"
 
 
-async def test_delete_communication_profile(sim, stub: GwaStub, sim_pki: TestPki) -> None:  # type: ignore[no-untyped-def]
+async def test_delete_communication_profile(sim: Simulator, stub: GwaStub, sim_pki: TestPki) -> None:
     g, meter = gid(2), meter_ids(2)[0]
     link = await connect(sim, stub, g, sim_pki)
     await commission(link, stub, sim_pki, meter)
@@ -180,10 +183,10 @@ async def test_delete_communication_profile(sim, stub: GwaStub, sim_pki: TestPki
     assert gone.status == 200 and gone.root is not None
     assert (gone.root.get("kind"), gone.root.get("id"), gone.root.get("existed")) == ("communication", "cp-emt1",
                                                                                       "true")
-    assert (await post(link, COMM_PROFILE.format(2), ref, cid)).root.get("existed") == "true"  # type: ignore[union-attr]
+    assert (await post(link, COMM_PROFILE.format(2), ref, cid)).element.get("existed") == "true"
     absent = await post(link, COMM_PROFILE.format(2), ref)
-    assert absent.root.get("existed") == "false"  # type: ignore[union-attr]
-    st = sim.fleet.gateways[g].state
+    assert absent.element.get("existed") == "false"
+    st = fleet(sim).gateways[g].state
     assert "cp-emt1" not in st.profiles["communication"]
     assert st.counters["applied_by_kind"]["delete_communication_profile"] == 2
 

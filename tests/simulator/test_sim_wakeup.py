@@ -9,18 +9,20 @@ refused for the expected reason and only one contact happened."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from pki import wakeup
 from pki.testpki import TestPki
 from simulator.run import Simulator
-from tests.simulator.conftest import SimFactory, control, gid, send_raw, send_wakeup
+from tests.simulator.conftest import SimFactory, control, fleet, gid, send_raw, send_wakeup
 from tests.simulator.gwa_stub import GwaStub
 
 
-def counters(sim: Simulator, g: str) -> dict:  # type: ignore[type-arg]
-    return sim.fleet.gateways[g].state.counters  # type: ignore[union-attr]
+def counters(sim: Simulator, g: str) -> dict[str, Any]:
+    return fleet(sim).gateways[g].state.counters
 
 
 async def test_bad_wakeups_are_ignored_then_a_valid_one_connects(sim: Simulator, stub: GwaStub,
@@ -60,7 +62,7 @@ async def test_replay_and_older_timestamps_are_refused(sim: Simulator, stub: Gwa
 
 
 async def test_replay_state_survives_a_restart(make_sim: SimFactory, stub: GwaStub, sim_pki: TestPki,
-                                               tmp_path) -> None:  # type: ignore[no-untyped-def]
+                                               tmp_path: Path) -> None:
     g = gid(0)
     sim = await make_sim(state=tmp_path / "state")
     packet = send_wakeup(sim, g, sim_pki)
@@ -78,7 +80,7 @@ async def test_wrong_recipient_per_gateway_addresses(make_sim: SimFactory, stub:
     """With one address per gateway, gateway 0 receives a packet addressed to gateway 1: it drops it
     (wrong_recipient) and nobody connects; the right packet on the right address works."""
     sim = await make_sim(wakeup_mode="per_gateway")
-    rt0, rt1 = sim.fleet.gateways[gid(0)], sim.fleet.gateways[gid(1)]  # type: ignore[union-attr]
+    rt0, rt1 = fleet(sim).gateways[gid(0)], fleet(sim).gateways[gid(1)]
     send_wakeup(sim, gid(1), sim_pki, port=rt0.wakeup_port)
     send_wakeup(sim, gid(0), sim_pki, port=rt0.wakeup_port)
     await stub.wait_link(gid(0))
@@ -92,7 +94,7 @@ async def test_shared_socket_drops_foreign_recipients(sim: Simulator, stub: GwaS
     send_wakeup(sim, "EABC0112345678", sim_pki)  # a valid ID this simulator does not run
     send_wakeup(sim, gid(2), sim_pki)
     await stub.wait_link(gid(2))
-    assert sim.fleet.unrouted_wakeups == 1  # type: ignore[union-attr]
+    assert fleet(sim).unrouted_wakeups == 1
     assert sum(counters(sim, gid(i))["wakeups_accepted"] for i in range(3)) == 1
 
 
