@@ -1,7 +1,5 @@
-"""The connections a simulated gateway opens to its head-end (docs/protocol.md sections 1, 3, 7, 8):
-TLS as client with the check that the peer is the gateway's GWA, and the HTTP client of an inbound
-connection. What runs over them: :mod:`simulator.contacts` (management connection, the gateway is
-the HTTP server) and :mod:`simulator.outbox` (Notifies and events POSTed on inbound connections).
+"""The connections a gateway opens to its head-end (docs/protocol.md 1, 3, 7, 8): TLS with the check
+that the peer is its GWA, and the HTTP client of an inbound connection.
 
 Every connection checks the head-end's certificate: SM-PKI path, not revoked, role ``.GWA`` and
 the same subject as the GWA certificates installed on the gateway. SNI is the host name of the

@@ -1,12 +1,5 @@
-"""The simulated fleet: N gateways in one asyncio process. :class:`Fleet` loads, starts and stops
-them and puts together the parts that do the work; everything that must survive a restart is in
-the SQLite store (:mod:`simulator.store`).
-
-The parts: :mod:`~simulator.certificates` (certificates and gateway keys), :mod:`~simulator.fleetfaults`
-(faults in force), :mod:`~simulator.wakeup` (wake-up sockets), :mod:`~simulator.contacts` (when a
-gateway connects, its management connection), :mod:`~simulator.jobs` (asynchronous commands),
-:mod:`~simulator.outbox` (Notifies and events to deliver).
-"""
+"""The simulated fleet, N gateways in one asyncio process: loading, starting and stopping them, and
+the parts that do the work (wake-ups, contacts, jobs, outbox, certificates, faults) put together."""
 
 from __future__ import annotations
 
@@ -39,7 +32,7 @@ class Fleet:
         self.store = Store(state_dir / "fleet.db")
         self.certificates = Certificates(self.store, self.creds)
         self.faults = FleetFaults(settings.offline_pct, settings.flaky_pct)
-        self.gateways: dict[str, GatewayRuntime] = {}
+        self.gateways: dict[str, GatewayRuntime] = {}  # the parts share this dict: fill it, never rebind it
         dialer = Dialer(settings, self.creds, self.certificates, self.faults)
         self.outbox = Outbox(settings, self.store, self.gateways, self.faults, self.certificates, dialer)
         self.contacts = Contacts(self, self.gateways, dialer, self.outbox)

@@ -1,6 +1,5 @@
-"""Notifies and events a gateway owes its head-end: kept in the store until the head-end has them,
-POSTed over inbound connections (docs/protocol.md 7, 8) with retry, 5 s doubling to 5 min, for up
-to 1 h. Notifies go to the request's ``x-ContactURI``, events in batches to the GWA's event URI."""
+"""Notifies and events a gateway owes its head-end: kept in the store until delivered, POSTed over
+inbound connections (docs/protocol.md 7, 8) with retry, 5 s doubling to 5 min, for up to 1 h."""
 
 from __future__ import annotations
 
