@@ -20,19 +20,19 @@ from domain.topology.models import GatewayConnectionPoint, MeterGateway, MeterMe
 from domain.topology.repository import valid_at
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GatewayRef:
     gateway_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TransitionInput:
     gateway_id: str
     state: str  # in_operation | faulty | deinstalled
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DeinstallationDone:
     assignments_ended: int
     profiles_ended: int
@@ -40,9 +40,9 @@ class DeinstallationDone:
 
 
 class CommissioningSteps(Steps):
-    @activity.defn(name="check_commissioning_readiness")
+    @activity.defn
     @domain_refusals
-    async def readiness(self, inp: GatewayRef) -> RolloutPlan:
+    async def check_commissioning_readiness(self, inp: GatewayRef) -> RolloutPlan:
         """Everything commissioning needs from master data, or a refusal listing what is missing:
         installed at a connection point, meters with metering points and MK0, valid certificates of
         the gateway, the GWA and every EMT it will deliver to."""
@@ -70,25 +70,25 @@ class CommissioningSteps(Steps):
                 if not has_key:
                     problems.append(f"meter {meter} has no MK0 for LMN pairing")
             problems += await gateway_certificate_problems(session, gw.id, now)
-            plan = await build_plan(session, ProfilePlanInput(inp.gateway_id, write_all=True,
+            plan = await build_plan(session, ProfilePlanInput(gateway_id=inp.gateway_id, write_all=True,
                                                               with_gwa_certificates=True), now)
         problems += plan.problems
         if problems:
             raise refusal("master_data_incomplete", "master data incomplete: " + "; ".join(problems))
         return plan
 
-    @activity.defn(name="move_gateway_to_state")
+    @activity.defn
     @domain_refusals
-    async def transition(self, inp: TransitionInput) -> str:
+    async def move_gateway_to_state(self, inp: TransitionInput) -> str:
         """Lifecycle transition with the reason in the audit log; staying in the state is a no-op."""
         async with self._session() as session, session.begin():
             gw = await get_gateway(session, inp.gateway_id, for_update=True)
             await transition_gateway(session, gw, inp.state, reason=inp.reason[:500])
             return gw.state
 
-    @activity.defn(name="record_deinstallation")
+    @activity.defn
     @domain_refusals
-    async def deinstallation(self, inp: GatewayRef) -> DeinstallationDone:
+    async def record_deinstallation(self, inp: GatewayRef) -> DeinstallationDone:
         """End the gateway's place and its meters' LMN assignments, end its profiles in the history,
         mark its certificates for revocation and set it deinstalled: one transaction, idempotent."""
         by = activity.info().workflow_id or ""
@@ -106,7 +106,4 @@ class CommissioningSteps(Steps):
                                                         end_all=True)
             marked = await request_gateway_revocation(session, gw.device_id)
             await transition_gateway(session, gw, "deinstalled", reason=f"deinstalled by {by}")
-        return DeinstallationDone(ended, profiles, marked)
-
-    def all(self) -> list[object]:
-        return [self.readiness, self.transition, self.deinstallation]
+        return DeinstallationDone(assignments_ended=ended, profiles_ended=profiles, certificates_marked=marked)

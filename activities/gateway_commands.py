@@ -22,6 +22,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core.config import Settings
+from core.temporal import activity_methods
 from domain.tenancy.service import TenantContext
 from headend import commands as C
 from headend import contract as M
@@ -73,9 +74,6 @@ class GatewayCommandActivities:
         self.secrets_settings = secrets_settings  # gridgate Settings (master key) for MK0 decryption
         self.firmware_dir = firmware_dir or Path(node.settings.firmware_dir or "var/firmware")
 
-    def all(self) -> list[Callable[..., Any]]:
-        return [getattr(self, name) for name in M.ACTIVITIES]
-
     # ------------------------------------------------------------------ plumbing
     async def _run(self, name: str, inp: I, fn: Callable[[AdminClient, I], Awaitable[R]]) -> R:
         node = self.node
@@ -100,7 +98,7 @@ class GatewayCommandActivities:
             node.metrics.command_seconds.labels(command=name).observe(time.monotonic() - t0)
 
     # ------------------------------------------------------------------ connection
-    @activity.defn(name="ensure_gateway_connected")
+    @activity.defn
     async def ensure_gateway_connected(self, inp: M.EnsureConnectedInput) -> M.EnsureConnectedResult:
         """Where the gateway's management connection is (this or another node); if nowhere, wake
         it (throttled, by priority) and wait up to ``timeout_s`` for it to connect to any node."""
@@ -148,56 +146,56 @@ class GatewayCommandActivities:
         raise application_error(Unreachable(f"gateway {inp.gateway_id} did not connect within {timeout:.0f}s"))
 
     # ------------------------------------------------------------------ commands
-    @activity.defn(name="read_device_info")
+    @activity.defn
     async def read_device_info(self, inp: M.ReadDeviceInfoInput) -> M.DeviceInfoResult:
         return await self._run("read_device_info", inp, C.read_device_info)
 
-    @activity.defn(name="measure_clock_offset")
+    @activity.defn
     async def measure_clock_offset(self, inp: M.MeasureClockOffsetInput) -> M.ClockOffsetResult:
         return await self._run("measure_clock_offset", inp, C.measure_clock_offset)
 
-    @activity.defn(name="set_time")
+    @activity.defn
     async def set_time(self, inp: M.SetTimeInput) -> M.SetTimeResult:
         return await self._run("set_time", inp, C.set_time)
 
-    @activity.defn(name="install_certificates")
+    @activity.defn
     async def install_certificates(self, inp: M.InstallCertificatesInput) -> M.InstallCertificatesResult:
         return await self._run("install_certificates", inp, C.install_certificates)
 
-    @activity.defn(name="request_certificate_signing")
+    @activity.defn
     async def request_certificate_signing(
             self, inp: M.RequestCertificateSigningInput) -> M.RequestCertificateSigningResult:
         return await self._run("request_certificate_signing", inp, C.request_certificate_signing)
 
-    @activity.defn(name="write_meter_profile")
+    @activity.defn
     async def write_meter_profile(self, inp: M.WriteMeterProfileInput) -> M.ProfileWriteResult:
         return await self._run("write_meter_profile", inp, C.write_meter_profile)
 
-    @activity.defn(name="delete_meter_profile")
+    @activity.defn
     async def delete_meter_profile(self, inp: M.DeleteMeterProfileInput) -> M.ProfileDeleteResult:
         return await self._run("delete_meter_profile", inp, C.delete_meter_profile)
 
-    @activity.defn(name="write_communication_profile")
+    @activity.defn
     async def write_communication_profile(self, inp: M.WriteCommunicationProfileInput) -> M.ProfileWriteResult:
         return await self._run("write_communication_profile", inp, C.write_communication_profile)
 
-    @activity.defn(name="delete_communication_profile")
+    @activity.defn
     async def delete_communication_profile(self, inp: M.DeleteCommunicationProfileInput) -> M.ProfileDeleteResult:
         return await self._run("delete_communication_profile", inp, C.delete_communication_profile)
 
-    @activity.defn(name="write_evaluation_profile")
+    @activity.defn
     async def write_evaluation_profile(self, inp: M.WriteEvaluationProfileInput) -> M.ProfileWriteResult:
         return await self._run("write_evaluation_profile", inp, C.write_evaluation_profile)
 
-    @activity.defn(name="delete_evaluation_profile")
+    @activity.defn
     async def delete_evaluation_profile(self, inp: M.DeleteEvaluationProfileInput) -> M.ProfileDeleteResult:
         return await self._run("delete_evaluation_profile", inp, C.delete_evaluation_profile)
 
-    @activity.defn(name="deactivate_profiles")
+    @activity.defn
     async def deactivate_profiles(self, inp: M.DeactivateProfilesInput) -> M.DeactivateProfilesResult:
         return await self._run("deactivate_profiles", inp, C.deactivate_profiles)
 
-    @activity.defn(name="pair_meter")
+    @activity.defn
     async def pair_meter(self, inp: M.PairMeterInput) -> M.PairMeterResult:
         mk0, interface = await self._meter_key(inp)
         return await self._run("pair_meter", inp, lambda c, i: C.pair_meter(c, i, mk0, interface))
@@ -223,32 +221,32 @@ class GatewayCommandActivities:
         interface = inp.interface or ("lmn-wireless" if lmn == "wireless" else "lmn-wired")
         return mk0, interface
 
-    @activity.defn(name="unpair_meter")
+    @activity.defn
     async def unpair_meter(self, inp: M.UnpairMeterInput) -> M.UnpairMeterResult:
         return await self._run("unpair_meter", inp, C.unpair_meter)
 
-    @activity.defn(name="read_logbook")
+    @activity.defn
     async def read_logbook(self, inp: M.ReadLogbookInput) -> M.LogbookResult:
         return await self._run("read_logbook", inp, C.read_logbook)
 
-    @activity.defn(name="download_firmware")
+    @activity.defn
     async def download_firmware(self, inp: M.DownloadFirmwareInput) -> M.DownloadFirmwareResult:
         return await self._run("download_firmware", inp, lambda c, i: C.download_firmware(
             c, i, self.firmware_dir, self.node.settings.firmware_block_bytes))
 
-    @activity.defn(name="activate_firmware")
+    @activity.defn
     async def activate_firmware(self, inp: M.ActivateFirmwareInput) -> M.ActivateFirmwareResult:
         return await self._run("activate_firmware", inp, C.activate_firmware)
 
-    @activity.defn(name="trigger_readout")
+    @activity.defn
     async def trigger_readout(self, inp: M.TriggerReadoutInput) -> M.TriggerReadoutResult:
         return await self._run("trigger_readout", inp, C.trigger_readout)
 
-    @activity.defn(name="final_readout")
+    @activity.defn
     async def final_readout(self, inp: M.FinalReadoutInput) -> M.FinalReadoutResult:
         return await self._run("final_readout", inp, C.final_readout)
 
-    @activity.defn(name="reboot")
+    @activity.defn
     async def reboot(self, inp: M.RebootInput) -> M.RebootResult:
         return await self._run("reboot", inp, C.reboot)
 
@@ -261,6 +259,7 @@ def headend_activities(settings: Settings) -> ActivitiesFor:
         firmware_dir = Path(node.settings.firmware_dir) if node.settings.firmware_dir else \
             settings.var_dir / "firmware"
         acts = GatewayCommandActivities(node, tenant.name, secrets_settings=settings, firmware_dir=firmware_dir)
-        return {M.TASK_QUEUE: [acts.ensure_gateway_connected], M.node_task_queue(node.node_id): acts.all()}
+        commands = [a for a in activity_methods(acts) if a.__name__ != "ensure_gateway_connected"]
+        return {M.TASK_QUEUE: [acts.ensure_gateway_connected], M.node_task_queue(node.node_id): commands}
 
     return for_tenant

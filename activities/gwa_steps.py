@@ -16,18 +16,18 @@ from domain.logbooks import repository as logbooks
 from headend import contract as gc
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LogCursorInput:
     gateway_id: str
     log: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LogCursor:
     last_record: int | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StoreLogEntriesInput:
     gateway_id: str
     log: str
@@ -35,12 +35,12 @@ class StoreLogEntriesInput:
     entries: tuple[gc.LogEntry, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StoredCount:
     stored: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GatewayEventInput:
     """An event gridgate itself raises about a gateway (e.g. a clock offset beyond limits)."""
 
@@ -60,29 +60,26 @@ class GwaSteps:
         set_actor("workflow:" + activity.info().workflow_id)
         return self.runtime.tenant.sessions()
 
-    @activity.defn(name="find_last_logbook_record")
-    async def log_cursor(self, inp: LogCursorInput) -> LogCursor:
+    @activity.defn
+    async def find_last_logbook_record(self, inp: LogCursorInput) -> LogCursor:
         async with self._session() as session:
-            return LogCursor(await logbooks.last_record(session, inp.gateway_id, inp.log))
+            return LogCursor(last_record=await logbooks.last_record(session, inp.gateway_id, inp.log))
 
-    @activity.defn(name="store_logbook_entries")
-    async def store_log_entries(self, inp: StoreLogEntriesInput) -> StoredCount:
+    @activity.defn
+    async def store_logbook_entries(self, inp: StoreLogEntriesInput) -> StoredCount:
         rows = [{
             "gateway_id": inp.gateway_id, "log": inp.log, "record": e.record, "level": min(max(e.level, 1), 4),
             "outcome": 1 if e.outcome else 0, "at": dt.datetime.fromisoformat(e.time.replace("Z", "+00:00")),
             "text": e.text[:4000], "process_id": inp.process_id,
         } for e in inp.entries]
         async with self._session() as session, session.begin():
-            return StoredCount(await logbooks.store(session, rows))
+            return StoredCount(stored=await logbooks.store(session, rows))
 
-    @activity.defn(name="raise_gateway_event")
-    async def raise_event(self, inp: GatewayEventInput) -> None:
+    @activity.defn
+    async def raise_gateway_event(self, inp: GatewayEventInput) -> None:
         text = inp.text + ("" if not inp.details else " " + ", ".join(f"{k}={v}" for k, v in inp.details.items()))
         async with self._session() as session, session.begin():
             await session.execute(insert(GatewayEvent).values(
                 event_id=inp.event_id[:64], gateway_id=inp.gateway_id, code=inp.code, level=inp.level,
                 occurred_at=dt.datetime.now(dt.UTC), text=text, node_id="gridgate",
             ).on_conflict_do_nothing(index_elements=["event_id"]))
-
-    def all(self) -> list[object]:
-        return [self.log_cursor, self.store_log_entries, self.raise_event]

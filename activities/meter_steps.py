@@ -21,18 +21,18 @@ from domain.topology.models import MeterGateway, MeterMeteringPoint
 from domain.topology.repository import valid_at
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MetersToPairInput:
     gateway_id: str
     meter_ids: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MetersToPair:
     meters: list[MeterRef]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MeterExchangeInput:
     gateway_id: str
     old_meter_id: str
@@ -40,7 +40,7 @@ class MeterExchangeInput:
     exchanged_at: str  # ISO 8601
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MeterExchangePlan:
     old: MeterRef
     new: MeterRef
@@ -50,7 +50,7 @@ class MeterExchangePlan:
     already_moved: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MovedAssignments:
     ended: int
     created: int
@@ -68,9 +68,9 @@ def _at(raw: str) -> dt.datetime:
 
 
 class MeterSteps(Steps):
-    @activity.defn(name="choose_meters_to_pair")
+    @activity.defn
     @domain_refusals
-    async def meters_to_pair(self, inp: MetersToPairInput) -> MetersToPair:
+    async def choose_meters_to_pair(self, inp: MetersToPairInput) -> MetersToPair:
         async with self._session() as session:
             gw = await get_gateway(session, inp.gateway_id)
             at = await topology.db_now(session)
@@ -87,11 +87,11 @@ class MeterSteps(Steps):
         keyless = [m for m in wanted if assigned[m].mk0_ciphertext is None]
         if keyless:
             raise refusal("no_meter_key", f"meter(s) {', '.join(keyless)} have no MK0 in master data")
-        return MetersToPair([MeterRef(m, _interface(assigned[m])) for m in wanted])
+        return MetersToPair(meters=[MeterRef(meter_id=m, interface=_interface(assigned[m])) for m in wanted])
 
-    @activity.defn(name="check_meter_exchange")
+    @activity.defn
     @domain_refusals
-    async def check_exchange(self, inp: MeterExchangeInput) -> MeterExchangePlan:
+    async def check_meter_exchange(self, inp: MeterExchangeInput) -> MeterExchangePlan:
         """The old meter must be on this gateway (or already moved by an earlier attempt), the new one
         known, keyed and free at the exchange time."""
         at = _at(inp.exchanged_at)
@@ -125,20 +125,23 @@ class MeterSteps(Steps):
                 key = (p.mp_id, melo_of[o.metering_point_id])
                 regs = sorted(r for r in o.params.get("registers", []) if ".8." in r) or ["1-0:1.8.0"]
                 if key not in finals or o.taf == 6:
-                    finals[key] = ReadoutSpec(p.mp_id, old.device_id, key[1], regs,
-                                              tariffs.evaluation_profile_id(o, old.device_id))
+                    finals[key] = ReadoutSpec(recipient=p.mp_id, meter_id=old.device_id, metering_point=key[1],
+                                              registers=regs,
+                                              profile_id=tariffs.evaluation_profile_id(o, old.device_id))
             active = await tariff_repo.active_profiles(session, gw.id)
             old_mp = tariffs.meter_profile_id(old.device_id)
-            deletes = [ProfileRef("evaluation", p.profile_id) for p in active
+            deletes = [ProfileRef(kind="evaluation", profile_id=p.profile_id) for p in active
                        if p.kind == "evaluation" and p.content.get("meter_profile") == old_mp]
             if any(p.kind == "meter" and p.profile_id == old_mp for p in active):
-                deletes.append(ProfileRef("meter", old_mp))
-            return MeterExchangePlan(MeterRef(old.device_id, _interface(old)), MeterRef(new.device_id, _interface(new)),
-                                     [m.melo for m in melos], list(finals.values()), deletes, already)
+                deletes.append(ProfileRef(kind="meter", profile_id=old_mp))
+            return MeterExchangePlan(old=MeterRef(meter_id=old.device_id, interface=_interface(old)),
+                                     new=MeterRef(meter_id=new.device_id, interface=_interface(new)),
+                                     metering_points=[m.melo for m in melos], final_readouts=list(finals.values()),
+                                     profiles_to_delete=deletes, already_moved=already)
 
-    @activity.defn(name="move_meter_assignments")
+    @activity.defn
     @domain_refusals
-    async def move(self, inp: MeterExchangeInput) -> MovedAssignments:
+    async def move_meter_assignments(self, inp: MeterExchangeInput) -> MovedAssignments:
         """End the old meter's gateway and metering point assignments at the exchange time and start
         the new meter's from then. Idempotent: a second call finds the new ones in place."""
         at = _at(inp.exchanged_at)
@@ -163,10 +166,7 @@ class MeterSteps(Steps):
             if await _gateway_of(session, new.id, at) is None:
                 await topology.assign(session, "meter-gateway", new.device_id, gw.device_id, valid_from=at)
                 created += 1
-        return MovedAssignments(ended, created)
-
-    def all(self) -> list[object]:
-        return [self.meters_to_pair, self.check_exchange, self.move]
+        return MovedAssignments(ended=ended, created=created)
 
 
 async def _gateway_of(session, meter_pk: int, at: dt.datetime) -> int | None:  # type: ignore[no-untyped-def]

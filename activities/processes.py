@@ -17,32 +17,32 @@ from domain.processes import repository as repo
 from domain.processes import service
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class NextTargetsInput:
     process_id: str
     after_seq: int
     limit: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TargetRef:
     seq: int
     gateway_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class NextTargetsResult:
     targets: list[TargetRef]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TargetRunningInput:
     process_id: str
     seq: int
     workflow_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TargetFinishedInput:
     process_id: str
     seq: int
@@ -52,21 +52,21 @@ class TargetFinishedInput:
     result: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ProcessStateInput:
     process_id: str
     state: str
     pause_reason: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CancelPendingInput:
     process_id: str
     # Targets whose workflows never reported back after being cancelled (also marked cancelled).
     unreported: list[int] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CountResult:
     count: int
 
@@ -79,34 +79,31 @@ class ProcessActivities:
         set_actor("workflow:" + activity.info().workflow_id)
         return self.runtime.tenant.sessions()
 
-    @activity.defn(name="next_process_targets")
-    async def next_targets(self, inp: NextTargetsInput) -> NextTargetsResult:
+    @activity.defn
+    async def next_process_targets(self, inp: NextTargetsInput) -> NextTargetsResult:
         async with self._session() as session:
             rows = await repo.next_pending(session, inp.process_id, inp.after_seq, inp.limit)
-        return NextTargetsResult([TargetRef(s, g) for s, g in rows])
+        return NextTargetsResult(targets=[TargetRef(seq=s, gateway_id=g) for s, g in rows])
 
-    @activity.defn(name="mark_target_running")
-    async def mark_running(self, inp: TargetRunningInput) -> None:
+    @activity.defn
+    async def mark_target_running(self, inp: TargetRunningInput) -> None:
         async with self._session() as session, session.begin():
             await repo.mark_running(session, inp.process_id, inp.seq, inp.workflow_id, dt.datetime.now(dt.UTC))
 
-    @activity.defn(name="record_gateway_outcome")
-    async def mark_finished(self, inp: TargetFinishedInput) -> None:
+    @activity.defn
+    async def record_gateway_outcome(self, inp: TargetFinishedInput) -> None:
         async with self._session() as session, session.begin():
             await repo.mark_finished(session, inp.process_id, inp.seq, inp.outcome, dt.datetime.now(dt.UTC),
                                      error_type=inp.error_type, error_message=(inp.error_message or "")[:2000] or None,
                                      result=inp.result or None)
 
-    @activity.defn(name="set_process_state")
-    async def set_state(self, inp: ProcessStateInput) -> None:
+    @activity.defn
+    async def set_process_state(self, inp: ProcessStateInput) -> None:
         async with self._session() as session, session.begin():
             await service.set_state(session, inp.process_id, inp.state, pause_reason=inp.pause_reason)
 
-    @activity.defn(name="cancel_pending_targets")
-    async def cancel_pending(self, inp: CancelPendingInput) -> CountResult:
+    @activity.defn
+    async def cancel_pending_targets(self, inp: CancelPendingInput) -> CountResult:
         async with self._session() as session, session.begin():
-            return CountResult(await repo.cancel_pending(session, inp.process_id, dt.datetime.now(dt.UTC),
-                                                         also_running=inp.unreported))
-
-    def all(self) -> list[Any]:
-        return [self.next_targets, self.mark_running, self.mark_finished, self.set_state, self.cancel_pending]
+            return CountResult(count=await repo.cancel_pending(session, inp.process_id, dt.datetime.now(dt.UTC),
+                                                               also_running=inp.unreported))

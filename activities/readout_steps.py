@@ -14,7 +14,7 @@ from domain.readouts import service as readouts
 from domain.tariffs.models import GatewayProfile, TafOrder
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SealedReadout:
     recipient: str
     meter_id: str
@@ -23,7 +23,7 @@ class SealedReadout:
     metering_point: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StoreReadoutsInput:
     gateway_id: str
     reason: str  # on_demand | first_readout | final_readout | meter_exchange_final | meter_exchange_initial
@@ -31,12 +31,12 @@ class StoreReadoutsInput:
     process_id: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StoredReadouts:
     ids: list[int]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FinishEmtReadoutInput:
     request_id: str
     container_id: int | None = None
@@ -45,9 +45,9 @@ class FinishEmtReadoutInput:
 
 
 class ReadoutSteps(Steps):
-    @activity.defn(name="deliver_readouts_to_outbox")
+    @activity.defn
     @domain_refusals
-    async def store(self, inp: StoreReadoutsInput) -> StoredReadouts:
+    async def deliver_readouts_to_outbox(self, inp: StoreReadoutsInput) -> StoredReadouts:
         async with self._session() as session, session.begin():
             # Containers named by profile only (final readout): their metering point from the order.
             profiles = [r.profile_id for r in inp.readouts if r.profile_id and not r.metering_point]
@@ -63,13 +63,10 @@ class ReadoutSteps(Steps):
                 readouts.Container(r.recipient, r.meter_id, r.container_b64, r.profile_id,
                                    r.metering_point or melos.get(r.profile_id or "")) for r in inp.readouts],
                 workflow_id=activity.info().workflow_id or "", process_id=inp.process_id)
-        return StoredReadouts(ids)
+        return StoredReadouts(ids=ids)
 
-    @activity.defn(name="finish_emt_readout_request")
-    async def finish(self, inp: FinishEmtReadoutInput) -> None:
+    @activity.defn
+    async def finish_emt_readout_request(self, inp: FinishEmtReadoutInput) -> None:
         async with self._session() as session, session.begin():
             await readouts.finish_request(session, inp.request_id, container_id=inp.container_id,
                                           error_type=inp.error_type, error_message=inp.error_message)
-
-    def all(self) -> list[object]:
-        return [self.store, self.finish]

@@ -1,6 +1,7 @@
 """Every activity the main worker serves, built for one tenant. A new activity class must be added here.
 
-(Gateway command activities run in the head-end process, on its own task queues.)
+(Gateway command activities run in the head-end process, on its own task queues:
+``activities.gateway_commands.headend_activities``.)
 """
 
 from __future__ import annotations
@@ -18,13 +19,11 @@ from activities.runtime import TenantRuntime
 from activities.schedule_steps import ScheduleSteps
 from activities.selfcheck import SelfCheckActivities
 from activities.tariff_steps import TariffSteps
+from core.temporal import activity_methods
 
-# Domain steps of the per-gateway process types (commissioning, rollout, pairing, exchange, ...).
-PROCESS_STEPS = (TariffSteps, CommissioningSteps, MeterSteps, ReadoutSteps, RenewalSteps)
+MAIN_WORKER_ACTIVITIES = (SelfCheckActivities, ProcessActivities, GwaSteps, ScheduleSteps, TariffSteps,
+                          CommissioningSteps, MeterSteps, ReadoutSteps, RenewalSteps)
 
 
 def activities_for(runtime: TenantRuntime) -> list[Callable[..., Any]]:
-    selfcheck = SelfCheckActivities(runtime)
-    return [selfcheck.check_tenant_database, *ProcessActivities(runtime).all(), *GwaSteps(runtime).all(),
-            *ScheduleSteps(runtime).all(),
-            *(a for steps in PROCESS_STEPS for a in steps(runtime).all())]
+    return [method for cls in MAIN_WORKER_ACTIVITIES for method in activity_methods(cls(runtime))]

@@ -18,14 +18,14 @@ from domain.devices.service import get_gateway
 from pki.subca import SubCaError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DueInput:
     gateway_id: str
     usages: list[str] = field(default_factory=lambda: ["tls", "sig", "enc"])
     renew_before_days: int = 60
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DueCertificate:
     usage: str
     fingerprint: str
@@ -33,13 +33,13 @@ class DueCertificate:
     subject: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DueCertificates:
     due: list[DueCertificate]
     missing: list[str]  # usages with no certificate of the gateway in the store
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CertifyInput:
     gateway_id: str
     usage: str
@@ -47,7 +47,7 @@ class CertifyInput:
     replaces: str | None = None  # fingerprint of the certificate being renewed
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CertifyResult:
     status: str  # issued | already_issued | outcome_unknown (ask the gateway for a new key)
     csr_sha256: str
@@ -58,27 +58,27 @@ class CertifyResult:
     serial: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SupersedeInput:
     gateway_id: str
     renewed: dict[str, str]  # old fingerprint -> new fingerprint
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SupersedeResult:
     superseded: list[str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RetireInput:
     gateway_id: str
     fingerprints: list[str]
 
 
 class RenewalSteps(Steps):
-    @activity.defn(name="find_certificates_due_for_renewal")
+    @activity.defn
     @domain_refusals
-    async def due(self, inp: DueInput) -> DueCertificates:
+    async def find_certificates_due_for_renewal(self, inp: DueInput) -> DueCertificates:
         limit = dt.datetime.now(dt.UTC) + dt.timedelta(days=inp.renew_before_days)
         async with self._session() as session:
             gw = await get_gateway(session, inp.gateway_id)
@@ -86,13 +86,13 @@ class RenewalSteps(Steps):
                 Certificate.owner == "gateway", Certificate.gateway_id == gw.id, Certificate.status == "active",
                 Certificate.usage.in_(inp.usages)).order_by(Certificate.not_after))).all()
         newest = {c.usage: c for c in rows}  # ordered by not_after: the last one per usage wins
-        due = [DueCertificate(u, c.fingerprint, c.not_after.isoformat(), c.subject)
+        due = [DueCertificate(usage=u, fingerprint=c.fingerprint, not_after=c.not_after.isoformat(), subject=c.subject)
                for u, c in sorted(newest.items()) if c.not_after <= limit or c.revocation == "revoked"]
-        return DueCertificates(due, sorted(set(inp.usages) - set(newest)))
+        return DueCertificates(due=due, missing=sorted(set(inp.usages) - set(newest)))
 
-    @activity.defn(name="certify_gateway_request")
+    @activity.defn
     @domain_refusals
-    async def certify(self, inp: CertifyInput) -> CertifyResult:
+    async def certify_gateway_request(self, inp: CertifyInput) -> CertifyResult:
         """The Sub-CA certifies the gateway's request; the certificate is in the store on return."""
         try:
             got = await renewal.certify_gateway_request(self._session, self.runtime.tenant, inp.gateway_id,
@@ -102,20 +102,18 @@ class RenewalSteps(Steps):
                     "subca_no_answer": "gave no answer to", "subca_error": "failed on"}.get(err.reason, "failed on")
             raise ApplicationError(f"the Sub-CA {what} the {inp.usage} request of {inp.gateway_id}: {err.detail}",
                                    type=err.reason, non_retryable=not err.retryable) from None
-        return CertifyResult(got.status, got.csr_sha256, got.key_id, got.fingerprint, got.pem, got.not_after,
-                             got.serial)
+        return CertifyResult(status=got.status, csr_sha256=got.csr_sha256, key_id=got.key_id,
+                             fingerprint=got.fingerprint, pem=got.pem, not_after=got.not_after, serial=got.serial)
 
-    @activity.defn(name="supersede_renewed_certificates")
+    @activity.defn
     @domain_refusals
-    async def supersede(self, inp: SupersedeInput) -> SupersedeResult:
+    async def supersede_renewed_certificates(self, inp: SupersedeInput) -> SupersedeResult:
         async with self._session() as session, session.begin():
-            return SupersedeResult(await renewal.supersede_renewed(session, inp.gateway_id, inp.renewed))
+            return SupersedeResult(superseded=await renewal.supersede_renewed(session, inp.gateway_id, inp.renewed))
 
-    @activity.defn(name="retire_uninstalled_certificates")
+    @activity.defn
     @domain_refusals
-    async def retire(self, inp: RetireInput) -> SupersedeResult:
+    async def retire_uninstalled_certificates(self, inp: RetireInput) -> SupersedeResult:
         async with self._session() as session, session.begin():
-            return SupersedeResult(await renewal.retire_uninstalled(session, inp.gateway_id, inp.fingerprints))
-
-    def all(self) -> list[object]:
-        return [self.due, self.certify, self.supersede, self.retire]
+            return SupersedeResult(superseded=await renewal.retire_uninstalled(session, inp.gateway_id,
+                                                                                inp.fingerprints))

@@ -9,7 +9,7 @@ from core.db import Databases
 from domain.tenancy.service import TenantContext
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TenantRuntime:
     settings: Settings
     dbs: Databases

@@ -13,12 +13,11 @@ from core.context import set_actor
 from core.errors import GridgateError
 from domain.certificates.service import refresh_revocation
 from domain.processes import service
-from domain.processes.types import process_type
 
 log = structlog.get_logger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ScheduledProcessInput:
     schedule: str
     process_type: str
@@ -27,13 +26,12 @@ class ScheduledProcessInput:
     concurrency: int = 50
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ScheduledStart:
     """``process_id`` None: nothing to do this time (``why`` says what)."""
 
     process_id: str | None
     total: int = 0
-    workflow_type: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     concurrency: int = 0
     failure_threshold: float = 0.0
@@ -41,7 +39,7 @@ class ScheduledStart:
     why: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RevocationSummary:
     refreshed: int
     failed: dict[str, str]
@@ -53,8 +51,8 @@ class ScheduleSteps:
     def __init__(self, runtime: TenantRuntime) -> None:
         self.runtime = runtime
 
-    @activity.defn(name="freeze_scheduled_process")
-    async def freeze(self, inp: ScheduledProcessInput) -> ScheduledStart:
+    @activity.defn
+    async def freeze_scheduled_process(self, inp: ScheduledProcessInput) -> ScheduledStart:
         """Store the scheduled run's process and targets. Gateways held by another process are left
         out (they are served next time); an empty target is not an error for a schedule."""
         set_actor(f"schedule:{inp.schedule}")
@@ -66,18 +64,15 @@ class ScheduleSteps:
                                               options)
         except GridgateError as err:
             if err.code in ("empty_target", "gateway_busy"):
-                return ScheduledStart(None, why=err.message)
+                return ScheduledStart(process_id=None, why=err.message)
             raise
-        return ScheduledStart(process.id, process.total, process_type(inp.process_type).workflow,
-                              dict(process.params), process.concurrency, process.failure_threshold,
-                              process.failure_min_samples)
+        return ScheduledStart(process_id=process.id, total=process.total, params=dict(process.params),
+                              concurrency=process.concurrency, failure_threshold=process.failure_threshold,
+                              failure_min_samples=process.failure_min_samples)
 
-    @activity.defn(name="refresh_certificate_revocation")
-    async def refresh(self) -> RevocationSummary:
+    @activity.defn
+    async def refresh_certificate_revocation(self) -> RevocationSummary:
         set_actor("schedule:crl_refresh")
         async with self.runtime.tenant.sessions() as session, session.begin():
             run = await refresh_revocation(session, self.runtime.tenant)
-        return RevocationSummary(len(run.refreshed), run.failed, run.revoked, run.good)
-
-    def all(self) -> list[object]:
-        return [self.freeze, self.refresh]
+        return RevocationSummary(refreshed=len(run.refreshed), failed=run.failed, revoked=run.revoked, good=run.good)

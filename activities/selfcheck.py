@@ -11,12 +11,12 @@ from activities.runtime import TenantRuntime
 from domain.audit.models import AuditEntry
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SelfCheckInput:
     note: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SelfCheckResult:
     tenant: str
     database: str
@@ -27,7 +27,7 @@ class SelfCheckActivities:
     def __init__(self, runtime: TenantRuntime) -> None:
         self.runtime = runtime
 
-    @activity.defn(name="check_tenant_database")
+    @activity.defn
     async def check_tenant_database(self, params: SelfCheckInput) -> SelfCheckResult:
         async with self.runtime.tenant.sessions() as session:
             database = await session.scalar(text("SELECT current_database()"))

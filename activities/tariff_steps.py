@@ -17,7 +17,7 @@ from domain.tariffs.models import TafOrder
 from headend import contract as gc
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ProfilePlanInput:
     gateway_id: str
     taf_order_ids: list[int] = field(default_factory=list)  # empty: every current order
@@ -25,7 +25,7 @@ class ProfilePlanInput:
     with_gwa_certificates: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ProfileRecord:
     kind: str
     profile_id: str
@@ -33,13 +33,13 @@ class ProfileRecord:
     order_id: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ProfileRef:
     kind: str
     profile_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ReadoutSpec:
     recipient: str
     meter_id: str
@@ -48,13 +48,13 @@ class ReadoutSpec:
     profile_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MeterRef:
     meter_id: str
     interface: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RolloutPlan:
     gateway_id: str
     certificates: list[gc.CertificateToInstall] = field(default_factory=list)
@@ -75,7 +75,7 @@ class RolloutPlan:
         return len(self.meter_profiles) + len(self.communication_profiles) + len(self.evaluation_profiles)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RecordProfilesInput:
     gateway_id: str
     written: list[ProfileRecord] = field(default_factory=list)
@@ -84,7 +84,7 @@ class RecordProfilesInput:
     by: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RecordedProfiles:
     written: int
     ended: int
@@ -132,48 +132,49 @@ async def build_plan(session: AsyncSession, inp: ProfilePlanInput, now: dt.datet
         meter_profiles=[_wire(d) for d in chosen if d.kind == "meter"],
         communication_profiles=[_wire(d) for d in chosen if d.kind == "communication"],
         evaluation_profiles=[_wire(d) for d in chosen if d.kind == "evaluation"],
-        deletes=[ProfileRef(k, p) for k, p in plan.deletes],
-        records=[ProfileRecord(d.kind, d.profile_id, d.content, d.order_id) for d in chosen],
-        readouts=[ReadoutSpec(r.recipient, r.meter_id, r.metering_point, list(r.registers), r.profile_id)
-                  for r in plan.readouts],
-        meters=[MeterRef(m, i) for m, i in plan.meters],
+        deletes=[ProfileRef(kind=k, profile_id=p) for k, p in plan.deletes],
+        records=[ProfileRecord(kind=d.kind, profile_id=d.profile_id, content=d.content, order_id=d.order_id)
+                 for d in chosen],
+        readouts=[ReadoutSpec(recipient=r.recipient, meter_id=r.meter_id, metering_point=r.metering_point,
+                              registers=list(r.registers), profile_id=r.profile_id) for r in plan.readouts],
+        meters=[MeterRef(meter_id=m, interface=i) for m, i in plan.meters],
         problems=[*plan.problems, *problems],
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class UnusedProfilesInput:
     gateway_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class UnusedProfiles:
     profiles: list[ProfileRef] = field(default_factory=list)
 
 
 class TariffSteps(Steps):
-    @activity.defn(name="plan_profile_rollout")
+    @activity.defn
     @domain_refusals
-    async def plan_rollout(self, inp: ProfilePlanInput) -> RolloutPlan:
+    async def plan_profile_rollout(self, inp: ProfilePlanInput) -> RolloutPlan:
         async with self._session() as session:
             plan = await build_plan(session, inp, dt.datetime.now(dt.UTC))
         if plan.problems:
             raise refusal("master_data_incomplete", "; ".join(plan.problems))
         return plan
 
-    @activity.defn(name="record_profile_history")
+    @activity.defn
     @domain_refusals
-    async def record_history(self, inp: RecordProfilesInput) -> RecordedProfiles:
+    async def record_profile_history(self, inp: RecordProfilesInput) -> RecordedProfiles:
         async with self._session() as session, session.begin():
             written, ended = await tariffs.record_profiles(
                 session, inp.gateway_id, by=inp.by or activity.info().workflow_id or "", end_all=inp.end_all,
                 written=[tariffs.AppliedProfile(r.kind, r.profile_id, r.content, r.order_id) for r in inp.written],
                 ended=[(r.kind, r.profile_id) for r in inp.ended])
-        return RecordedProfiles(written, ended)
+        return RecordedProfiles(written=written, ended=ended)
 
-    @activity.defn(name="find_unused_communication_profiles")
+    @activity.defn
     @domain_refusals
-    async def unused_communication_profiles(self, inp: UnusedProfilesInput) -> UnusedProfiles:
+    async def find_unused_communication_profiles(self, inp: UnusedProfilesInput) -> UnusedProfiles:
         """EMT communication profiles active in the gateway's history that no active evaluation
         profile uses any more (the EMT's last one was terminated): to delete from the gateway."""
         from domain.devices.service import get_gateway
@@ -183,9 +184,6 @@ class TariffSteps(Steps):
             gw = await get_gateway(session, inp.gateway_id)
             active = await profiles_repo.active_profiles(session, gw.id)
         used = {p.content.get("communication_profile") for p in active if p.kind == "evaluation"}
-        return UnusedProfiles([ProfileRef("communication", p.profile_id) for p in active
-                               if p.kind == "communication" and p.content.get("role", "emt") == "emt"
-                               and p.profile_id not in used])
-
-    def all(self) -> list[object]:
-        return [self.plan_rollout, self.record_history, self.unused_communication_profiles]
+        return UnusedProfiles(profiles=[ProfileRef(kind="communication", profile_id=p.profile_id) for p in active
+                                        if p.kind == "communication" and p.content.get("role", "emt") == "emt"
+                                        and p.profile_id not in used])

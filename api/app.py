@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from fastapi import FastAPI
@@ -153,7 +154,7 @@ def iter_api_routes(app: FastAPI) -> list[tuple[str, str, APIRoute]]:
     """
     out: list[tuple[str, str, APIRoute]] = []
 
-    def walk(routes: list, prefix: str) -> None:  # type: ignore[type-arg]
+    def walk(routes: list[Any], prefix: str) -> None:
         for route in routes:
             if isinstance(route, APIRoute):
                 for method in sorted((route.methods or set()) - {"HEAD", "OPTIONS"}):

@@ -48,7 +48,8 @@ class AppState:
 
 
 def get_state(request: Request) -> AppState:
-    return request.app.state.gridgate  # type: ignore[no-any-return]
+    state: AppState = request.app.state.gridgate
+    return state
 
 
 StateDep = Annotated[AppState, Depends(get_state)]

@@ -13,8 +13,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.enums.v1 import IndexedValueType
@@ -64,8 +66,15 @@ def test_server_binary() -> str:
     return path
 
 
-def namespace_for(prefix: str, tenant: str) -> str:
-    return f"{prefix}{tenant}"
+def activity_methods(instance: object) -> list[Callable[..., Any]]:
+    """The bound methods of ``instance`` that are Temporal activities (``@activity.defn``), in
+    definition order: what a worker registers for an activity class."""
+    found = []
+    for name in dict.fromkeys(n for cls in reversed(type(instance).__mro__) for n in vars(cls)):
+        attr = getattr(type(instance), name, None)
+        if callable(attr) and hasattr(attr, "__temporal_activity_definition"):
+            found.append(getattr(instance, name))
+    return found
 
 
 class TemporalDevServer:

@@ -1,9 +1,10 @@
 """Starting and steering processes: the bridge between the tenant's process records (domain) and
-their workflows (Temporal). Used by the API, the CLI and schedules."""
+their workflows (Temporal). Used by the API, the CLI and the scheduled processes' worker side."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
@@ -15,20 +16,20 @@ from domain.processes import repository as repo
 from domain.processes import service
 from domain.processes.ids import mass_workflow_id
 from domain.processes.models import Process
-from domain.processes.types import process_type
 from domain.tenancy.service import TenantContext
-from workflows.common import MassProcessInput, PauseRequest, search_attributes
+from workflows.common import MassProcessInput, MassProcessResult, PauseRequest, search_attributes
+from workflows.mass import MassProcessWorkflow
 
 log = structlog.get_logger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Initiator:
     username: str
     ref: str  # pseudonymous reference for Temporal (no personal data in search attributes)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LinkOptions:
     connect_timeout_s: float = 120.0
     attempts: int = 4
@@ -36,22 +37,24 @@ class LinkOptions:
 
 
 async def start(tenant: TenantContext, client: Client, task_queue: str, type_name: str, target: service.Target,
-                params: dict[str, object] | None, reason: str, initiator: Initiator,
+                params: dict[str, Any] | None, reason: str, initiator: Initiator,
                 options: service.StartOptions = service.StartOptions(),
                 link: LinkOptions = LinkOptions()) -> Process:
+    """Store the process and its frozen target set, then start its mass workflow; if Temporal
+    refuses, the stored process is discarded again (nothing half-started)."""
     async with tenant.sessions() as session, session.begin():
         process = await service.start(session, type_name, target, params, reason, initiator.username, options)
-    ptype = process_type(type_name)
     try:
         await client.start_workflow(
-            "MassProcess",
-            MassProcessInput(process.id, ptype.name, ptype.workflow, dict(process.params), process.concurrency,
-                             process.failure_threshold, process.failure_min_samples, initiator.ref,
+            MassProcessWorkflow.run,
+            MassProcessInput(process_id=process.id, process_type=process.type, params=dict(process.params),
+                             concurrency=process.concurrency, failure_threshold=process.failure_threshold,
+                             failure_min_samples=process.failure_min_samples, initiator_ref=initiator.ref,
                              connect_timeout_s=link.connect_timeout_s, attempts=link.attempts,
                              starts_per_run=link.starts_per_run),
             id=mass_workflow_id(process.id),
             task_queue=task_queue,
-            search_attributes=search_attributes(ptype.name, process.id, initiator.ref),
+            search_attributes=search_attributes(process.type, process.id, initiator.ref),
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         )
     except RPCError as err:
@@ -59,12 +62,23 @@ async def start(tenant: TenantContext, client: Client, task_queue: str, type_nam
             await service.discard(session, process.id)
         raise ServiceUnavailable(f"Temporal did not accept the process: {err.message}",
                                  code="temporal_unavailable") from None
-    log.info("process.started", tenant=tenant.name, process=process.id, type=ptype.name, total=process.total)
+    log.info("process.started", tenant=tenant.name, process=process.id, type=process.type, total=process.total)
     return process
 
 
-def _handle(client: Client, process_id: str) -> WorkflowHandle[object, object]:
-    return client.get_workflow_handle(mass_workflow_id(process_id))
+async def retry_failed(tenant: TenantContext, client: Client, task_queue: str, process_id: str, reason: str,
+                       initiator: Initiator, options: service.StartOptions = service.StartOptions(),
+                       link: LinkOptions = LinkOptions()) -> Process:
+    """A new process of the same type and params over the gateways that failed in ``process_id``."""
+    async with tenant.sessions() as session:
+        old = await service.get(session, process_id)
+        service.check_retryable(old)
+    return await start(tenant, client, task_queue, old.type, service.Target(retry_of=process_id), dict(old.params),
+                       reason, initiator, options, link)
+
+
+def _handle(client: Client, process_id: str) -> WorkflowHandle[MassProcessWorkflow, MassProcessResult]:
+    return client.get_workflow_handle_for(MassProcessWorkflow.run, mass_workflow_id(process_id))
 
 
 async def steer(tenant: TenantContext, client: Client, process_id: str, action: str, reason: str | None = None
@@ -72,20 +86,16 @@ async def steer(tenant: TenantContext, client: Client, process_id: str, action: 
     """pause | resume | cancel. Refused (409) for a process that already ended."""
     async with tenant.sessions() as session:
         process = await service.get(session, process_id)
-    if process.state in ("completed", "failed", "cancelled"):
-        raise service.ProcessStateConflict(f"process {process_id} has already ended ({process.state})")
-    if action == "resume" and process.state != "paused":
-        raise service.ProcessStateConflict(f"process {process_id} is {process.state}, not paused")
-    if action == "pause" and process.state == "paused":
+    if not service.check_steerable(process, action):
         return process
     handle = _handle(client, process_id)
     try:
         if action == "pause":
-            await handle.signal("pause", PauseRequest(reason or "paused by operator"))
+            await handle.signal(MassProcessWorkflow.pause, PauseRequest(reason=reason or "paused by operator"))
         elif action == "resume":
-            await handle.signal("resume")
+            await handle.signal(MassProcessWorkflow.resume)
         else:
-            await handle.signal("cancel")
+            await handle.signal(MassProcessWorkflow.cancel)
     except RPCError as err:
         raise ServiceUnavailable(f"could not reach the process workflow: {err.message}",
                                  code="temporal_unavailable") from None

@@ -7,8 +7,10 @@ through gridgate is also written to the tenant's audit log.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from temporalio.api.common.v1 import Payload
 from temporalio.client import (
@@ -28,21 +30,24 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.schedule_steps import ScheduledProcessInput
 from core.errors import InvalidInput, NotFound
+from workflows.scheduled import CrlRefreshWorkflow, ScheduledProcessWorkflow
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CyclicDefault:
     name: str
     interval: timedelta
-    workflow: str
+    workflow: Callable[..., Awaitable[Any]]  # the workflow's run method
     process_type: str | None = None
     filter: str = "state = in_operation"
 
 
 DEFAULTS = {d.name: d for d in [
-    CyclicDefault("time_sync", timedelta(hours=24), "ScheduledProcess", "time_sync"),
-    CyclicDefault("logbook_readout", timedelta(hours=24), "ScheduledProcess", "logbook_readout"),
-    CyclicDefault("crl_refresh", timedelta(hours=6), "CrlRefresh"),
+    CyclicDefault(name="time_sync", interval=timedelta(hours=24), workflow=ScheduledProcessWorkflow.run,
+                  process_type="time_sync"),
+    CyclicDefault(name="logbook_readout", interval=timedelta(hours=24), workflow=ScheduledProcessWorkflow.run,
+                  process_type="logbook_readout"),
+    CyclicDefault(name="crl_refresh", interval=timedelta(hours=6), workflow=CrlRefreshWorkflow.run),
 ]}
 
 
@@ -62,7 +67,8 @@ class ScheduleInfo:
 
 
 def _action(d: CyclicDefault, task_queue: str, filter_: str | None = None) -> ScheduleActionStartWorkflow:
-    args = [] if d.process_type is None else [ScheduledProcessInput(d.name, d.process_type, filter_ or d.filter)]
+    args = [] if d.process_type is None else [
+        ScheduledProcessInput(schedule=d.name, process_type=d.process_type, filter=filter_ or d.filter)]
     return ScheduleActionStartWorkflow(d.workflow, args=args, id=f"schedule/{d.name}", task_queue=task_queue,
                                        execution_timeout=timedelta(days=7))
 

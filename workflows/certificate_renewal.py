@@ -14,22 +14,25 @@ their histories replay on that branch (``PATCH_REQUEST_CSR``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     import headend.contract as gc
+    from activities.gateway_commands import GatewayCommandActivities as Commands
     from activities.renewal_steps import (
         CertifyInput,
         CertifyResult,
         DueCertificate,
-        DueCertificates,
         DueInput,
+        RenewalSteps,
         RetireInput,
         SupersedeInput,
-        SupersedeResult,
     )
+    from domain.processes.types import CertificateRenewalParams
     from workflows.base import GatewayProcessWorkflow, domain_step
     from workflows.common import GatewayProcessInput, GatewayProcessResult
     from workflows.gateway import GatewayLink, GatewayStepFailed
@@ -41,18 +44,22 @@ PATCH_REQUEST_CSR = "renewal-request-certificate-signing"
 KEY_ATTEMPTS = 2
 
 
+@dataclass(frozen=True, kw_only=True)
+class CertificateRenewalInput(GatewayProcessInput):
+    params: CertificateRenewalParams = field(default_factory=CertificateRenewalParams)
+
+
 @workflow.defn(name="CertificateRenewal")
-class CertificateRenewalWorkflow(GatewayProcessWorkflow):
+class CertificateRenewalWorkflow(GatewayProcessWorkflow[CertificateRenewalInput]):
     @workflow.run
-    async def run(self, inp: GatewayProcessInput) -> GatewayProcessResult:
+    async def run(self, inp: CertificateRenewalInput) -> GatewayProcessResult:
         return await self.execute(inp)
 
-    async def steps(self, inp: GatewayProcessInput, link: GatewayLink) -> dict[str, Any]:
+    async def steps(self, inp: CertificateRenewalInput, link: GatewayLink) -> dict[str, Any]:
         gw = inp.gateway_id
         self.at("find_certificates_due_for_renewal")
-        found: DueCertificates = await domain_step("find_certificates_due_for_renewal", DueInput(
-            gw, list(inp.params.get("usages") or ["tls", "sig", "enc"]),
-            int(inp.params.get("renew_before_days", 60))), DueCertificates)
+        found = await domain_step(RenewalSteps.find_certificates_due_for_renewal, DueInput(
+            gateway_id=gw, usages=list(inp.params.usages), renew_before_days=inp.params.renew_before_days))
         if found.missing:
             raise GatewayStepFailed("certificates_unknown", f"no {', '.join(found.missing).upper()} certificate of "
                                                             f"{gw} in the certificate store to renew")
@@ -76,17 +83,17 @@ class CertificateRenewalWorkflow(GatewayProcessWorkflow):
             # Nothing was sent to the gateway: what the Sub-CA issued so far is never going to be used.
             if issued:
                 try:
-                    await domain_step("retire_uninstalled_certificates", RetireInput(
-                        gw, [r.fingerprint for _, r in issued.values() if r.fingerprint]), SupersedeResult)
+                    await domain_step(RenewalSteps.retire_uninstalled_certificates, RetireInput(
+                        gateway_id=gw, fingerprints=[r.fingerprint for _, r in issued.values() if r.fingerprint]))
                 except GatewayStepFailed as err:  # the original failure is the one to report
                     workflow.logger.warning("renewal of %s: issued certificates not retired: %s", gw, err.message)
             raise
 
         self.at("install_renewed_certificates")
-        installed = await link.run("install_certificates", lambda cid: gc.InstallCertificatesInput(
-            gateway_id=gw, command_id=cid, certificates=tuple(
+        installed = await link.run(Commands.install_certificates, partial(gc.InstallCertificatesInput, gateway_id=gw,
+            certificates=tuple(
                 gc.CertificateToInstall(owner=gw, role="smgw", usage=u, pem=r.pem or "")
-                for u, (_, r) in issued.items())), gc.InstallCertificatesResult, step="install_renewed_certificates")
+                for u, (_, r) in issued.items())), step="install_renewed_certificates")
         got = {(c.usage, c.sha256) for c in installed.certificates if c.status in ("installed", "unchanged")}
         wrong = [u for u, (_, r) in issued.items() if (u, r.fingerprint) not in got]
         if wrong:
@@ -94,16 +101,16 @@ class CertificateRenewalWorkflow(GatewayProcessWorkflow):
                                                            f"{', '.join(wrong)} certificate(s) installed")
         if "tls" in issued:
             new_tls = issued["tls"][1].fingerprint
-            info = await link.run("read_device_info", lambda cid: gc.ReadDeviceInfoInput(
-                gateway_id=gw, command_id=cid), gc.DeviceInfoResult, step=self.at("verify_renewed_tls_certificate"))
+            info = await link.run(Commands.read_device_info, partial(gc.ReadDeviceInfoInput, gateway_id=gw),
+                step=self.at("verify_renewed_tls_certificate"))
             if info.tls_certificate_sha256 != new_tls:
                 raise GatewayStepFailed("verification_failed", (
                     f"the gateway's connection presents TLS certificate {(info.tls_certificate_sha256 or '?')[:16]}, "
                     f"not the renewed {(new_tls or '?')[:16]}"))
 
         self.at("supersede_renewed_certificates")
-        done: SupersedeResult = await domain_step("supersede_renewed_certificates", SupersedeInput(
-            gw, {d.fingerprint: r.fingerprint or "" for d, r in issued.values()}), SupersedeResult)
+        done = await domain_step(RenewalSteps.supersede_renewed_certificates, SupersedeInput(
+            gateway_id=gw, renewed={d.fingerprint: r.fingerprint or "" for d, r in issued.values()}))
         return {"due": len(due), "renewed": len(issued), "usages": ",".join(sorted(issued)),
                 "superseded": len(done.superseded),
                 "not_after": min(r.not_after or "" for _, r in issued.values()),
@@ -114,12 +121,12 @@ class CertificateRenewalWorkflow(GatewayProcessWorkflow):
         was lost is not sent again: the gateway makes another key (a new command ID)."""
         for attempt in range(1, KEY_ATTEMPTS + 1):
             suffix = "" if attempt == 1 else f"/{attempt}"
-            req = await link.run("request_certificate_signing", lambda cid: gc.RequestCertificateSigningInput(
-                gateway_id=gw, command_id=cid, usage=d.usage), gc.RequestCertificateSigningResult,
+            req = await link.run(Commands.request_certificate_signing, partial(gc.RequestCertificateSigningInput,
+                gateway_id=gw, usage=d.usage),
                 step=self.at(f"request_certificate_signing/{d.usage}{suffix}"))
             self.at(f"certify_request/{d.usage}{suffix}")
-            got: CertifyResult = await domain_step("certify_gateway_request", CertifyInput(
-                gw, d.usage, req.csr_pem, d.fingerprint), CertifyResult)
+            got = await domain_step(RenewalSteps.certify_gateway_request, CertifyInput(
+                gateway_id=gw, usage=d.usage, csr_pem=req.csr_pem, replaces=d.fingerprint))
             if got.status != "outcome_unknown":
                 return got
         raise GatewayStepFailed("subca_outcome_unknown", (

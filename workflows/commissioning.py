@@ -12,6 +12,8 @@ A refusal of the master data check changes nothing (the gateway stays ``installe
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from temporalio import workflow
@@ -21,25 +23,32 @@ with workflow.unsafe.imports_passed_through():
     # (imported by its full name so the workflow sandbox registers it: the converter resolves the
     # type hints of nested command dataclasses through sys.modules)
     import headend.contract as gc
-    from activities.commissioning_steps import GatewayRef, TransitionInput
-    from activities.readout_steps import SealedReadout, StoredReadouts, StoreReadoutsInput
+    from activities.commissioning_steps import CommissioningSteps, GatewayRef, TransitionInput
+    from activities.gateway_commands import GatewayCommandActivities as Commands
+    from activities.readout_steps import ReadoutSteps, SealedReadout, StoreReadoutsInput
     from activities.tariff_steps import RolloutPlan
+    from domain.processes.types import CommissioningParams
     from workflows.base import GatewayProcessWorkflow, domain_step
     from workflows.common import GatewayProcessInput, GatewayProcessResult
     from workflows.gateway import GatewayLink, GatewayStepFailed, error_of
     from workflows.profiles import ProfileWork
 
 
+@dataclass(frozen=True, kw_only=True)
+class CommissioningInput(GatewayProcessInput):
+    params: CommissioningParams = field(default_factory=CommissioningParams)
+
+
 @workflow.defn(name="Commissioning")
-class CommissioningWorkflow(GatewayProcessWorkflow):
+class CommissioningWorkflow(GatewayProcessWorkflow[CommissioningInput]):
     @workflow.run
-    async def run(self, inp: GatewayProcessInput) -> GatewayProcessResult:
+    async def run(self, inp: CommissioningInput) -> GatewayProcessResult:
         return await self.execute(inp)
 
-    async def steps(self, inp: GatewayProcessInput, link: GatewayLink) -> dict[str, Any]:
+    async def steps(self, inp: CommissioningInput, link: GatewayLink) -> dict[str, Any]:
         gw = inp.gateway_id
         self.at("check_commissioning_readiness")
-        plan: RolloutPlan = await domain_step("check_commissioning_readiness", GatewayRef(gw), RolloutPlan)
+        plan = await domain_step(CommissioningSteps.check_commissioning_readiness, GatewayRef(gateway_id=gw))
         work = ProfileWork()
         try:
             return await self._configure(inp, link, plan, work)
@@ -50,43 +59,44 @@ class CommissioningWorkflow(GatewayProcessWorkflow):
             self.at(cancelled_at)
             raise
 
-    async def _configure(self, inp: GatewayProcessInput, link: GatewayLink, plan: RolloutPlan,
+    async def _configure(self, inp: CommissioningInput, link: GatewayLink, plan: RolloutPlan,
                          work: ProfileWork) -> dict[str, Any]:
         gw = inp.gateway_id
         paired: list[str] = []
         try:
             await link.connect(self.at("wake_and_connect"))
             await work.install_certificates(self, link, plan, step="install_operational_certificates")
-            await link.run("set_time", lambda cid: gc.SetTimeInput(gateway_id=gw, command_id=cid, mode="set"),
-                           gc.SetTimeResult, step=self.at("set_time"))
+            await link.run(Commands.set_time, partial(gc.SetTimeInput, gateway_id=gw, mode="set"),
+                           step=self.at("set_time"))
             for meter in plan.meters:
-                r = await link.run("pair_meter", lambda cid, m=meter: gc.PairMeterInput(
-                    gateway_id=gw, command_id=cid, meter_id=m.meter_id, interface=m.interface),
-                    gc.PairMeterResult, step=self.at(f"pair_meter/{meter.meter_id}"))
+                r = await link.run(Commands.pair_meter, partial(gc.PairMeterInput, gateway_id=gw,
+                    meter_id=meter.meter_id, interface=meter.interface),
+                    step=self.at(f"pair_meter/{meter.meter_id}"))
                 paired.append(r.meter_id)
             await work.write(self, link, plan)
-            info = await link.run("read_device_info", lambda cid: gc.ReadDeviceInfoInput(
-                gateway_id=gw, command_id=cid), gc.DeviceInfoResult, step=self.at("verify_configuration"))
+            info = await link.run(Commands.read_device_info, partial(gc.ReadDeviceInfoInput, gateway_id=gw),
+                step=self.at("verify_configuration"))
             _verify(plan, info)
             readouts = 0
-            if inp.params.get("first_readout", True) and plan.readouts:
+            if inp.params.first_readout and plan.readouts:
                 sealed = []
                 for spec in plan.readouts:
-                    read = await link.run("trigger_readout", lambda cid, s=spec: gc.TriggerReadoutInput(
-                        gateway_id=gw, command_id=cid, recipient=s.recipient, meter_id=s.meter_id,
-                        registers=tuple(s.registers), reason="first_readout"), gc.TriggerReadoutResult,
+                    read = await link.run(Commands.trigger_readout, partial(gc.TriggerReadoutInput, gateway_id=gw,
+                        recipient=spec.recipient, meter_id=spec.meter_id, registers=tuple(spec.registers),
+                        reason="first_readout"),
                         step=self.at(f"first_readout/{spec.profile_id}"))
-                    sealed.append(SealedReadout(spec.recipient, spec.meter_id, read.readout.container_b64,
-                                                spec.profile_id, spec.metering_point))
+                    sealed.append(SealedReadout(recipient=spec.recipient, meter_id=spec.meter_id,
+                                                container_b64=read.readout.container_b64, profile_id=spec.profile_id,
+                                                metering_point=spec.metering_point))
                 self.at("deliver_first_readouts")
-                stored: StoredReadouts = await domain_step("deliver_readouts_to_outbox", StoreReadoutsInput(
-                    gw, "first_readout", sealed, inp.process_id), StoredReadouts)
+                stored = await domain_step(ReadoutSteps.deliver_readouts_to_outbox, StoreReadoutsInput(
+                    gateway_id=gw, reason="first_readout", readouts=sealed, process_id=inp.process_id))
                 readouts = len(stored.ids)
             self.at("record_profile_history")
             await work.record(gw)
             self.at("move_to_in_operation")
-            await domain_step("move_gateway_to_state", TransitionInput(
-                gw, "in_operation", f"commissioned by process {inp.process_id}"), str)
+            await domain_step(CommissioningSteps.move_gateway_to_state, TransitionInput(
+                gateway_id=gw, state="in_operation", reason=f"commissioned by process {inp.process_id}"))
         except (GatewayStepFailed, ActivityError, ChildWorkflowError, ApplicationError) as err:
             if _is_cancellation(err):
                 raise asyncio.CancelledError(str(err)) from None  # handled below, not a fault
@@ -94,8 +104,9 @@ class CommissioningWorkflow(GatewayProcessWorkflow):
             failed_step = self.step
             undone = await self._undo(link, gw, work)
             self.at(failed_step)
-            await domain_step("move_gateway_to_state", TransitionInput(
-                gw, "faulty", f"commissioning failed at {failed_step}: {code}: {message}"[:500]), str)
+            why = f"commissioning failed at {failed_step}: {code}: {message}"[:500]
+            await domain_step(CommissioningSteps.move_gateway_to_state,
+                              TransitionInput(gateway_id=gw, state="faulty", reason=why))
             if not undone:
                 message += " (undo incomplete: profiles may remain on the gateway)"
             raise GatewayStepFailed(code, message) from None

@@ -1,4 +1,5 @@
-"""Models and search attributes shared by the process workflows. Additive changes only."""
+"""Models and search attributes shared by the process workflows. Additive changes only: committed
+histories are decoded with these types (unknown fields are ignored, missing ones take defaults)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ SA_GATEWAY = SearchAttributeKey.for_keyword("GridgateGatewayRef")
 SA_MASS_PROCESS = SearchAttributeKey.for_keyword("GridgateMassProcessId")
 SA_INITIATOR = SearchAttributeKey.for_keyword("GridgateInitiator")
 
+# The signal a gateway workflow sends its mass workflow. A name, not the handler's symbol: the
+# mass workflow imports the gateway workflows it starts, so they cannot import it back.
+TARGET_FINISHED_SIGNAL = "target_finished"
+
 
 def search_attributes(process_type: str, process_id: str, initiator_ref: str,
                       gateway_id: str | None = None) -> TypedSearchAttributes:
@@ -23,15 +28,15 @@ def search_attributes(process_type: str, process_id: str, initiator_ref: str,
     return TypedSearchAttributes(pairs)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GatewayProcessInput:
-    """Input of every per-gateway process workflow."""
+    """What every per-gateway process workflow gets. Each process type extends it with ``params``,
+    its validated parameter model (``workflows.processes``)."""
 
     process_id: str
     seq: int
     gateway_id: str
     process_type: str
-    params: dict[str, Any] = field(default_factory=dict)
     # The mass workflow to tell when done (None when run on its own, e.g. in tests).
     parent_workflow_id: str | None = None
     initiator_ref: str = ""
@@ -40,7 +45,7 @@ class GatewayProcessInput:
     attempts: int = 4
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GatewayProcessResult:
     gateway_id: str
     outcome: str  # succeeded | failed | cancelled
@@ -49,7 +54,7 @@ class GatewayProcessResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TargetFinished:
     """Signal from a gateway workflow to its mass workflow."""
 
@@ -59,16 +64,20 @@ class TargetFinished:
     error_type: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PauseRequest:
     reason: str = "paused by operator"
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class MassProcessInput:
+    """A mass process: what to run over which stored target set, and (after continue-as-new) where
+    the previous run stopped. The workflow keeps its live state in a copy (``MassProcessState``)."""
+
     process_id: str
     process_type: str
-    workflow_type: str
+    # The type's validated params as stored with the process (JSON); each gateway workflow gets
+    # them as its own params model.
     params: dict[str, Any]
     concurrency: int
     failure_threshold: float
@@ -93,7 +102,7 @@ class MassProcessInput:
     rate_base_failed: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MassProcessResult:
     process_id: str
     state: str
@@ -102,7 +111,7 @@ class MassProcessResult:
     cancelled: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Progress:
     process_id: str
     state: str

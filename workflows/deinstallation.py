@@ -9,7 +9,9 @@ its profiles: a failure leaves the gateway in operation, as it was.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from temporalio import workflow
@@ -18,37 +20,45 @@ with workflow.unsafe.imports_passed_through():
     # (imported by its full name so the workflow sandbox registers it: the converter resolves the
     # type hints of nested command dataclasses through sys.modules)
     import headend.contract as gc
-    from activities.commissioning_steps import DeinstallationDone, GatewayRef
-    from activities.readout_steps import SealedReadout, StoredReadouts, StoreReadoutsInput
+    from activities.commissioning_steps import CommissioningSteps, GatewayRef
+    from activities.gateway_commands import GatewayCommandActivities as Commands
+    from activities.readout_steps import ReadoutSteps, SealedReadout, StoreReadoutsInput
+    from domain.processes.types import DeinstallationParams
     from workflows.base import GatewayProcessWorkflow, domain_step
     from workflows.common import GatewayProcessInput, GatewayProcessResult
     from workflows.gateway import GatewayLink
 
 
+@dataclass(frozen=True, kw_only=True)
+class DeinstallationInput(GatewayProcessInput):
+    params: DeinstallationParams = field(default_factory=DeinstallationParams)
+
+
 @workflow.defn(name="Deinstallation")
-class DeinstallationWorkflow(GatewayProcessWorkflow):
+class DeinstallationWorkflow(GatewayProcessWorkflow[DeinstallationInput]):
     @workflow.run
-    async def run(self, inp: GatewayProcessInput) -> GatewayProcessResult:
+    async def run(self, inp: DeinstallationInput) -> GatewayProcessResult:
         return await self.execute(inp)
 
-    async def steps(self, inp: GatewayProcessInput, link: GatewayLink) -> dict[str, Any]:
+    async def steps(self, inp: DeinstallationInput, link: GatewayLink) -> dict[str, Any]:
         gw = inp.gateway_id
         details: dict[str, Any] = {"final_readouts": 0}
-        if inp.params.get("final_readout", True):
-            final = await link.run("final_readout", lambda cid: gc.FinalReadoutInput(
-                gateway_id=gw, command_id=cid, reason="deinstallation", timeout_s=300), gc.FinalReadoutResult,
+        if inp.params.final_readout:
+            final = await link.run(Commands.final_readout, partial(gc.FinalReadoutInput, gateway_id=gw,
+                reason="deinstallation", timeout_s=300),
                 step=self.at("final_readout"), timeout=timedelta(minutes=6))
             if final.readouts:
                 self.at("deliver_final_readouts")
-                stored: StoredReadouts = await domain_step("deliver_readouts_to_outbox", StoreReadoutsInput(
-                    gw, "final_readout", [SealedReadout(r.recipient, r.meter_id, r.container_b64, r.profile_id)
-                                          for r in final.readouts], inp.process_id), StoredReadouts)
+                stored = await domain_step(ReadoutSteps.deliver_readouts_to_outbox, StoreReadoutsInput(
+                    gateway_id=gw, reason="final_readout", process_id=inp.process_id, readouts=[
+                        SealedReadout(recipient=r.recipient, meter_id=r.meter_id, container_b64=r.container_b64,
+                                      profile_id=r.profile_id) for r in final.readouts]))
                 details["final_readouts"] = len(stored.ids)
                 details["emts"] = len({r.recipient for r in final.readouts})
-        deactivated = await link.run("deactivate_profiles", lambda cid: gc.DeactivateProfilesInput(
-            gateway_id=gw, command_id=cid), gc.DeactivateProfilesResult, step=self.at("deactivate_profiles"))
+        deactivated = await link.run(Commands.deactivate_profiles, partial(gc.DeactivateProfilesInput, gateway_id=gw),
+            step=self.at("deactivate_profiles"))
         details["profiles_deactivated"] = sum(1 for p in deactivated.profiles if p.was_active)
         self.at("record_deinstallation")
-        done: DeinstallationDone = await domain_step("record_deinstallation", GatewayRef(gw), DeinstallationDone)
+        done = await domain_step(CommissioningSteps.record_deinstallation, GatewayRef(gateway_id=gw))
         details.update(assignments_ended=done.assignments_ended, certificates_marked=done.certificates_marked)
         return details

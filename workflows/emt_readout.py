@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -20,7 +21,8 @@ with workflow.unsafe.imports_passed_through():
     # (imported by its full name so the workflow sandbox registers it: the converter resolves the
     # type hints of nested command dataclasses through sys.modules)
     import headend.contract as gc
-    from activities.readout_steps import FinishEmtReadoutInput, SealedReadout, StoredReadouts, StoreReadoutsInput
+    from activities.gateway_commands import GatewayCommandActivities as Commands
+    from activities.readout_steps import FinishEmtReadoutInput, ReadoutSteps, SealedReadout, StoreReadoutsInput
     from workflows.gateway import GatewayLink, GatewayStepFailed, error_of
 
 
@@ -28,7 +30,7 @@ def emt_readout_workflow_id(gateway_id: str, request_id: str) -> str:
     return f"emt_readout/{gateway_id}/{request_id}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EmtReadoutInput:
     request_id: str
     gateway_id: str
@@ -40,7 +42,7 @@ class EmtReadoutInput:
     attempts: int = 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EmtReadoutResult:
     request_id: str
     outcome: str  # succeeded | failed
@@ -60,19 +62,25 @@ class EmtReadoutWorkflow:
         link = GatewayLink(inp.gateway_id, priority=gc.PRIORITY_EMT_ON_DEMAND, attempts=inp.attempts,
                            connect_timeout_s=inp.connect_timeout_s)
         try:
-            r = await link.run("trigger_readout", lambda cid: gc.TriggerReadoutInput(
-                gateway_id=inp.gateway_id, command_id=cid, priority=gc.PRIORITY_EMT_ON_DEMAND,
-                recipient=inp.recipient, meter_id=inp.meter_id, registers=tuple(inp.registers), reason="on_demand"),
-                gc.TriggerReadoutResult, step="trigger_readout")
-            stored: StoredReadouts = await workflow.execute_activity(
-                "deliver_readouts_to_outbox", StoreReadoutsInput(inp.gateway_id, "on_demand", [SealedReadout(
-                    inp.recipient, inp.meter_id, r.readout.container_b64, None, inp.metering_point)]),
-                result_type=StoredReadouts, start_to_close_timeout=_TIMEOUT, retry_policy=_RETRY)
+            r = await link.run(Commands.trigger_readout, partial(gc.TriggerReadoutInput, gateway_id=inp.gateway_id,
+                priority=gc.PRIORITY_EMT_ON_DEMAND, recipient=inp.recipient, meter_id=inp.meter_id,
+                registers=tuple(inp.registers), reason="on_demand"),
+                step="trigger_readout")
+            stored = await workflow.execute_activity_method(
+                ReadoutSteps.deliver_readouts_to_outbox, StoreReadoutsInput(
+                    gateway_id=inp.gateway_id, reason="on_demand", readouts=[SealedReadout(
+                        recipient=inp.recipient, meter_id=inp.meter_id, container_b64=r.readout.container_b64,
+                        metering_point=inp.metering_point)]),
+                start_to_close_timeout=_TIMEOUT, retry_policy=_RETRY)
         except (GatewayStepFailed, ActivityError) as err:
             code, message = error_of(err)
-            await workflow.execute_activity("finish_emt_readout_request", FinishEmtReadoutInput(
-                inp.request_id, None, code, message), start_to_close_timeout=_TIMEOUT, retry_policy=_RETRY)
-            return EmtReadoutResult(inp.request_id, "failed", None, code, message)
-        await workflow.execute_activity("finish_emt_readout_request", FinishEmtReadoutInput(
-            inp.request_id, stored.ids[0]), start_to_close_timeout=_TIMEOUT, retry_policy=_RETRY)
-        return EmtReadoutResult(inp.request_id, "succeeded", stored.ids[0])
+            await workflow.execute_activity_method(
+                ReadoutSteps.finish_emt_readout_request, FinishEmtReadoutInput(
+                    request_id=inp.request_id, error_type=code, error_message=message),
+                start_to_close_timeout=_TIMEOUT, retry_policy=_RETRY)
+            return EmtReadoutResult(request_id=inp.request_id, outcome="failed", error_type=code, error_message=message)
+        await workflow.execute_activity_method(
+            ReadoutSteps.finish_emt_readout_request, FinishEmtReadoutInput(
+                request_id=inp.request_id, container_id=stored.ids[0]),
+            start_to_close_timeout=_TIMEOUT, retry_policy=_RETRY)
+        return EmtReadoutResult(request_id=inp.request_id, outcome="succeeded", container_id=stored.ids[0])

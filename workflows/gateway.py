@@ -8,17 +8,31 @@ already applied a command answers with the stored result instead of applying it 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.gateway_commands import GatewayCommandActivities
     from headend import contract as gc
 
+I = TypeVar("I", bound=gc.GatewayCommand)  # noqa: E741
+I_co = TypeVar("I_co", bound=gc.GatewayCommand, covariant=True)
 R = TypeVar("R")
+
+# A gateway command activity by symbol, e.g. ``GatewayCommandActivities.read_device_info``.
+Command = Callable[[Any, I], Awaitable[R]]
+
+
+class CommandInput(Protocol[I_co]):
+    """Makes a command's input for the step's command ID, e.g.
+    ``partial(gc.SetTimeInput, gateway_id=gw, mode="set")``."""
+
+    def __call__(self, *, command_id: str) -> I_co: ...
 
 # How long a head-end node may take to pick up a command before we look for the connection again.
 SCHEDULE_TO_START = timedelta(seconds=30)
@@ -79,12 +93,11 @@ class GatewayLink:
         No head-end taking up the request in time (busy waking others, or down) means the
         gateway could not be reached: ``unreachable``, like a gateway that does not answer."""
         try:
-            result = await workflow.execute_activity(
-                "ensure_gateway_connected",
+            result = await workflow.execute_activity_method(
+                GatewayCommandActivities.ensure_gateway_connected,
                 gc.EnsureConnectedInput(gateway_id=self.gateway_id, command_id=self.command_id(step),
                                         priority=self.priority, timeout_s=self.connect_timeout_s),
                 task_queue=gc.TASK_QUEUE,
-                result_type=gc.EnsureConnectedResult,
                 schedule_to_start_timeout=timedelta(seconds=min(60.0, self.connect_timeout_s)),
                 start_to_close_timeout=timedelta(seconds=self.connect_timeout_s + 30),
                 retry_policy=RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5),
@@ -99,29 +112,34 @@ class GatewayLink:
         self._queue = result.task_queue
         return result.task_queue
 
-    async def run(self, activity: str, make_input: Any, result_type: type[R], *, step: str,
+    async def run(self, command: Command[I, R], make_input: CommandInput[I], *, step: str,
                   timeout: timedelta = timedelta(seconds=45)) -> R:
-        """Run ``activity`` with ``make_input(command_id)``; reconnect and retry on retryable errors."""
+        """Run ``command`` with ``make_input(command_id=...)`` on the node holding the connection;
+        reconnect and retry on retryable errors."""
         command_id = self.command_id(step)
         last: tuple[str, str] = ("unreachable", "no attempt made")
         for attempt in range(self.attempts):
             try:
                 queue = self._queue or await self.connect(f"{step}/connect-{attempt}")
-                return await workflow.execute_activity(
-                    activity, make_input(command_id), task_queue=queue, result_type=result_type,
+                return await workflow.execute_activity_method(
+                    command, make_input(command_id=command_id), task_queue=queue,
                     schedule_to_start_timeout=SCHEDULE_TO_START, start_to_close_timeout=timeout,
                     retry_policy=RetryPolicy(maximum_attempts=1),
                 )
             except (ActivityError, GatewayStepFailed) as err:
                 if is_cancellation(err):
-                    raise asyncio.CancelledError(f"{activity} cancelled") from err
+                    raise asyncio.CancelledError(f"{_name(command)} cancelled") from err
                 last = error_of(err)
                 if last[0] not in gc.RETRYABLE_ERRORS and last[0] != "timeout":
                     raise GatewayStepFailed(*last) from None
                 self._queue = None
                 await workflow.sleep(timedelta(seconds=min(5 * 2**attempt, 60)))
         raise GatewayStepFailed(last[0] if last[0] != "timeout" else "unreachable",
-                                f"{activity} failed after {self.attempts} attempts: {last[1]}")
+                                f"{_name(command)} failed after {self.attempts} attempts: {last[1]}")
+
+
+def _name(command: Callable[..., Any]) -> str:
+    return command.__name__
 
 
 _NON_RETRYABLE = {gc.ERROR_UNKNOWN_GATEWAY}

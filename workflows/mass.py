@@ -7,25 +7,22 @@ history only ever holds the small window in flight.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from contextlib import suppress
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.processes import (
-        CancelPendingInput,
-        CountResult,
-        NextTargetsInput,
-        NextTargetsResult,
-        ProcessStateInput,
-    )
+    from activities.processes import CancelPendingInput, NextTargetsInput, ProcessActivities, ProcessStateInput
     from domain.processes.ids import gateway_workflow_id
     from workflows.base import bookkeeping
     from workflows.common import (
-        GatewayProcessInput,
+        TARGET_FINISHED_SIGNAL,
         MassProcessInput,
         MassProcessResult,
         PauseRequest,
@@ -33,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         TargetFinished,
         search_attributes,
     )
+    from workflows.processes import PROCESS_WORKFLOWS
 
 FETCH_BATCH = 200
 # Version marker: before it, a signal handled while an iteration awaited (e.g. a cancel arriving
@@ -43,9 +41,35 @@ PATCH_SIGNALS_DURING_ITERATION = "mass-signals-during-iteration"
 PATCH_RATE_SINCE_RESUME = "mass-failure-rate-since-resume"
 
 
-def _consume(task: asyncio.Future[object]) -> None:
+def _consume(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()
+
+
+@dataclass
+class MassProcessState:
+    """What a run changes: the window in flight, the cursor, counters, pause and cancel. Carried
+    across continue-as-new in the fields of the same names of :class:`MassProcessInput`."""
+
+    cursor: int
+    in_flight: dict[int, str] = field(default_factory=dict)  # seq -> gateway
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    paused: bool = False
+    pause_reason: str | None = None
+    cancel_requested: bool = False
+    runs: int = 0
+    rate_base_succeeded: int = 0
+    rate_base_failed: int = 0
+
+    @classmethod
+    def of(cls, inp: MassProcessInput) -> MassProcessState:
+        return cls(**{f.name: getattr(inp, f.name) for f in dataclasses.fields(cls)})
+
+    def carried(self, inp: MassProcessInput) -> MassProcessInput:
+        """The input of the next run: the same process, this state."""
+        return dataclasses.replace(inp, **dataclasses.asdict(self))
 
 
 @workflow.defn(name="MassProcess")
@@ -54,13 +78,14 @@ class MassProcessWorkflow:
     # signal the new run, and the SDK delivers signals already buffered before ``run`` starts.
     @workflow.init
     def __init__(self, inp: MassProcessInput) -> None:
-        self.s: MassProcessInput = inp  # set before any signal handler runs
+        self.inp = inp
+        self.s = MassProcessState.of(inp)  # set before any signal handler runs
         self.exhausted = False
         self.starts_this_run = 0
         self.dirty = 0  # bumps on every signal, to wake the main loop
 
     # -- signals and queries -------------------------------------------------------------------
-    @workflow.signal(name="target_finished")
+    @workflow.signal(name=TARGET_FINISHED_SIGNAL)
     def target_finished(self, done: TargetFinished) -> None:
         if self.s.in_flight.pop(done.seq, None) is None:
             return  # duplicate or late signal
@@ -92,8 +117,10 @@ class MassProcessWorkflow:
 
     @workflow.query
     def progress(self) -> Progress:
-        return Progress(self.s.process_id, self._state(), self.s.cursor, len(self.s.in_flight), self.s.succeeded,
-                        self.s.failed, self.s.cancelled, self.s.pause_reason)
+        s = self.s
+        return Progress(process_id=self.inp.process_id, state=self._state(), started=s.cursor,
+                        running=len(s.in_flight), succeeded=s.succeeded, failed=s.failed, cancelled=s.cancelled,
+                        pause_reason=s.pause_reason)
 
     def _state(self) -> str:
         if self.s.cancel_requested:
@@ -103,7 +130,7 @@ class MassProcessWorkflow:
     # -- main loop -----------------------------------------------------------------------------
     @workflow.run
     async def run(self, inp: MassProcessInput) -> MassProcessResult:
-        s = self.s  # the same object @workflow.init received
+        s = self.s  # built by @workflow.init from the same input
         last_state = None if s.runs == 0 else self._state()
         s.runs += 1
         while True:
@@ -116,47 +143,50 @@ class MassProcessWorkflow:
                 last_state = state
             if s.cancel_requested:
                 return await self._cancel()
-            if not s.paused and not self.exhausted and len(s.in_flight) < s.concurrency:
+            if not s.paused and not self.exhausted and len(s.in_flight) < inp.concurrency:
                 await self._start_more()
             if self.exhausted and not s.in_flight:
                 break
             self._check_failure_rate()
             if self._should_continue_as_new():
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(s)
+                workflow.continue_as_new(s.carried(inp))
             seen = seen_at_top if workflow.patched(PATCH_SIGNALS_DURING_ITERATION) else self.dirty
 
             def something_to_do(seen: int = seen) -> bool:
                 return self.dirty != seen or (not s.paused and not self.exhausted
-                                              and len(s.in_flight) < s.concurrency)
+                                              and len(s.in_flight) < inp.concurrency)
 
             await workflow.wait_condition(something_to_do)
         final = "completed"
         await self._mirror(final, None)
-        return MassProcessResult(s.process_id, final, s.succeeded, s.failed, s.cancelled)
+        return MassProcessResult(process_id=inp.process_id, state=final, succeeded=s.succeeded, failed=s.failed,
+                                 cancelled=s.cancelled)
 
     async def _start_more(self) -> None:
-        s = self.s
-        room = s.concurrency - len(s.in_flight)
-        batch = await bookkeeping("next_process_targets",
-                                  NextTargetsInput(s.process_id, s.cursor, min(room, FETCH_BATCH)), NextTargetsResult)
+        s, inp = self.s, self.inp
+        room = inp.concurrency - len(s.in_flight)
+        batch = await bookkeeping(ProcessActivities.next_process_targets, NextTargetsInput(
+            process_id=inp.process_id, after_seq=s.cursor, limit=min(room, FETCH_BATCH)))
         if not batch.targets:
             self.exhausted = True
             return
         parent_id = workflow.info().workflow_id
+        child = PROCESS_WORKFLOWS[inp.process_type]
         starts = []
         for target in batch.targets:
             s.in_flight[target.seq] = target.gateway_id
             s.cursor = target.seq
             starts.append(workflow.start_child_workflow(
-                s.workflow_type,
-                GatewayProcessInput(s.process_id, target.seq, target.gateway_id, s.process_type, s.params,
-                                    parent_workflow_id=parent_id, initiator_ref=s.initiator_ref,
-                                    connect_timeout_s=s.connect_timeout_s, attempts=s.attempts),
-                id=gateway_workflow_id(s.process_type, target.gateway_id, s.process_id),
+                child.run,
+                child.input_for(process_id=inp.process_id, seq=target.seq, gateway_id=target.gateway_id,
+                                process_type=inp.process_type, params=inp.params, parent_workflow_id=parent_id,
+                                initiator_ref=inp.initiator_ref, connect_timeout_s=inp.connect_timeout_s,
+                                attempts=inp.attempts),
+                id=gateway_workflow_id(inp.process_type, target.gateway_id, inp.process_id),
                 parent_close_policy=ParentClosePolicy.ABANDON,
-                search_attributes=search_attributes(s.process_type, s.process_id, s.initiator_ref,
-                                                          target.gateway_id),
+                search_attributes=search_attributes(inp.process_type, inp.process_id, inp.initiator_ref,
+                                                    target.gateway_id),
             ))
         # Started together: one workflow task for the whole batch, not one per child.
         for outcome in await asyncio.gather(*starts, return_exceptions=True):
@@ -170,32 +200,34 @@ class MassProcessWorkflow:
         self.starts_this_run += len(starts)
 
     def _check_failure_rate(self) -> None:
-        s = self.s
+        s, inp = self.s, self.inp
         if s.paused:
             return
         ok, bad, since = s.succeeded, s.failed, ""
         if workflow.patched(PATCH_RATE_SINCE_RESUME) and (s.rate_base_succeeded or s.rate_base_failed):
             ok, bad, since = ok - s.rate_base_succeeded, bad - s.rate_base_failed, " since the last resume"
         done = ok + bad
-        if done < s.failure_min_samples or not done:
+        if done < inp.failure_min_samples or not done:
             return
         rate = bad / done
-        if rate > s.failure_threshold:
+        if rate > inp.failure_threshold:
             s.paused = True
             s.pause_reason = (f"paused automatically: {bad} of {done} gateways failed{since} ({rate:.0%}), "
-                              f"above the threshold of {s.failure_threshold:.0%}")
+                              f"above the threshold of {inp.failure_threshold:.0%}")
             self.dirty += 1
 
     def _should_continue_as_new(self) -> bool:
-        return self.starts_this_run >= self.s.starts_per_run or workflow.info().is_continue_as_new_suggested()
+        return self.starts_this_run >= self.inp.starts_per_run or workflow.info().is_continue_as_new_suggested()
 
     async def _mirror(self, state: str, reason: str | None) -> None:
-        await bookkeeping("set_process_state", ProcessStateInput(self.s.process_id, state, reason))
+        await bookkeeping(ProcessActivities.set_process_state, ProcessStateInput(
+            process_id=self.inp.process_id, state=state, pause_reason=reason))
 
     async def _cancel(self) -> MassProcessResult:
-        s = self.s
+        s, inp = self.s, self.inp
         for seq, gateway in list(s.in_flight.items()):
-            handle = workflow.get_external_workflow_handle(gateway_workflow_id(s.process_type, gateway, s.process_id))
+            handle = workflow.get_external_workflow_handle(
+                gateway_workflow_id(inp.process_type, gateway, inp.process_id))
             try:
                 await handle.cancel()
             except Exception:  # already finished: its signal is on the way
@@ -205,7 +237,9 @@ class MassProcessWorkflow:
             await workflow.wait_condition(lambda: not s.in_flight, timeout=timedelta(minutes=5))
         unreported = sorted(s.in_flight)
         s.in_flight.clear()
-        res = await bookkeeping("cancel_pending_targets", CancelPendingInput(s.process_id, unreported), CountResult)
+        res = await bookkeeping(ProcessActivities.cancel_pending_targets, CancelPendingInput(
+            process_id=inp.process_id, unreported=unreported))
         s.cancelled += res.count
         await self._mirror("cancelled", None)
-        return MassProcessResult(s.process_id, "cancelled", s.succeeded, s.failed, s.cancelled)
+        return MassProcessResult(process_id=inp.process_id, state="cancelled", succeeded=s.succeeded, failed=s.failed,
+                                 cancelled=s.cancelled)

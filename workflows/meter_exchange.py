@@ -9,6 +9,8 @@ gridgate records their hashes. An old meter that no longer answers gets no final
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from temporalio import workflow
@@ -17,27 +19,35 @@ with workflow.unsafe.imports_passed_through():
     # (imported by its full name so the workflow sandbox registers it: the converter resolves the
     # type hints of nested command dataclasses through sys.modules)
     import headend.contract as gc
-    from activities.meter_steps import MeterExchangeInput, MeterExchangePlan, MovedAssignments
-    from activities.readout_steps import SealedReadout, StoredReadouts, StoreReadoutsInput
-    from activities.tariff_steps import ProfilePlanInput, ReadoutSpec, RolloutPlan
+    from activities.gateway_commands import GatewayCommandActivities as Commands
+    from activities.meter_steps import MeterExchangeInput, MeterSteps
+    from activities.readout_steps import ReadoutSteps, SealedReadout, StoreReadoutsInput
+    from activities.tariff_steps import ProfilePlanInput, ReadoutSpec, TariffSteps
+    from domain.processes.types import MeterExchangeParams
     from workflows.base import GatewayProcessWorkflow, domain_step
     from workflows.common import GatewayProcessInput, GatewayProcessResult
     from workflows.gateway import GatewayLink, GatewayStepFailed
     from workflows.profiles import ProfileWork
 
 
+@dataclass(frozen=True, kw_only=True)
+class MeterExchangeProcessInput(GatewayProcessInput):
+    params: MeterExchangeParams  # which meters; no default: a meter exchange names both
+
+
 @workflow.defn(name="MeterExchange")
-class MeterExchangeWorkflow(GatewayProcessWorkflow):
+class MeterExchangeWorkflow(GatewayProcessWorkflow[MeterExchangeProcessInput]):
     @workflow.run
-    async def run(self, inp: GatewayProcessInput) -> GatewayProcessResult:
+    async def run(self, inp: MeterExchangeProcessInput) -> GatewayProcessResult:
         return await self.execute(inp)
 
-    async def steps(self, inp: GatewayProcessInput, link: GatewayLink) -> dict[str, Any]:
+    async def steps(self, inp: MeterExchangeProcessInput, link: GatewayLink) -> dict[str, Any]:
         gw = inp.gateway_id
-        at = inp.params.get("exchanged_at") or workflow.now().isoformat()
-        exchange = MeterExchangeInput(gw, inp.params["old_meter_id"], inp.params["new_meter_id"], at)
+        at = inp.params.exchanged_at or workflow.now().isoformat()
+        exchange = MeterExchangeInput(gateway_id=gw, old_meter_id=inp.params.old_meter_id,
+                                      new_meter_id=inp.params.new_meter_id, exchanged_at=at)
         self.at("check_meter_exchange")
-        plan: MeterExchangePlan = await domain_step("check_meter_exchange", exchange, MeterExchangePlan)
+        plan = await domain_step(MeterSteps.check_meter_exchange, exchange)
         old, new = plan.old.meter_id, plan.new.meter_id
         details: dict[str, Any] = {"old_meter": old, "new_meter": new, "exchanged_at": at}
 
@@ -50,20 +60,20 @@ class MeterExchangeWorkflow(GatewayProcessWorkflow):
         # 2. the old meter off the gateway: its profiles, then the LMN
         work = ProfileWork()
         await work.delete(self, link, gw, plan.profiles_to_delete)
-        await link.run("unpair_meter", lambda cid: gc.UnpairMeterInput(gateway_id=gw, command_id=cid, meter_id=old),
-                       gc.UnpairMeterResult, step=self.at(f"unpair_meter/{old}"))
+        await link.run(Commands.unpair_meter, partial(gc.UnpairMeterInput, gateway_id=gw, meter_id=old),
+                       step=self.at(f"unpair_meter/{old}"))
 
         # 3. master data: assignments from the old to the new meter at the exchange time
         self.at("move_meter_assignments")
-        moved: MovedAssignments = await domain_step("move_meter_assignments", exchange, MovedAssignments)
+        moved = await domain_step(MeterSteps.move_meter_assignments, exchange)
         details.update(assignments_ended=moved.ended, assignments_created=moved.created)
 
         # 4. the new meter on the LMN, its profiles, an initial reading
-        await link.run("pair_meter", lambda cid: gc.PairMeterInput(
-            gateway_id=gw, command_id=cid, meter_id=new, interface=plan.new.interface),
-            gc.PairMeterResult, step=self.at(f"pair_meter/{new}"))
+        await link.run(Commands.pair_meter, partial(gc.PairMeterInput, gateway_id=gw, meter_id=new,
+            interface=plan.new.interface),
+            step=self.at(f"pair_meter/{new}"))
         self.at("plan_profiles_of_new_meter")
-        rollout: RolloutPlan = await domain_step("plan_profile_rollout", ProfilePlanInput(gw), RolloutPlan)
+        rollout = await domain_step(TariffSteps.plan_profile_rollout, ProfilePlanInput(gateway_id=gw))
         try:
             await work.install_certificates(self, link, rollout, step="install_emt_certificates")
             await work.write(self, link, rollout)
@@ -85,24 +95,25 @@ class MeterExchangeWorkflow(GatewayProcessWorkflow):
         out: list[SealedReadout] = []
         for spec in specs:
             try:
-                r = await link.run("trigger_readout", lambda cid, s=spec: gc.TriggerReadoutInput(
-                    gateway_id=gw, command_id=cid, recipient=s.recipient, meter_id=s.meter_id,
-                    registers=tuple(s.registers), reason=reason), gc.TriggerReadoutResult,
+                r = await link.run(Commands.trigger_readout, partial(gc.TriggerReadoutInput, gateway_id=gw,
+                    recipient=spec.recipient, meter_id=spec.meter_id, registers=tuple(spec.registers),
+                    reason=reason),
                     step=self.at(f"{step}/{spec.recipient}/{spec.metering_point}"))
             except GatewayStepFailed as err:
                 if err.error_type == gc.ERROR_METER_MISSING:
                     return out, True
                 raise
-            out.append(SealedReadout(spec.recipient, spec.meter_id, r.readout.container_b64, spec.profile_id,
-                                     spec.metering_point))
+            out.append(SealedReadout(recipient=spec.recipient, meter_id=spec.meter_id,
+                                     container_b64=r.readout.container_b64, profile_id=spec.profile_id,
+                                     metering_point=spec.metering_point))
         return out, False
 
     async def _store(self, gw: str, reason: str, sealed: list[SealedReadout], process_id: str) -> int:
         if not sealed:
             return 0
         self.at(f"deliver_{reason}")
-        stored: StoredReadouts = await domain_step("deliver_readouts_to_outbox", StoreReadoutsInput(
-            gw, reason, sealed, process_id), StoredReadouts)
+        stored = await domain_step(ReadoutSteps.deliver_readouts_to_outbox, StoreReadoutsInput(
+            gateway_id=gw, reason=reason, readouts=sealed, process_id=process_id))
         return len(stored.ids)
 
 

@@ -4,6 +4,8 @@ was terminated, and record the history (also of a partial rollout that failed ha
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from temporalio import workflow
@@ -12,7 +14,9 @@ with workflow.unsafe.imports_passed_through():
     # (imported by its full name so the workflow sandbox registers it: the converter resolves the
     # type hints of nested command dataclasses through sys.modules)
     import headend.contract as gc
-    from activities.tariff_steps import ProfilePlanInput, RolloutPlan, UnusedProfiles, UnusedProfilesInput
+    from activities.gateway_commands import GatewayCommandActivities as Commands
+    from activities.tariff_steps import ProfilePlanInput, TariffSteps, UnusedProfilesInput
+    from domain.processes.types import ProfileRolloutParams
     from workflows.base import GatewayProcessWorkflow, domain_step
     from workflows.common import GatewayProcessInput, GatewayProcessResult
     from workflows.gateway import GatewayLink, GatewayStepFailed
@@ -23,17 +27,22 @@ with workflow.unsafe.imports_passed_through():
 PATCH_UNUSED_COMMUNICATION = "rollout-deletes-unused-communication-profiles"
 
 
+@dataclass(frozen=True, kw_only=True)
+class ProfileRolloutInput(GatewayProcessInput):
+    params: ProfileRolloutParams = field(default_factory=ProfileRolloutParams)
+
+
 @workflow.defn(name="ProfileRollout")
-class ProfileRolloutWorkflow(GatewayProcessWorkflow):
+class ProfileRolloutWorkflow(GatewayProcessWorkflow[ProfileRolloutInput]):
     @workflow.run
-    async def run(self, inp: GatewayProcessInput) -> GatewayProcessResult:
+    async def run(self, inp: ProfileRolloutInput) -> GatewayProcessResult:
         return await self.execute(inp)
 
-    async def steps(self, inp: GatewayProcessInput, link: GatewayLink) -> dict[str, Any]:
+    async def steps(self, inp: ProfileRolloutInput, link: GatewayLink) -> dict[str, Any]:
         gw = inp.gateway_id
         self.at("plan_profile_rollout")
-        plan: RolloutPlan = await domain_step("plan_profile_rollout", ProfilePlanInput(
-            gw, taf_order_ids=list(inp.params.get("taf_order_ids") or [])), RolloutPlan)
+        plan = await domain_step(TariffSteps.plan_profile_rollout, ProfilePlanInput(
+            gateway_id=gw, taf_order_ids=list(inp.params.taf_order_ids)))
         if not plan.writes and not plan.deletes:
             return {"written": 0, "deleted": 0, "changes": "none"}
         work = ProfileWork()
@@ -55,16 +64,16 @@ class ProfileRolloutWorkflow(GatewayProcessWorkflow):
         profile deleted too. One the gateway still needs (an evaluation profile gridgate does not
         know of uses it: ``rejected``) stays, and stays active in the history."""
         self.at("find_unused_communication_profiles")
-        unused: UnusedProfiles = await domain_step("find_unused_communication_profiles", UnusedProfilesInput(gw),
-                                                   UnusedProfiles)
+        unused = await domain_step(TariffSteps.find_unused_communication_profiles,
+                                   UnusedProfilesInput(gateway_id=gw))
         cleanup, kept = ProfileWork(), 0
         try:
             for ref in unused.profiles:
                 try:
                     step = self.at(f"delete_communication_profile/{ref.profile_id}")
-                    await link.run("delete_communication_profile", lambda cid, pid=ref.profile_id:
-                                   gc.DeleteCommunicationProfileInput(gateway_id=gw, command_id=cid, profile_id=pid),
-                                   gc.ProfileDeleteResult, step=step)
+                    await link.run(Commands.delete_communication_profile, partial(gc.DeleteCommunicationProfileInput,
+                        gateway_id=gw, profile_id=ref.profile_id),
+                                   step=step)
                 except GatewayStepFailed as err:
                     if err.error_type != "rejected":
                         raise

@@ -38,7 +38,7 @@ WORKFLOWS: list[type] = [
 # Our own model modules are passed through the sandbox (imported once, outside it): they are pure
 # dataclasses, and the payload converter resolves their string annotations (``from __future__
 # import annotations``) through ``sys.modules``, which must hold the real modules.
-PASSTHROUGH = ("activities", "domain", "gridgate", "pki", "headend", "workflows.common")
+PASSTHROUGH = ("activities", "domain", "core", "pki", "headend", "workflows.common")
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:

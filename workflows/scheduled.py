@@ -9,26 +9,28 @@ from temporalio import workflow
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.schedule_steps import RevocationSummary, ScheduledProcessInput, ScheduledStart
+    from activities.schedule_steps import RevocationSummary, ScheduledProcessInput, ScheduleSteps
     from domain.processes.ids import mass_workflow_id
     from workflows.base import bookkeeping
     from workflows.common import MassProcessInput, MassProcessResult, search_attributes
+    from workflows.mass import MassProcessWorkflow
 
 
 @workflow.defn(name="ScheduledProcess")
 class ScheduledProcessWorkflow:
     @workflow.run
     async def run(self, inp: ScheduledProcessInput) -> MassProcessResult | None:
-        start = await bookkeeping("freeze_scheduled_process", inp, ScheduledStart)
+        start = await bookkeeping(ScheduleSteps.freeze_scheduled_process, inp)
         if start.process_id is None:
             workflow.logger.info("schedule %s: nothing to do (%s)", inp.schedule, start.why)
             return None
         initiator = f"schedule:{inp.schedule}"
         return await workflow.execute_child_workflow(
-            "MassProcess",
-            MassProcessInput(start.process_id, inp.process_type, start.workflow_type, start.params,
-                             start.concurrency, start.failure_threshold, start.failure_min_samples, initiator),
-            id=mass_workflow_id(start.process_id), result_type=MassProcessResult,
+            MassProcessWorkflow.run,
+            MassProcessInput(process_id=start.process_id, process_type=inp.process_type, params=start.params,
+                             concurrency=start.concurrency, failure_threshold=start.failure_threshold,
+                             failure_min_samples=start.failure_min_samples, initiator_ref=initiator),
+            id=mass_workflow_id(start.process_id),
             parent_close_policy=ParentClosePolicy.ABANDON,
             search_attributes=search_attributes(inp.process_type, start.process_id, initiator),
         )
@@ -38,5 +40,5 @@ class ScheduledProcessWorkflow:
 class CrlRefreshWorkflow:
     @workflow.run
     async def run(self) -> RevocationSummary:
-        return await workflow.execute_activity("refresh_certificate_revocation", result_type=RevocationSummary,
-                                               start_to_close_timeout=timedelta(minutes=10))
+        return await workflow.execute_activity_method(ScheduleSteps.refresh_certificate_revocation,
+                                                      start_to_close_timeout=timedelta(minutes=10))

@@ -8,16 +8,12 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.selfcheck import SelfCheckInput, SelfCheckResult
+    from activities.selfcheck import SelfCheckActivities, SelfCheckInput, SelfCheckResult
 
 
 @workflow.defn(name="TenantSelfCheck")
 class TenantSelfCheckWorkflow:
     @workflow.run
     async def run(self, params: SelfCheckInput) -> SelfCheckResult:
-        return await workflow.execute_activity(
-            "check_tenant_database",
-            params,
-            result_type=SelfCheckResult,
-            start_to_close_timeout=timedelta(seconds=30),
-        )
+        return await workflow.execute_activity_method(
+            SelfCheckActivities.check_tenant_database, params, start_to_close_timeout=timedelta(seconds=30))

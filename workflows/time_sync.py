@@ -4,12 +4,16 @@ verify, and raise a clock event when the offset was beyond the alarm limit."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.gwa_steps import GatewayEventInput
+    from activities.gateway_commands import GatewayCommandActivities as Commands
+    from activities.gwa_steps import GatewayEventInput, GwaSteps
+    from domain.processes.types import TimeSyncParams
     from headend import contract as gc
     from workflows.base import GatewayProcessWorkflow, domain_step
     from workflows.common import GatewayProcessInput, GatewayProcessResult
@@ -19,22 +23,27 @@ with workflow.unsafe.imports_passed_through():
 RESIDUAL_MS = 250.0
 
 
+@dataclass(frozen=True, kw_only=True)
+class TimeSyncInput(GatewayProcessInput):
+    params: TimeSyncParams = field(default_factory=TimeSyncParams)
+
+
 @workflow.defn(name="TimeSync")
-class TimeSyncWorkflow(GatewayProcessWorkflow):
+class TimeSyncWorkflow(GatewayProcessWorkflow[TimeSyncInput]):
     @workflow.run
-    async def run(self, inp: GatewayProcessInput) -> GatewayProcessResult:
+    async def run(self, inp: TimeSyncInput) -> GatewayProcessResult:
         return await self.execute(inp)
 
-    async def steps(self, inp: GatewayProcessInput, link: GatewayLink) -> dict[str, Any]:
-        correct_above = float(inp.params.get("correct_above_ms", 500))
-        alarm_above = float(inp.params.get("alarm_above_ms", 9000))
+    async def steps(self, inp: TimeSyncInput, link: GatewayLink) -> dict[str, Any]:
+        correct_above = float(inp.params.correct_above_ms)
+        alarm_above = float(inp.params.alarm_above_ms)
         gw = inp.gateway_id
-        before = await link.run("measure_clock_offset", lambda cid: gc.MeasureClockOffsetInput(
-            gateway_id=gw, command_id=cid), gc.ClockOffsetResult, step=self.at("measure_clock_offset"))
+        before = await link.run(Commands.measure_clock_offset, partial(gc.MeasureClockOffsetInput, gateway_id=gw),
+            step=self.at("measure_clock_offset"))
         details: dict[str, Any] = {"offset_ms": round(before.offset_ms, 1), "clock_valid": before.clock_valid,
                                    "round_trip_ms": round(before.round_trip_ms, 1), "corrected": False}
         if abs(before.offset_ms) > alarm_above or not before.clock_valid:
-            await domain_step("raise_gateway_event", GatewayEventInput(
+            await domain_step(GwaSteps.raise_gateway_event, GatewayEventInput(
                 event_id=_event_id(workflow.info().workflow_id, "clock_offset"), gateway_id=gw, code="clock_offset",
                 level=3 if abs(before.offset_ms) > alarm_above else 2,
                 text=f"clock offset {before.offset_ms:.0f} ms beyond {alarm_above:.0f} ms"
@@ -42,10 +51,10 @@ class TimeSyncWorkflow(GatewayProcessWorkflow):
                 details={"offset_ms": f"{before.offset_ms:.0f}", "process": inp.process_id}))
             details["event"] = "clock_offset"
         if abs(before.offset_ms) > correct_above or not before.clock_valid:
-            await link.run("set_time", lambda cid: gc.SetTimeInput(gateway_id=gw, command_id=cid, mode="set"),
-                           gc.SetTimeResult, step=self.at("set_time"))
-            after = await link.run("measure_clock_offset", lambda cid: gc.MeasureClockOffsetInput(
-                gateway_id=gw, command_id=cid), gc.ClockOffsetResult, step=self.at("verify_clock_offset"))
+            await link.run(Commands.set_time, partial(gc.SetTimeInput, gateway_id=gw, mode="set"),
+                           step=self.at("set_time"))
+            after = await link.run(Commands.measure_clock_offset, partial(gc.MeasureClockOffsetInput, gateway_id=gw),
+                step=self.at("verify_clock_offset"))
             details.update(corrected=True, offset_after_ms=round(after.offset_ms, 1))
             # Setting the clock over the network leaves the one-way delay as residual offset: accept
             # what is within the threshold, the round trip, or RESIDUAL_MS (far below the 9 s a

@@ -26,7 +26,7 @@ from core.errors import Conflict, Forbidden, ServiceUnavailable
 from domain.readouts import service as readouts
 from domain.readouts.models import EmtReadoutRequest, ReadoutContainer
 from workflows.common import search_attributes
-from workflows.emt_readout import EmtReadoutInput, emt_readout_workflow_id
+from workflows.emt_readout import EmtReadoutInput, EmtReadoutWorkflow, emt_readout_workflow_id
 
 PREFIX = "/api/v1/tenants/{tenant}/emt"
 router = APIRouter(prefix=PREFIX, tags=["emt"])
@@ -133,8 +133,9 @@ async def request_readout(
     client = await access.temporal_client()
     try:
         handle: WorkflowHandle[Any, Any] = await client.start_workflow(
-            "EmtReadout", EmtReadoutInput(req.id, req.gateway_id, req.meter_id, emt, req.metering_point,
-                                          list(req.registers)),
+            EmtReadoutWorkflow.run,
+            EmtReadoutInput(request_id=req.id, gateway_id=req.gateway_id, meter_id=req.meter_id, recipient=emt,
+                            metering_point=req.metering_point, registers=list(req.registers)),
             id=req.workflow_id, task_queue=state.settings.temporal_task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=search_attributes("emt_readout", req.id, f"emt#{emt}", req.gateway_id))

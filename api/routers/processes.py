@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.deps import ProcessWriter, StateDep, TenantReader
+from api.deps import ProcessWriter, StateDep, TenantAccess, TenantReader
 from api.schemas import Page
 from domain.processes import repository as repo
 from domain.processes import service
@@ -105,6 +105,10 @@ def _out(tenant: str, p: Process, counts: dict[str, int]) -> ProcessOut:
                       status_url=f"/api/v1/tenants/{tenant}/processes/{p.id}")
 
 
+def _initiator(access: TenantAccess) -> processes.Initiator:
+    return processes.Initiator(username=access.caller.username, ref=f"user#{access.caller.user_id}")
+
+
 def _options(o: OptionsIn) -> tuple[service.StartOptions, processes.LinkOptions]:
     return (service.StartOptions(concurrency=o.concurrency, failure_threshold=o.failure_threshold,
                                  failure_min_samples=o.failure_min_samples, skip_busy=o.skip_busy),
@@ -121,8 +125,7 @@ async def start(state: StateDep, access: ProcessWriter, body: ProcessStart) -> P
     target = service.Target(gateway_ids=body.target.gateway_ids, filter=body.target.filter)
     process = await processes.start(
         access.tenant, await access.temporal_client(), state.settings.temporal_task_queue, body.type, target,
-        body.params, body.reason, processes.Initiator(access.caller.username, f"user#{access.caller.user_id}"),
-        options, link)
+        body.params, body.reason, _initiator(access), options, link)
     return _out(access.tenant.name, process, {"pending": process.total})
 
 
@@ -137,7 +140,8 @@ async def list_processes(
     """Newest first."""
     async with access.transaction() as session:
         rows = (await session.scalars(repo.listing(type_=type, state=state, before=before, limit=limit))).all()
-        items = [_out(access.tenant.name, p, await repo.counts(session, p.id)) for p in rows]
+        counts = await repo.counts_of(session, [p.id for p in rows])
+    items = [_out(access.tenant.name, p, counts[p.id]) for p in rows]
     return Page(items=items, next_after=items[-1].id if len(items) == limit else None)
 
 
@@ -167,7 +171,7 @@ class SteerIn(BaseModel):
     reason: str | None = Field(default=None, max_length=2000)
 
 
-async def _steer(access: Any, process_id: str, action: str, reason: str | None = None) -> ProcessOut:
+async def _steer(access: TenantAccess, process_id: str, action: str, reason: str | None = None) -> ProcessOut:
     await processes.steer(access.tenant, await access.temporal_client(), process_id, action, reason)
     process, counts = await processes.counts(access.tenant, process_id)
     return _out(access.tenant.name, process, counts)
@@ -199,16 +203,8 @@ class RetryIn(BaseModel):
 @router.post("/{process_id}/retry-failed", response_model=ProcessOut, status_code=status.HTTP_202_ACCEPTED)
 async def retry_failed(state: StateDep, access: ProcessWriter, process_id: str, body: RetryIn) -> ProcessOut:
     """A new process of the same type and params over the gateways that failed in this one."""
-    async with access.transaction() as session:
-        old = await service.get(session, process_id)
-        if old.state not in ("completed", "failed", "cancelled", "paused"):
-            raise service.ProcessStateConflict(f"process {process_id} is still {old.state}; retry when it ended "
-                                               "or is paused")
-        params = dict(old.params)
-        type_name = old.type
     options, link = _options(body.options)
-    process = await processes.start(
-        access.tenant, await access.temporal_client(), state.settings.temporal_task_queue, type_name,
-        service.Target(retry_of=process_id), params, body.reason,
-        processes.Initiator(access.caller.username, f"user#{access.caller.user_id}"), options, link)
+    process = await processes.retry_failed(
+        access.tenant, await access.temporal_client(), state.settings.temporal_task_queue, process_id, body.reason,
+        _initiator(access), options, link)
     return _out(access.tenant.name, process, {"pending": process.total})

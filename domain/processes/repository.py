@@ -78,6 +78,20 @@ async def counts(session: AsyncSession, process_id: str) -> dict[str, int]:
     return {state: int(n) for state, n in rows}
 
 
+async def counts_of(session: AsyncSession, process_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+    """``counts`` of several processes in one query (a page of the process list)."""
+    found: dict[str, dict[str, int]] = {pid: {} for pid in process_ids}
+    if not process_ids:
+        return found
+    rows = await session.execute(
+        select(ProcessTarget.process_id, ProcessTarget.state, func.count())
+        .where(ProcessTarget.process_id.in_(list(process_ids)))
+        .group_by(ProcessTarget.process_id, ProcessTarget.state))
+    for pid, state, n in rows:
+        found[pid][state] = int(n)
+    return found
+
+
 def listing(*, type_: str | None = None, state: str | None = None, before: str | None = None,
             limit: int = 50) -> Select[Process]:
     stmt = select(Process).order_by(Process.id.desc()).limit(limit)

@@ -178,6 +178,29 @@ def _check_states(ptype: ProcessType, wrong: int, sample: list[dict[str, str]]) 
             details={"count": wrong, "sample": sample, "allowed": list(ptype.eligible_states)})
 
 
+FINAL_STATES = ("completed", "failed", "cancelled")
+STEER_ACTIONS = ("pause", "resume", "cancel")
+
+
+def check_steerable(process: Process, action: str) -> bool:
+    """Whether ``action`` (pause | resume | cancel) is to be sent to the process's workflow: False
+    when it changes nothing (pausing a paused process); :class:`ProcessStateConflict` when the
+    process cannot take it (it ended, or a resume of a process that is not paused)."""
+    if action not in STEER_ACTIONS:
+        raise InvalidInput(f"unknown action {action!r}; one of {', '.join(STEER_ACTIONS)}", code="invalid_action")
+    if process.state in FINAL_STATES:
+        raise ProcessStateConflict(f"process {process.id} has already ended ({process.state})")
+    if action == "resume" and process.state != "paused":
+        raise ProcessStateConflict(f"process {process.id} is {process.state}, not paused")
+    return not (action == "pause" and process.state == "paused")
+
+
+def check_retryable(process: Process) -> None:
+    """The failed gateways of a process can be retried once it ended or is paused."""
+    if process.state not in (*FINAL_STATES, "paused"):
+        raise ProcessStateConflict(f"process {process.id} is still {process.state}; retry when it ended or is paused")
+
+
 async def get(session: AsyncSession, process_id: str, *, for_update: bool = False) -> Process:
     found = await repo.get(session, process_id, for_update=for_update)
     if found is None:
@@ -194,7 +217,7 @@ async def discard(session: AsyncSession, process_id: str) -> None:
 async def set_state(session: AsyncSession, process_id: str, state: str, *, pause_reason: str | None = None) -> Process:
     """Mirror the mass workflow's state into the database (called from its activities)."""
     process = await get(session, process_id, for_update=True)
-    if process.state in ("completed", "failed", "cancelled") and state != process.state:
+    if process.state in FINAL_STATES and state != process.state:
         return process  # final states stay final; a late retry changes nothing
     if process.state != state:
         record(session, "state", "process", process_id, {"state": {"old": process.state, "new": state},
@@ -202,6 +225,6 @@ async def set_state(session: AsyncSession, process_id: str, state: str, *, pause
                                                              if pause_reason else {})})
     process.state = state
     process.pause_reason = pause_reason if state == "paused" else None
-    if state in ("completed", "failed", "cancelled"):
+    if state in FINAL_STATES:
         process.finished_at = process.finished_at or dt.datetime.now(dt.UTC)
     return process

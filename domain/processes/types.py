@@ -1,28 +1,35 @@
-"""The process types: their API names, parameters (validated per type), which lifecycle states a
-gateway must be in to take part, and the workflow that runs one gateway."""
+"""The process types: their API names, parameters (validated per type), and which lifecycle states
+a gateway must be in to take part. (Which workflow runs one gateway of a type: ``workflows.processes``.)
+
+Each type's parameters are a frozen, keyword-only pydantic dataclass: validated once when a process
+starts (:func:`validate_params`), stored as JSON with the process, and handed to the gateway
+workflows as the same model, so no workflow re-reads a default out of a dict."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from core.errors import InvalidInput
 from core.ids import parse_device_id
 from domain.devices.lifecycle import GatewayState as S
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+PARAMS = ConfigDict(extra="forbid")
 
 
-class CommissioningParams(_Params):
+@pydantic_dataclass(frozen=True, kw_only=True, config=PARAMS)
+class CommissioningParams:
     first_readout: bool = Field(default=True, description="trigger a first readout to the gateway's EMTs")
 
 
-class MeterPairingParams(_Params):
+@pydantic_dataclass(frozen=True, kw_only=True, config=PARAMS)
+class MeterPairingParams:
     meter_ids: list[str] = Field(default_factory=list, description="empty: every meter assigned to the gateway")
 
     @field_validator("meter_ids")
@@ -31,7 +38,8 @@ class MeterPairingParams(_Params):
         return [str(parse_device_id(m, gateway=False)) for m in v]
 
 
-class MeterExchangeParams(_Params):
+@pydantic_dataclass(frozen=True, kw_only=True, config=PARAMS)
+class MeterExchangeParams:
     old_meter_id: str
     new_meter_id: str
     exchanged_at: str | None = Field(default=None, description="ISO 8601; default: when the process runs")
@@ -58,19 +66,22 @@ class MeterExchangeParams(_Params):
         return self
 
 
-class ProfileRolloutParams(_Params):
+@pydantic_dataclass(frozen=True, kw_only=True, config=PARAMS)
+class ProfileRolloutParams:
     taf_order_ids: list[int] = Field(default_factory=list,
                                      description="empty: bring every affected gateway to its current TAF orders")
 
 
-class TimeSyncParams(_Params):
+@pydantic_dataclass(frozen=True, kw_only=True, config=PARAMS)
+class TimeSyncParams:
     correct_above_ms: float = Field(default=500, ge=0, le=3_600_000,
                                     description="set the clock when |offset| exceeds this")
     alarm_above_ms: float = Field(default=9_000, ge=0, le=86_400_000,
                                   description="raise a clock event when |offset| exceeds this")
 
 
-class LogbookReadoutParams(_Params):
+@pydantic_dataclass(frozen=True, kw_only=True, config=PARAMS)
+class LogbookReadoutParams:
     logs: list[str] = Field(default_factory=lambda: ["system", "calibration", "consumer"])
 
     @field_validator("logs")
@@ -82,11 +93,13 @@ class LogbookReadoutParams(_Params):
         return sorted(set(v))
 
 
-class DeinstallationParams(_Params):
+@pydantic_dataclass(frozen=True, kw_only=True, config=PARAMS)
+class DeinstallationParams:
     final_readout: bool = True
 
 
-class CertificateRenewalParams(_Params):
+@pydantic_dataclass(frozen=True, kw_only=True, config=PARAMS)
+class CertificateRenewalParams:
     usages: list[str] = Field(default_factory=lambda: ["tls", "sig", "enc"])
     renew_before_days: int = Field(default=60, ge=1, le=730, description="renew certificates expiring within")
 
@@ -98,32 +111,35 @@ class CertificateRenewalParams(_Params):
         return sorted(set(v))
 
 
-@dataclass(frozen=True)
+ProcessParams = (CommissioningParams | MeterPairingParams | MeterExchangeParams | ProfileRolloutParams
+                 | TimeSyncParams | LogbookReadoutParams | DeinstallationParams | CertificateRenewalParams)
+
+
+@dataclass(frozen=True, kw_only=True)
 class ProcessType:
     name: str
-    workflow: str  # Temporal workflow type of one gateway
-    params: type[_Params]
+    params: type[ProcessParams]
     eligible_states: tuple[str, ...]
     single_gateway_only: bool = False
     title: str = ""
 
 
 TYPES: dict[str, ProcessType] = {t.name: t for t in [
-    ProcessType("commissioning", "Commissioning", CommissioningParams, (S.INSTALLED,),
+    ProcessType(name="commissioning", params=CommissioningParams, eligible_states=(S.INSTALLED,),
                 title="Inbetriebnahme"),
-    ProcessType("meter_pairing", "MeterPairing", MeterPairingParams, (S.INSTALLED, S.IN_OPERATION),
+    ProcessType(name="meter_pairing", params=MeterPairingParams, eligible_states=(S.INSTALLED, S.IN_OPERATION),
                 title="LMN pairing"),
-    ProcessType("meter_exchange", "MeterExchange", MeterExchangeParams, (S.IN_OPERATION,),
+    ProcessType(name="meter_exchange", params=MeterExchangeParams, eligible_states=(S.IN_OPERATION,),
                 single_gateway_only=True, title="Zählerwechsel"),
-    ProcessType("profile_rollout", "ProfileRollout", ProfileRolloutParams, (S.IN_OPERATION,),
+    ProcessType(name="profile_rollout", params=ProfileRolloutParams, eligible_states=(S.IN_OPERATION,),
                 title="TAF/profile rollout"),
-    ProcessType("time_sync", "TimeSync", TimeSyncParams, (S.INSTALLED, S.IN_OPERATION), title="time sync"),
-    ProcessType("logbook_readout", "LogbookReadout", LogbookReadoutParams, (S.INSTALLED, S.IN_OPERATION),
+    ProcessType(name="time_sync", params=TimeSyncParams, eligible_states=(S.INSTALLED, S.IN_OPERATION), title="time sync"),
+    ProcessType(name="logbook_readout", params=LogbookReadoutParams, eligible_states=(S.INSTALLED, S.IN_OPERATION),
                 title="logbook readout"),
-    ProcessType("deinstallation", "Deinstallation", DeinstallationParams, (S.IN_OPERATION,),
+    ProcessType(name="deinstallation", params=DeinstallationParams, eligible_states=(S.IN_OPERATION,),
                 title="Ausbau with final reading"),
-    ProcessType("certificate_renewal", "CertificateRenewal", CertificateRenewalParams,
-                (S.PERSONALIZED, S.INSTALLED, S.IN_OPERATION), title="certificate renewal"),
+    ProcessType(name="certificate_renewal", params=CertificateRenewalParams,
+                eligible_states=(S.PERSONALIZED, S.INSTALLED, S.IN_OPERATION), title="certificate renewal"),
 ]}
 
 
@@ -142,11 +158,19 @@ def process_type(name: str) -> ProcessType:
     return found
 
 
-def validate_params(ptype: ProcessType, raw: dict[str, object] | None) -> dict[str, object]:
+def parse_params(ptype: ProcessType, raw: dict[str, Any] | None) -> ProcessParams:
+    """``raw`` as the type's params model; :class:`InvalidParams` with every problem otherwise."""
     try:
-        return ptype.params.model_validate(raw or {}).model_dump(mode="json")
+        return TypeAdapter(ptype.params).validate_python(raw or {})
     except ValidationError as err:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in err.errors()]
         first = errors[0]
         where = ".".join(str(p) for p in first["loc"]) or "params"
         raise InvalidParams(f"invalid params for {ptype.name}: {where}: {first['msg']}", details=errors) from None
+
+
+def validate_params(ptype: ProcessType, raw: dict[str, Any] | None) -> dict[str, Any]:
+    """The validated params in the JSON form stored with the process."""
+    params = parse_params(ptype, raw)
+    dumped: dict[str, Any] = TypeAdapter(ptype.params).dump_python(params, mode="json")
+    return dumped

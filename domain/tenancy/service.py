@@ -148,8 +148,8 @@ async def create_tenant(
             await session.flush()
             record(session, "create", "tenant", name, {"database": db_name, "namespace": namespace},
                    platform=True)
-            for step in steps:
-                undo_step = await step(context_for(dbs, tenant))
+            for make in steps:
+                undo_step = await make(context_for(dbs, tenant))
                 if undo_step is not None:
                     undo.append(undo_step)
         except BaseException:

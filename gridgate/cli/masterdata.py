@@ -56,7 +56,7 @@ def _in_tenant(tenant: str | None, fn: Callable[[Any, Any, AsyncSession], Awaita
             if returned is not None and isinstance(err, returned):
                 return err
             raise
-    return run(body)  # type: ignore[no-any-return]
+    return run(body)
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from gridgate.cli.common import databases, fail, load_settings, run, temporal_root
+
+if TYPE_CHECKING:  # the command modules import the application layers only when a command runs
+    from operations.processes import Initiator
 
 app = typer.Typer()
 process_app = typer.Typer(help="Processes (commissioning, rollouts, readouts, ...): start, watch, steer.",
@@ -92,8 +95,7 @@ def start(
             process = await processes.start(
                 ctx, client, settings.temporal_task_queue, type_,
                 service.Target(gateway_ids=gateway, filter=filter_), parsed, reason,
-                processes.Initiator(f"cli:{getpass.getuser()}", "cli"),
-                service.StartOptions(concurrency=concurrency, skip_busy=skip_busy),
+                _initiator(), service.StartOptions(concurrency=concurrency, skip_busy=skip_busy),
                 processes.LinkOptions(connect_timeout_s=connect_timeout, attempts=attempts))
             typer.echo(f"started {process.type} {process.id} for {process.total} gateway(s)")
             if wait:
@@ -103,6 +105,12 @@ def start(
     result = run(body)
     if result:
         typer.echo(json.dumps(result))
+
+
+def _initiator() -> Initiator:
+    from operations.processes import Initiator
+
+    return Initiator(username=f"cli:{getpass.getuser()}", ref="cli")
 
 
 @process_app.command("list")
@@ -209,7 +217,6 @@ def cancel(process_id: str, tenant: TenantOpt) -> None:
 def retry_failed(process_id: str, tenant: TenantOpt, reason: Annotated[str, typer.Option()],
                  wait: Annotated[bool, typer.Option()] = False) -> None:
     """A new process of the same type over the gateways that failed in PROCESS_ID."""
-    from domain.processes import service
     from operations import processes
 
     settings = load_settings()
@@ -217,11 +224,8 @@ def retry_failed(process_id: str, tenant: TenantOpt, reason: Annotated[str, type
     async def body() -> dict[str, Any]:
         async with databases(settings) as dbs:
             ctx, client = await _tenant_and_client(settings, dbs, tenant)
-            async with ctx.sessions() as session:
-                old = await service.get(session, process_id)
-            process = await processes.start(ctx, client, settings.temporal_task_queue, old.type,
-                                            service.Target(retry_of=process_id), dict(old.params), reason,
-                                            processes.Initiator(f"cli:{getpass.getuser()}", "cli"))
+            process = await processes.retry_failed(ctx, client, settings.temporal_task_queue, process_id, reason,
+                                                   _initiator())
             typer.echo(f"started {process.type} {process.id} for {process.total} gateway(s)")
             return await _watch(ctx, process.id) if wait else {}
 

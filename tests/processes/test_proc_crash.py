@@ -86,7 +86,7 @@ async def test_kill_worker_and_headend_mid_process_every_gateway_exactly_once(
 
         process = await processes.start(
             ctx, client, QUEUE, "time_sync", service.Target(gateway_ids=gateways), {"correct_above_ms": 1},
-            "crash test", processes.Initiator("test", "test"), service.StartOptions(concurrency=2),
+            "crash test", processes.Initiator(username="test", ref="test"), service.StartOptions(concurrency=2),
             processes.LinkOptions(connect_timeout_s=20, attempts=6))
 
         async def counts() -> dict[str, int]:

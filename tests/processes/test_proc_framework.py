@@ -168,27 +168,27 @@ async def test_signals_that_arrive_before_a_run_starts_are_not_lost(
     its workflow task over and over."""
     from domain.processes import service
     from domain.processes.ids import mass_workflow_id
-    from domain.processes.types import process_type
-    from workflows.common import MassProcessInput, PauseRequest, Progress
+    from workflows.common import MassProcessInput, PauseRequest
+    from workflows.mass import MassProcessWorkflow
 
     ids = await make_gateways(3)
     async with procs.sessions() as session, session.begin():
         process = await service.start(session, "time_sync", service.Target(gateway_ids=ids), None,
                                       "buffered signal check", operator.username)
-    ptype = process_type("time_sync")
     client = await temporal_clients.for_namespace(procs.namespace)
     handle = await client.start_workflow(
-        "MassProcess",
-        MassProcessInput(process.id, ptype.name, ptype.workflow, dict(process.params), process.concurrency,
-                         process.failure_threshold, process.failure_min_samples, "test",
+        MassProcessWorkflow.run,
+        MassProcessInput(process_id=process.id, process_type=process.type, params=dict(process.params),
+                         concurrency=process.concurrency, failure_threshold=process.failure_threshold,
+                         failure_min_samples=process.failure_min_samples, initiator_ref="test",
                          connect_timeout_s=1, attempts=1),
         id=mass_workflow_id(process.id), task_queue=settings.temporal_task_queue,
-        start_signal="pause", start_signal_args=[PauseRequest("held before the first task")])
+        start_signal="pause", start_signal_args=[PauseRequest(reason="held before the first task")])
     held = await _wait(api, operator.headers, process.id, lambda b: b["state"] == "paused")
-    progress = await handle.query("progress", result_type=Progress)
+    progress = await handle.query(MassProcessWorkflow.progress)
     assert (progress.state, progress.running) == ("paused", 0)
     assert progress.pause_reason == "held before the first task"
     assert held["counts"]["pending"] == 3
-    await handle.signal("resume")
+    await handle.signal(MassProcessWorkflow.resume)
     done = await _wait(api, operator.headers, process.id, lambda b: b["state"] == "completed")
     assert done["counts"]["failed"] == 3

@@ -6,11 +6,13 @@ head-end polls the ``headend`` queue, so the request's schedule-to-start timeout
 from __future__ import annotations
 
 import uuid
+from functools import partial
 
 from temporalio import workflow
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from activities.gateway_commands import GatewayCommandActivities
 from headend import contract as gc
 from workflows.gateway import GatewayLink, GatewayStepFailed
 
@@ -24,8 +26,8 @@ class LinkProbe:
             if mode == "connect":
                 await link.connect("wake_and_connect")
             else:
-                await link.run("set_time", lambda cid: gc.SetTimeInput(gateway_id="EEMH0000000001", command_id=cid,
-                                                                       mode="set"), gc.SetTimeResult, step="set_time")
+                await link.run(GatewayCommandActivities.set_time,
+                               partial(gc.SetTimeInput, gateway_id="EEMH0000000001", mode="set"), step="set_time")
         except GatewayStepFailed as err:
             return [err.error_type, err.message]
         return ["connected", ""]
