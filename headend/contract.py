@@ -1,4 +1,6 @@
-"""Inputs, results, task queues and error types of the gateway command activities.
+"""The head-end's command contract: inputs, results, task queues and error types of the gateway
+commands (the activities are ``activities.gateway_commands.GatewayCommandActivities``, one method
+per command, named as the command).
 
 Importable from workflows without side effects (only dataclasses and constants). Every input has
 ``gateway_id`` (DIN 43849 SMGW ID) and ``command_id`` (the idempotency key the gateway remembers:
@@ -470,29 +472,3 @@ class RebootInput(GatewayCommand):
 class RebootResult:
     gateway_id: str
     boot_time: str | None
-
-
-# name -> (input, result): the stable activity contract
-ACTIVITIES: dict[str, tuple[type, type]] = {
-    "ensure_gateway_connected": (EnsureConnectedInput, EnsureConnectedResult),
-    "read_device_info": (ReadDeviceInfoInput, DeviceInfoResult),
-    "set_time": (SetTimeInput, SetTimeResult),
-    "measure_clock_offset": (MeasureClockOffsetInput, ClockOffsetResult),
-    "install_certificates": (InstallCertificatesInput, InstallCertificatesResult),
-    "request_certificate_signing": (RequestCertificateSigningInput, RequestCertificateSigningResult),
-    "write_meter_profile": (WriteMeterProfileInput, ProfileWriteResult),
-    "delete_meter_profile": (DeleteMeterProfileInput, ProfileDeleteResult),
-    "write_communication_profile": (WriteCommunicationProfileInput, ProfileWriteResult),
-    "delete_communication_profile": (DeleteCommunicationProfileInput, ProfileDeleteResult),
-    "write_evaluation_profile": (WriteEvaluationProfileInput, ProfileWriteResult),
-    "delete_evaluation_profile": (DeleteEvaluationProfileInput, ProfileDeleteResult),
-    "pair_meter": (PairMeterInput, PairMeterResult),
-    "unpair_meter": (UnpairMeterInput, UnpairMeterResult),
-    "read_logbook": (ReadLogbookInput, LogbookResult),
-    "download_firmware": (DownloadFirmwareInput, DownloadFirmwareResult),
-    "activate_firmware": (ActivateFirmwareInput, ActivateFirmwareResult),
-    "trigger_readout": (TriggerReadoutInput, TriggerReadoutResult),
-    "final_readout": (FinalReadoutInput, FinalReadoutResult),
-    "deactivate_profiles": (DeactivateProfilesInput, DeactivateProfilesResult),
-    "reboot": (RebootInput, RebootResult),
-}
