@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -17,6 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pki.oids import SM_PKI_POLICY
+
+_E = TypeVar("_E", bound=x509.ExtensionType)
 
 ORG_PRODUCTION = "SM-PKI-DE"
 ORG_TEST = "SM-Test-PKI-DE"
@@ -232,7 +235,7 @@ def role_of_cn(cn: str | None) -> Role | None:
         return None
 
 
-def _ext(cert: x509.Certificate, cls: type[x509.ExtensionType]) -> x509.Extension[x509.ExtensionType] | None:
+def _ext(cert: x509.Certificate, cls: type[_E]) -> x509.Extension[_E] | None:
     try:
         return cert.extensions.get_extension_for_class(cls)
     except x509.ExtensionNotFound:
@@ -245,14 +248,14 @@ def usage_of(cert: x509.Certificate) -> Usage | None:
     ku = _ext(cert, x509.KeyUsage)
     if ku is None:
         return None
-    kuv: x509.KeyUsage = ku.value  # type: ignore[assignment]
+    kuv = ku.value
     if kuv.key_agreement:
         return Usage.ENC
     if not kuv.digital_signature:
         return None
     eku = _ext(cert, x509.ExtendedKeyUsage)
     if eku is not None:
-        purposes = set(eku.value)  # type: ignore[call-overload]
+        purposes = set(eku.value)
         if purposes & {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}:
             return Usage.TLS
     return Usage.SIG
@@ -299,20 +302,20 @@ def check_profile(
     bc = _ext(cert, x509.BasicConstraints)
     if bc is None or not bc.critical:
         return ProfileViolation("basicConstraints.critical", "BasicConstraints must be present and critical")
-    if is_ca and not (bc.value.ca and ku.value.key_cert_sign):  # type: ignore[attr-defined]
+    if is_ca and not (bc.value.ca and ku.value.key_cert_sign):
         return ProfileViolation("basicConstraints.ca", "issuer is not a CA (cA flag / keyCertSign)")
-    if not is_ca and (bc.value.ca or ku.value.key_cert_sign):  # type: ignore[attr-defined]
+    if not is_ca and (bc.value.ca or ku.value.key_cert_sign):
         return ProfileViolation("basicConstraints.ee", "end-entity certificate must not be a CA")
 
     pol = _ext(cert, x509.CertificatePolicies)
-    if pol is None or not any(p.policy_identifier == SM_PKI_POLICY for p in pol.value):  # type: ignore[attr-defined]
+    if pol is None or not any(p.policy_identifier == SM_PKI_POLICY for p in pol.value):
         return ProfileViolation("certificatePolicies", f"policy {SM_PKI_POLICY.dotted_string} missing")
     if _ext(cert, x509.SubjectKeyIdentifier) is None:
         return ProfileViolation("subjectKeyIdentifier", "SubjectKeyIdentifier missing")
     self_signed = is_self_signed_name(cert)
     if not self_signed:
         aki = _ext(cert, x509.AuthorityKeyIdentifier)
-        if aki is None or aki.value.key_identifier is None:  # type: ignore[attr-defined]
+        if aki is None or aki.value.key_identifier is None:
             return ProfileViolation("authorityKeyIdentifier", "AuthorityKeyIdentifier missing")
         if not crl_urls(cert):
             return ProfileViolation("crlDistributionPoints", "no HTTP CRL distribution point")
@@ -331,7 +334,7 @@ def crl_urls(cert: x509.Certificate) -> list[str]:
     if ext is None:
         return []
     urls: list[str] = []
-    for dp in ext.value:  # type: ignore[attr-defined]
+    for dp in ext.value:
         for gn in dp.full_name or []:
             if isinstance(gn, x509.UniformResourceIdentifier) and gn.value.lower().startswith(("http://", "https://")):
                 urls.append(gn.value)
@@ -340,9 +343,9 @@ def crl_urls(cert: x509.Certificate) -> list[str]:
 
 def subject_key_id(cert: x509.Certificate) -> bytes | None:
     ext = _ext(cert, x509.SubjectKeyIdentifier)
-    return ext.value.digest if ext is not None else None  # type: ignore[attr-defined]
+    return ext.value.digest if ext is not None else None
 
 
 def authority_key_id(cert: x509.Certificate) -> bytes | None:
     ext = _ext(cert, x509.AuthorityKeyIdentifier)
-    return ext.value.key_identifier if ext is not None else None  # type: ignore[attr-defined]
+    return ext.value.key_identifier if ext is not None else None
