@@ -117,7 +117,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = urlparse(self.path).path
-        d = self.server.pki.directory
+        d = self.server.directory
         files = {
             "/crl/root.crl": (d / "crl" / "root.crl", "application/pkix-crl"),
             "/crl/subca.crl": (d / "crl" / "subca.crl", "application/pkix-crl"),
@@ -184,12 +184,24 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
+    """Serves ``directory``; opens the TestPki on first use, so the server can bind before the PKI
+    exists (the CRL and CA files are read from ``directory`` without opening it)."""
+
     daemon_threads = True
 
-    def __init__(self, addr: tuple[str, int], pki: TestPki, token: str | None) -> None:
+    def __init__(self, addr: tuple[str, int], directory: Path, token: str | None) -> None:
         super().__init__(addr, _Handler)
-        self.pki = pki
+        self.directory = directory
         self.token = token
+        self._pki: TestPki | None = None
+        self._pki_lock = threading.Lock()
+
+    @property
+    def pki(self) -> TestPki:
+        with self._pki_lock:
+            if self._pki is None:
+                self._pki = TestPki(self.directory)
+            return self._pki
 
 
 class TestCA:
@@ -204,7 +216,7 @@ class TestCA:
     def __init__(self, directory: str | Path, *, host: str = "127.0.0.1", port: int = 0,
                  token: str | None = None) -> None:
         self.directory = Path(directory)
-        self._server = _Server((host, port), _LazyPki(self.directory), token)  # type: ignore[arg-type]
+        self._server = _Server((host, port), self.directory, token)
         self._thread: threading.Thread | None = None
 
     @property
@@ -233,20 +245,3 @@ class TestCA:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-
-class _LazyPki:
-    """Opens the TestPki on first use, so the server can bind before the PKI exists."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self._pki: TestPki | None = None
-        self._lock = threading.Lock()
-
-    def _get(self) -> TestPki:
-        with self._lock:
-            if self._pki is None:
-                self._pki = TestPki(self.directory)
-            return self._pki
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._get(), name)

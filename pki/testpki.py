@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -128,7 +128,7 @@ class Entity:
             setattr(self, u.value, Credential(self.directory / f"{u}.crt", self.directory / f"{u}.key"))
 
     def credential(self, usage: Usage | str) -> Credential:
-        return getattr(self, Usage(usage).value)  # type: ignore[no-any-return]
+        return {Usage.TLS: self.tls, Usage.SIG: self.sig, Usage.ENC: self.enc}[Usage(usage)]
 
     @property
     def exists(self) -> bool:
@@ -137,6 +137,17 @@ class Entity:
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+class _IssuingArgs(TypedDict):
+    """The keyword arguments of :func:`_write_entity` every end entity of one Sub-CA shares."""
+
+    issuer_cert: x509.Certificate
+    issuer_key: ec.EllipticCurvePrivateKey
+    not_before: dt.datetime
+    not_after: dt.datetime
+    crl_url: str
+    organisation: str
 
 
 def _write_entity(
@@ -232,7 +243,7 @@ def init_test_pki(
 
     pki = TestPki(root_dir)
     ee_end = now + dt.timedelta(days=cfg.end_entity_days)
-    common = {
+    common: _IssuingArgs = {
         "issuer_cert": subca,
         "issuer_key": sub_key,
         "not_before": nb,
@@ -242,14 +253,14 @@ def init_test_pki(
     }
     gwa_san: list[x509.GeneralName] = [x509.DNSName(d) for d in cfg.gwa_dns]
     gwa_san.append(x509.IPAddress(IPv4Address("127.0.0.1")))
-    _write_entity(root_dir / "gwa", Role.GWA, f"{cfg.gwa_name}.GWA", san=gwa_san, **common)  # type: ignore[arg-type]
+    _write_entity(root_dir / "gwa", Role.GWA, f"{cfg.gwa_name}.GWA", san=gwa_san, **common)
     for name in cfg.emts:
         _write_entity(
             root_dir / "emt" / name,
             Role.EMT,
             f"{name.upper()}-TEST.EMT",
             san=[x509.DNSName(f"{name}.gridgate.test")],
-            **common,  # type: ignore[arg-type]
+            **common,
         )
     for ca_name in ("root", "subca"):
         _save_state(pki, ca_name, {"crl_number": 0, "revoked": []})
@@ -460,7 +471,7 @@ class TestPki:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _state(self, ca_name: str) -> dict[str, Any]:
-        return json.loads((self.directory / "ca" / f"{ca_name}.state.json").read_text())  # type: ignore[no-any-return]
+        return json.loads((self.directory / "ca" / f"{ca_name}.state.json").read_text())
 
     def revoked(self, ca_name: str = "subca") -> list[RevokedEntry]:
         return [
