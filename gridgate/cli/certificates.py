@@ -34,7 +34,8 @@ def _print_outcome(outcome: service.ImportOutcome) -> None:
         typer.echo(f"unchanged {len(outcome.unchanged)} certificate(s)")
 
 
-def _import(tenant: str, kind: str, data: bytes, **kwargs: object) -> None:
+def _import(tenant: str, kind: str, data: bytes, *, password: bytes | None = None,
+            market_partner: str | None = None, gateway: str | None = None) -> None:
     settings = load_settings()
 
     async def body() -> service.ImportOutcome:
@@ -44,10 +45,10 @@ def _import(tenant: str, kind: str, data: bytes, **kwargs: object) -> None:
                 if kind == "trust":
                     return await service.import_trust(session, ctx, data)
                 if kind == "identity":
-                    return await service.import_identity(session, settings, ctx, data, kwargs.get("password"))  # type: ignore[arg-type]
+                    return await service.import_identity(session, settings, ctx, data, password)
                 if kind == "emt":
-                    return await service.import_emt(session, ctx, data, kwargs.get("market_partner"))  # type: ignore[arg-type]
-                return await service.import_gateway(session, ctx, data, kwargs.get("gateway"))  # type: ignore[arg-type]
+                    return await service.import_emt(session, ctx, data, market_partner)
+                return await service.import_gateway(session, ctx, data, gateway)
 
     _print_outcome(run(body))
 

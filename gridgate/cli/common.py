@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -33,10 +33,10 @@ def fail_error(err: GridgateError) -> typer.Exit:
     return fail(f"{err.message} ({err.code})")
 
 
-def run_async(coro_fn: Callable[[], Awaitable[T]]) -> T:
+def run_async(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run an async CLI body; GridgateErrors become exit code 2 with one line on stderr."""
     try:
-        return asyncio.run(coro_fn())  # type: ignore[arg-type]
+        return asyncio.run(coro_fn())
     except GridgateError as err:
         raise fail_error(err) from None
 
@@ -51,11 +51,11 @@ def load_settings() -> Settings:
     return settings
 
 
-def run(body: Callable[[], Awaitable[T]]) -> T:
+def run(body: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run an async command body; every expected failure becomes exit 2 with one line."""
     set_actor(f"cli:{getpass.getuser()}")
     try:
-        return asyncio.run(body())  # type: ignore[arg-type]
+        return asyncio.run(body())
     except GridgateError as err:
         raise fail_error(err) from None
     except OperationalError as err:

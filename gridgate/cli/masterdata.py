@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.validators import aware
 from gridgate.cli.common import databases, fail, load_settings, run
+
+if TYPE_CHECKING:
+    from core.config import Settings
+    from domain.tenancy.service import TenantContext
 
 T = TypeVar("T")
 app = typer.Typer()
@@ -34,7 +38,7 @@ AsOfOpt = Annotated[datetime | None, typer.Option("--as-of", help="topology as o
 
 
 @asynccontextmanager
-async def _tenant_session(tenant: str | None):  # type: ignore[no-untyped-def]
+async def _tenant_session(tenant: str | None) -> AsyncIterator[tuple[Settings, TenantContext, AsyncSession]]:
     from domain.tenancy.service import resolve
 
     settings = load_settings()
@@ -44,7 +48,7 @@ async def _tenant_session(tenant: str | None):  # type: ignore[no-untyped-def]
             yield settings, ctx, session
 
 
-def _in_tenant(tenant: str | None, fn: Callable[[Any, Any, AsyncSession], Awaitable[T]], *,
+def _in_tenant(tenant: str | None, fn: Callable[[Settings, TenantContext, AsyncSession], Awaitable[T]], *,
                returned: type[Exception] | None = None) -> T:
     """Run ``fn`` in one transaction of the tenant database (rolled back when it raises). An
     exception of type ``returned`` is handed back (after the rollback) instead of raised."""

@@ -11,10 +11,17 @@ import datetime as dt
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
+
+if TYPE_CHECKING:  # the pki modules are imported by the commands that use them (quick --help)
+    from pki.cms_enveloped import Cipher, KeyAgreement
+    from pki.wakeup import ByteOrder
+
+T = TypeVar("T")
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 testpki_app = typer.Typer(no_args_is_help=True, help="Create and extend a test SM-PKI on disk.")
@@ -25,6 +32,12 @@ app.add_typer(testpki_app, name="testpki")
 app.add_typer(testca_app, name="testca")
 app.add_typer(wakeup_app, name="wakeup")
 app.add_typer(cms_app, name="cms")
+
+
+# The accepted option values, typed as the pki functions take them.
+_BYTEORDERS: dict[str, ByteOrder] = {"big": "big", "little": "little"}
+_CIPHERS: dict[str, Cipher] = {"gcm": "gcm", "cbc-cmac": "cbc-cmac"}
+_KEY_AGREEMENTS: dict[str, KeyAgreement] = {"bsi": "bsi", "rfc5753": "rfc5753"}
 
 
 def _die(message: str, code: int = 2) -> NoReturn:
@@ -46,7 +59,7 @@ def _parse_at(text: str | None) -> dt.datetime | None:
     return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
 
 
-def _load(what: str, fn: Any, *args: Any) -> Any:
+def _load(what: str, fn: Callable[..., T], *args: Any) -> T:
     """Run a loader; unreadable/garbage input is exit 2 with one line, no traceback."""
     from pki.loader import LoadError
 
@@ -191,11 +204,11 @@ def wakeup_build(
     from pki.ids import InvalidDeviceId
     from pki.loader import key_file
 
-    if byteorder not in ("big", "little"):
+    if byteorder not in _BYTEORDERS:
         _die("--byteorder must be big or little")
     k = _load("key", key_file, key)
     try:
-        pkt = wakeup.build(gateway, k, timestamp=time_, byteorder=byteorder)  # type: ignore[arg-type]
+        pkt = wakeup.build(gateway, k, timestamp=time_, byteorder=_BYTEORDERS[byteorder])
     except InvalidDeviceId as err:
         _die(str(err))
     out.write_bytes(pkt)
@@ -217,14 +230,14 @@ def wakeup_verify(
     from pki import wakeup
     from pki.loader import cert_file, read_bytes
 
-    if byteorder not in ("big", "little"):
+    if byteorder not in _BYTEORDERS:
         _die("--byteorder must be big or little")
     data = _load("packet", read_bytes, packet)
     c = _load("certificate", cert_file, cert)
     pub = c.public_key()
     if not isinstance(pub, ec.EllipticCurvePublicKey):
         _die("certificate does not hold an EC key")
-    verdict = wakeup.verify(data, gateway, pub, now=now, window=window, byteorder=byteorder)  # type: ignore[arg-type]
+    verdict = wakeup.verify(data, gateway, pub, now=now, window=window, byteorder=_BYTEORDERS[byteorder])
     _emit(verdict.to_dict())
     raise typer.Exit(0 if verdict.valid else 1)
 
@@ -246,7 +259,7 @@ def cms_seal(
     from pki import cms
     from pki.loader import cert_file, key_file, read_bytes
 
-    if cipher not in ("gcm", "cbc-cmac") or key_agreement not in ("bsi", "rfc5753"):
+    if cipher not in _CIPHERS or key_agreement not in _KEY_AGREEMENTS:
         _die("--cipher must be gcm|cbc-cmac and --key-agreement bsi|rfc5753")
     data = sys.stdin.buffer.read() if str(payload) == "-" else _load("payload", read_bytes, payload)
     k = _load("sign key", key_file, sign_key)
@@ -254,7 +267,7 @@ def cms_seal(
     rc = _load("recipient certificate", cert_file, recipient_cert)
     try:
         sealed = cms.seal(data, sign_key=k, sign_cert=sc, recipient_cert=rc,
-                          cipher=cipher, key_agreement=key_agreement)  # type: ignore[arg-type]
+                          cipher=_CIPHERS[cipher], key_agreement=_KEY_AGREEMENTS[key_agreement])
     except ValueError as err:
         _die(str(err))
     out.write_bytes(sealed)

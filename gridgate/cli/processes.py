@@ -12,6 +12,11 @@ import typer
 from gridgate.cli.common import databases, fail, load_settings, run, temporal_root
 
 if TYPE_CHECKING:  # the command modules import the application layers only when a command runs
+    from temporalio.client import Client
+
+    from core.config import Settings
+    from core.db import Databases
+    from domain.tenancy.service import TenantContext
     from operations.processes import Initiator
 
 app = typer.Typer()
@@ -25,7 +30,7 @@ app.add_typer(schedule_app, name="schedule")
 TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="tenant name")]
 
 
-async def _tenant_and_client(settings, dbs, tenant: str):  # type: ignore[no-untyped-def]
+async def _tenant_and_client(settings: Settings, dbs: Databases, tenant: str) -> tuple[TenantContext, Client]:
     from core.temporal_clients import TemporalClients
     from domain.tenancy.service import resolve
 
