@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 import psycopg
@@ -31,6 +33,13 @@ from domain.tenancy.service import TenantContext, context_for
 from operations.bootstrap import migrate_everything
 from operations.tenants import create_tenant
 
+if TYPE_CHECKING:  # imported by the fixtures that need them, when they run
+    from fastapi import FastAPI
+
+    from pki.testca import TestCA
+    from pki.testpki import TestPki
+    from worker import TenantWorkers
+
 RUN_ID = secrets.token_hex(3)
 
 # One installation secret for every client the tests build, with or without explicit settings
@@ -41,6 +50,7 @@ os.environ["GRIDGATE_SECRET_KEY"] = secrets.token_urlsafe(40)
 from core.config import reset_settings_cache  # noqa: E402
 
 reset_settings_cache()
+
 
 
 @pytest.fixture(scope="session")
@@ -151,7 +161,7 @@ async def tenant_b(tenant_factory: TenantFactory) -> TenantContext:
 
 
 @pytest.fixture(scope="session")
-async def app(settings: Settings, dbs: Databases):  # type: ignore[no-untyped-def]
+async def app(settings: Settings, dbs: Databases) -> AsyncIterator[FastAPI]:
     from api.app import create_app
 
     application = create_app(settings)
@@ -160,7 +170,7 @@ async def app(settings: Settings, dbs: Databases):  # type: ignore[no-untyped-de
 
 
 @pytest.fixture(scope="session")
-async def api(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on the API application (in-process ASGI, real databases and Temporal)."""
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gridgate.test") as client:
@@ -174,7 +184,18 @@ class ApiUser:
     headers: dict[str, str]
 
 
-UserFactory = Callable[..., Awaitable[ApiUser]]
+class UserFactory(Protocol):
+    """The ``make_user`` fixture."""
+
+    async def __call__(
+        self,
+        tenant: str | None = None,
+        role: str = "admin",
+        *,
+        superadmin: bool = False,
+        market_partner_id: str | None = None,
+        username: str | None = None,
+    ) -> ApiUser: ...
 
 
 @pytest.fixture(scope="session")
@@ -207,7 +228,7 @@ async def make_user(dbs: Databases, api: httpx.AsyncClient) -> UserFactory:
 
 
 @pytest.fixture(scope="session")
-def test_ca(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def test_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestCA]:
     """A test SM-PKI (3 gateways) served by a real test CA on a free port, so the CRL distribution
     points in its certificates resolve. Areas needing their own PKI define theirs."""
     from pki.testca import TestCA
@@ -223,17 +244,21 @@ def test_ca(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
 
 
 @pytest.fixture(scope="session")
-def test_pki(test_ca):  # type: ignore[no-untyped-def]
+def test_pki(test_ca: TestCA) -> TestPki:
     from pki.testpki import TestPki
 
     return TestPki(test_ca.directory)
 
 
-@pytest.fixture
-def gridgate_cli(settings: Settings, dbs: Databases):  # type: ignore[no-untyped-def]
-    """``gridgate_cli("tenant", "list")``: the real CLI as a subprocess against the test services."""
-    import subprocess
+class GridgateCli(Protocol):
+    """The ``gridgate_cli`` fixture."""
 
+    def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]: ...
+
+
+@pytest.fixture
+def gridgate_cli(settings: Settings, dbs: Databases) -> GridgateCli:
+    """``gridgate_cli("tenant", "list")``: the real CLI as a subprocess against the test services."""
     from tests.helpers import gridgate_bin
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDGATE_")}
@@ -255,7 +280,8 @@ def gridgate_cli(settings: Settings, dbs: Databases):  # type: ignore[no-untyped
 
 
 @pytest.fixture(scope="session")
-async def gridgate_worker(settings: Settings, dbs: Databases, temporal_clients: TemporalClients):  # type: ignore[no-untyped-def]
+async def gridgate_worker(settings: Settings, dbs: Databases,
+                          temporal_clients: TemporalClients) -> AsyncIterator[TenantWorkers]:
     """The real worker (worker.TenantWorkers) serving every tenant namespace of this session on the
     main task queue, picking up tenants created later in the session."""
     import asyncio

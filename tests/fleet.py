@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from cryptography import x509
@@ -25,7 +25,16 @@ from core.ids import demo_gateway_id, demo_meter_count, demo_meter_id
 from core.procs import free_port
 from domain.demo import DEMO_GRID_OPERATOR, DEMO_SUPPLIER, demo_melo, seed_demo_fleet
 from domain.tenancy.service import TenantContext
-from pki.testpki import TestPki, init_test_pki
+from pki.testpki import Entity, TestPki, init_test_pki
+
+if TYPE_CHECKING:  # the head-end and the simulator are imported when a fleet starts
+    from core.db import Databases
+    from headend.config import HeadendSettings
+    from headend.service import HeadendService
+    from simulator.fleet import Fleet as SimulatedGateways
+    from simulator.run import Simulator
+    from simulator.state import GatewayState
+    from tests.conftest import TenantFactory
 
 # The test PKI's EMTs stand for the demo market partners (their certificates are imported for them).
 EMT_OF_PARTNER = {DEMO_GRID_OPERATOR.mp_id: "emt1", DEMO_SUPPLIER.mp_id: "emt2"}
@@ -56,11 +65,14 @@ class Fleet:
     settings: Settings
     pki: TestPki
     size: int
-    headend: Any = None
-    sim: Any = None
-    dbs: Any = None
-    hsettings: Any = None
+    headend: HeadendService | None = None
+    sim: Simulator | None = None
+    dbs: Databases | None = None
+    hsettings: HeadendSettings | None = None
     taken: set[int] = field(default_factory=set)
+    # the running head-end service (start_headend/stop_headend)
+    _stop: asyncio.Event | None = field(default=None, init=False, repr=False)
+    _task: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     # -- choosing gateways
     def take(self, n: int, where: Callable[[int], bool] = lambda i: True) -> list[int]:
@@ -74,9 +86,21 @@ class Fleet:
     def gid(index: int) -> str:
         return demo_gateway_id(index)
 
+    # -- the running parts (after start_fleet)
+    @property
+    def running_headend(self) -> HeadendService:
+        assert self.headend is not None, "the fleet's head-end is not running"
+        return self.headend
+
+    @property
+    def simulated(self) -> SimulatedGateways:
+        """The simulator's gateways."""
+        assert self.sim is not None and self.sim.fleet is not None, "the fleet's simulator is not running"
+        return self.sim.fleet
+
     # -- the gateway side
-    def gateway_state(self, gateway_id: str) -> Any:
-        return self.sim.fleet.gateways[gateway_id].state
+    def gateway_state(self, gateway_id: str) -> GatewayState:
+        return self.simulated.gateways[gateway_id].state
 
     def applied(self, gateway_id: str) -> dict[str, int]:
         """State-changing commands the simulated gateway applied, by kind (each command ID once)."""
@@ -88,12 +112,12 @@ class Fleet:
     async def fault(self, gateway_id: str, kind: str, param: Any = None) -> None:
         from simulator.faults import set_fault
 
-        await set_fault(self.sim.fleet, gateway_id, kind, param)
+        await set_fault(self.simulated, gateway_id, kind, param)
 
     def clear_fault(self, gateway_id: str, kind: str) -> None:
         from simulator.faults import clear_fault
 
-        clear_fault(self.sim.fleet, gateway_id, kind)
+        clear_fault(self.simulated, gateway_id, kind)
 
     # -- master data
     async def move_to(self, gateway_ids: Sequence[str], state: str) -> None:
@@ -127,7 +151,7 @@ async def provision(settings: Settings, ctx: TenantContext, pki: TestPki, size: 
         for url in crl_urls(cert):
             cache.put(url, crl)
 
-    def pem(entity: Any, keys: bool) -> bytes:
+    def pem(entity: Entity, keys: bool) -> bytes:
         out = b""
         for usage in ("tls", "sig", "enc"):
             cred = entity.credential(usage)
@@ -148,8 +172,8 @@ async def provision(settings: Settings, ctx: TenantContext, pki: TestPki, size: 
                               .values(wakeup_address=f"127.0.0.1:{udp_port}"))
 
 
-async def start_fleet(settings: Settings, dbs: Any, tenant_factory: Any, directory: Path, *, tenant: str,
-                      size: int) -> Fleet:
+async def start_fleet(settings: Settings, dbs: Databases, tenant_factory: TenantFactory, directory: Path, *,
+                      tenant: str, size: int) -> Fleet:
     """Provision the tenant, then start a head-end node and the simulator for it."""
     from headend.config import HeadendSettings
     from simulator.config import SimulatorSettings
@@ -169,7 +193,7 @@ async def start_fleet(settings: Settings, dbs: Any, tenant_factory: Any, directo
                          wakeup_retry_s=2, response_timeout_s=5, firmware_dir=str(directory / "firmware"))
     fleet.dbs, fleet.hsettings = dbs, hs
     await start_headend(fleet)
-    _, port, inbound = fleet.headend.node.bound
+    _, port, inbound = fleet.running_headend.node.bound
     sim_settings = SimulatorSettings(
         gateways=size, headend=f"127.0.0.1:{port}", inbound_port=inbound, pki_dir=pki.directory,
         state_dir=directory / "sim-state", udp_port=udp_port, control_port=0, sni=f"{tenant}.gwa.gridgate.test",
@@ -186,17 +210,19 @@ async def start_headend(fleet: Fleet) -> None:
     from headend.service import HeadendService
 
     settings = fleet.settings
+    assert fleet.hsettings is not None and fleet.dbs is not None, "start_fleet sets them"
     service = HeadendService(settings, fleet.hsettings, fleet.dbs, TemporalClients(settings.temporal_address),
                              StoreIdentitySource(settings), headend_activities(settings))
     fleet.headend = service
-    fleet._stop = asyncio.Event()  # type: ignore[attr-defined]
-    fleet._task = asyncio.create_task(service.run(fleet._stop))  # type: ignore[attr-defined]
+    fleet._stop = asyncio.Event()
+    fleet._task = asyncio.create_task(service.run(fleet._stop))
     await asyncio.wait_for(service.ready.wait(), 60)
 
 
 async def stop_headend(fleet: Fleet) -> None:
-    fleet._stop.set()  # type: ignore[attr-defined]
-    await asyncio.wait_for(fleet._task, 30)  # type: ignore[attr-defined]
+    assert fleet._stop is not None and fleet._task is not None, "start_headend first"
+    fleet._stop.set()
+    await asyncio.wait_for(fleet._task, 30)
 
 
 async def stop_fleet(fleet: Fleet) -> None:

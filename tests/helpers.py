@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from pathlib import Path
+
+import httpx
 
 
 def gridgate_bin() -> str:
@@ -13,14 +16,14 @@ def gridgate_bin() -> str:
     return str(path) if path.exists() else (shutil.which("gridgate") or "gridgate")
 
 
-def error_code(response) -> str:  # type: ignore[no-untyped-def]
+def error_code(response: httpx.Response) -> str:
     """The machine-readable code of an API error response."""
     body = response.json()
     assert "error" in body, body
     return str(body["error"]["code"])
 
 
-def one_error_line(result) -> str:  # type: ignore[no-untyped-def]
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     """Assert a CLI failure is exit code 2 with exactly one ``error: ...`` line; return it."""
     assert result.returncode == 2, (result.stdout, result.stderr)
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -21,13 +21,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.db import Databases
+    from core.temporal_clients import TemporalClients
 
 HISTORIES = Path(__file__).parent / "data" / "histories"
 FIXTURE_KEY = "gridgate-replay-fixtures-not-a-secret-0123456789"
 
 
-async def record_session_histories(dbs: Any, clients: Any) -> None:
+async def record_session_histories(dbs: Databases, clients: TemporalClients) -> None:
     if os.environ.get("GRIDGATE_MASTER_KEY") != FIXTURE_KEY:
         raise RuntimeError(f"record with GRIDGATE_MASTER_KEY={FIXTURE_KEY} (see tests/replay.py)")
     from domain.tenancy.service import list_tenants

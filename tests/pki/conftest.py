@@ -14,6 +14,8 @@ from pki.testpki import Entity, TestPki, init_test_pki
 
 _serials = itertools.count(16_950_000)
 
+FreshGateway = Callable[[], Entity]
+
 
 @pytest.fixture(scope="session")
 def test_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestCA]:
@@ -50,7 +52,7 @@ def recipient(test_pki: TestPki) -> Entity:
 
 
 @pytest.fixture
-def fresh_gateway(test_pki: TestPki) -> Callable[[], Entity]:
+def fresh_gateway(test_pki: TestPki) -> FreshGateway:
     """Issue a new gateway triple that no other test uses (for revocation tests)."""
 
     def make() -> Entity:

@@ -1,9 +1,18 @@
-"""Helpers for the PKI tests (imported by module name: tests/pki has no __init__.py)."""
+"""Helpers for the PKI tests (``from tests.pki.pki_helpers import ...``)."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from typer.testing import Result
 
 
 def openssl(*args: str | Path, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess[bytes]:
@@ -15,23 +24,23 @@ def openssl(*args: str | Path, input: bytes | None = None, check: bool = True) -
 
 
 def custom_cert(
-    issuer_cert,  # type: ignore[no-untyped-def]
-    issuer_key,
+    issuer_cert: x509.Certificate | None,
+    issuer_key: ec.EllipticCurvePrivateKey,
     cn: str,
     *,
-    key=None,
+    key: ec.EllipticCurvePrivateKey | None = None,
     usage: str = "sig",
-    san: list | None = None,
+    san: list[x509.GeneralName] | None = None,
     policy: bool = True,
     ku_critical: bool = True,
     organisation: str = "SM-Test-PKI-DE",
     serial_number_attr: str = "1",
     crl_url: str | None = "http://127.0.0.1:9/crl/subca.crl",
     ca: bool = False,
-    not_before=None,
-    not_after=None,
-    hash_alg=None,
-):
+    not_before: dt.datetime | None = None,
+    not_after: dt.datetime | None = None,
+    hash_alg: hashes.SHA224 | hashes.SHA256 | hashes.SHA384 | hashes.SHA512 | None = None,
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     """A certificate with chosen deviations from the SM-PKI profile (for negative tests)."""
     import datetime as dt
 
@@ -85,7 +94,7 @@ def custom_cert(
     return b.sign(issuer_key, hash_alg or hashes.SHA256()), key
 
 
-def pki_cli(*args: str | Path, input: bytes | None = None):  # type: ignore[no-untyped-def]
+def pki_cli(*args: str | Path, input: bytes | None = None) -> Result:
     """Invoke ``gridgate pki ...`` in-process (same Typer app and exit codes as the console
     script, without paying the root CLI's import time per call)."""
     from typer.testing import CliRunner

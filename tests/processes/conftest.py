@@ -3,25 +3,40 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
+from core.config import Settings
+from core.db import Databases
 from core.ids import DeviceId
 from core.procs import free_port
 from domain.devices.schemas import GatewayCreate
 from domain.devices.service import create_gateway
 from domain.tenancy.service import TenantContext
 
+if TYPE_CHECKING:
+    from tests.conftest import ApiUser, TenantFactory, UserFactory
+    from tests.fleet import Fleet
+    from worker import TenantWorkers
+
 _serials = itertools.count(20_000_000)
 
 
 @pytest.fixture(scope="module")
-async def procs(tenant_factory, gridgate_worker) -> TenantContext:  # type: ignore[no-untyped-def]
+async def procs(tenant_factory: TenantFactory, gridgate_worker: TenantWorkers) -> TenantContext:
     return await tenant_factory("procs")
 
 
+class GatewayFactory(Protocol):
+    """The ``make_gateways`` fixture."""
+
+    async def __call__(self, n: int, state: str = "in_operation", segment: str | None = None) -> list[str]: ...
+
+
 @pytest.fixture
-def make_gateways(procs: TenantContext):  # type: ignore[no-untyped-def]
+def make_gateways(procs: TenantContext) -> GatewayFactory:
     """``await make_gateways(n, state="in_operation")`` -> their IDs (unique per call)."""
 
     async def make(n: int, state: str = "in_operation", segment: str | None = None) -> list[str]:
@@ -44,7 +59,8 @@ FLEET_TENANT = "fleet"
 
 
 @pytest.fixture(scope="package")
-async def fleet(settings, dbs, tenant_factory, gridgate_worker, tmp_path_factory):  # type: ignore[no-untyped-def]
+async def fleet(settings: Settings, dbs: Databases, tenant_factory: TenantFactory, gridgate_worker: TenantWorkers,
+                tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fleet]:
     """Demo master data, test PKI, head-end node and simulator for tenant ``fleet`` (48 gateways;
     tests take distinct ones with ``fleet.take``). Package scope: the head-end node and simulator
     stop when the process tests are done, before other areas' tests run."""
@@ -59,5 +75,5 @@ async def fleet(settings, dbs, tenant_factory, gridgate_worker, tmp_path_factory
 
 
 @pytest.fixture(scope="package")
-async def fleet_operator(make_user, fleet):  # type: ignore[no-untyped-def]
+async def fleet_operator(make_user: UserFactory, fleet: Fleet) -> ApiUser:
     return await make_user(tenant=FLEET_TENANT, role="operator")
