@@ -52,6 +52,12 @@ from core.config import reset_settings_cache  # noqa: E402
 reset_settings_cache()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``record_histories`` run after every other test of the session: they record
+    the workflow histories the others left behind (tests/replay.py). The sort is stable, so
+    everything else keeps its order."""
+    items.sort(key=lambda item: item.get_closest_marker("record_histories") is not None)
+
 
 @pytest.fixture(scope="session")
 def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

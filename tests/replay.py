@@ -6,12 +6,13 @@ Recording (after a change of workflow code that is meant to change histories)::
     GRIDGATE_MASTER_KEY=gridgate-replay-fixtures-not-a-secret-0123456789 \\
     GRIDGATE_RECORD_HISTORIES=1 .venv/bin/pytest tests/processes
 
-``tests/processes/test_proc_zz_record.py`` runs last in that directory and writes one history per
-(workflow type, outcome) that ran in the session's tenant namespaces to
-``tests/data/histories/<Type>.<outcome>.json``, or ``<Type>.<outcome>.<tag>.json`` with
-``GRIDGATE_RECORD_TAG=<tag>``. Record a new tag after adding a ``workflow.patched`` branch, and
-keep the older files: they are the histories of workflows started before the patch, which must
-still replay, while the new ones cover the patched path. Payloads stay
+``tests/processes/test_proc_record.py`` does the writing. Its ``record_histories`` marker moves it
+after every other test of the session, whatever the file order (``pytest_collection_modifyitems``
+in tests/conftest.py), so it sees what they ran: one history per (workflow type, outcome) that ran
+in the session's tenant namespaces goes to ``tests/data/histories/<Type>.<outcome>.json``, or
+``<Type>.<outcome>.<tag>.json`` with ``GRIDGATE_RECORD_TAG=<tag>``. Record a new tag after adding a
+``workflow.patched`` branch, and keep the older files: they are the histories of workflows started
+before the patch, which must still replay, while the new ones cover the patched path. Payloads stay
 encrypted as Temporal stores them, under the published fixture key above (not a secret: the data
 is simulated), with the namespace the key was derived for.
 """
@@ -32,6 +33,7 @@ FIXTURE_KEY = "gridgate-replay-fixtures-not-a-secret-0123456789"
 
 
 async def record_session_histories(dbs: Databases, clients: TemporalClients) -> None:
+    """Write the histories (see the module docstring); called by the ``record_histories`` test."""
     if os.environ.get("GRIDGATE_MASTER_KEY") != FIXTURE_KEY:
         raise RuntimeError(f"record with GRIDGATE_MASTER_KEY={FIXTURE_KEY} (see tests/replay.py)")
     from domain.tenancy.service import list_tenants
