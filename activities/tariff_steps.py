@@ -7,13 +7,13 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 
-from activities.steps_common import Steps, domain_refusals, emt_certificates, gwa_certificates, refusal
+from activities.steps_common import Steps, domain_refusals
+from domain.certificates.selection import Installable
+from domain.tariffs import rollout as rollouts
 from domain.tariffs import service as tariffs
-from domain.tariffs.models import TafOrder
+from domain.tariffs.rollout import Rollout
 from headend import contract as gc
 
 
@@ -90,17 +90,18 @@ class RecordedProfiles:
     ended: int
 
 
-def _wire(d: tariffs.Desired) -> Any:
-    c = d.content
-    if d.kind == "meter":
-        return gc.MeterProfile(profile_id=c["profile_id"], meter_id=c["meter_id"], interface=c["interface"],
-                               capture_period_s=c["capture_period_s"],
-                               registers=tuple(gc.RegisterSpec(obis=r["obis"], unit=r.get("unit"))
-                                               for r in c["registers"]))
-    if d.kind == "communication":
-        return gc.CommunicationProfile(profile_id=c["profile_id"], peer=c["peer"], role=c["role"],
-                                       endpoint=c["endpoint"], retries=c["retries"],
-                                       retry_interval_s=c["retry_interval_s"])
+def _meter_profile(c: dict[str, Any]) -> gc.MeterProfile:
+    return gc.MeterProfile(profile_id=c["profile_id"], meter_id=c["meter_id"], interface=c["interface"],
+                           capture_period_s=c["capture_period_s"],
+                           registers=tuple(gc.RegisterSpec(obis=r["obis"], unit=r.get("unit")) for r in c["registers"]))
+
+
+def _communication_profile(c: dict[str, Any]) -> gc.CommunicationProfile:
+    return gc.CommunicationProfile(profile_id=c["profile_id"], peer=c["peer"], role=c["role"], endpoint=c["endpoint"],
+                                   retries=c["retries"], retry_interval_s=c["retry_interval_s"])
+
+
+def _evaluation_profile(c: dict[str, Any]) -> gc.EvaluationProfile:
     return gc.EvaluationProfile(profile_id=c["profile_id"], taf=c["taf"], recipient=c["recipient"],
                                 communication_profile=c["communication_profile"], meter_profile=c["meter_profile"],
                                 interval_s=c["interval_s"], delivery_period_s=c["delivery_period_s"],
@@ -110,35 +111,29 @@ def _wire(d: tariffs.Desired) -> Any:
                                                       for s in c.get("switching_times", ())))
 
 
-async def build_plan(session: AsyncSession, inp: ProfilePlanInput, now: dt.datetime) -> RolloutPlan:
-    """The plan as workflow data: profiles in the command contract's shapes, the certificates the
-    gateway needs for them, and what the history will record once they are written."""
-    order_ids = sorted(set(inp.taf_order_ids)) or None
-    if order_ids:
-        known = set((await session.scalars(select(TafOrder.id).where(TafOrder.id.in_(order_ids)))).all())
-        unknown = [o for o in order_ids if o not in known]
-        if unknown:
-            raise refusal("unknown_taf_order", f"TAF order(s) {', '.join(map(str, unknown))} do not exist")
-    plan = await tariffs.plan_profiles(session, inp.gateway_id, order_ids=order_ids)
-    chosen = plan.desired if inp.write_all else plan.writes
-    emts = sorted({d.content.get("recipient") or d.content["peer"] for d in chosen
-                   if d.kind in ("evaluation", "communication")})
-    certs, problems = await emt_certificates(session, emts, now)
-    if inp.with_gwa_certificates:
-        gwa, gwa_problems = await gwa_certificates(session, now)
-        certs, problems = gwa + certs, gwa_problems + problems
+def certificate_to_install(c: Installable) -> gc.CertificateToInstall:
+    return gc.CertificateToInstall(owner=c.owner, role=c.role, usage=c.usage, pem=c.pem)
+
+
+def readout_spec(r: tariffs.ReadoutTarget) -> ReadoutSpec:
+    return ReadoutSpec(recipient=r.recipient, meter_id=r.meter_id, metering_point=r.metering_point,
+                       registers=list(r.registers), profile_id=r.profile_id)
+
+
+def rollout_plan(r: Rollout) -> RolloutPlan:
+    """The plan as workflow data: profiles and certificates in the command contract's shapes, and
+    what the history will record once they are written."""
     return RolloutPlan(
-        gateway_id=plan.gateway, certificates=certs,
-        meter_profiles=[_wire(d) for d in chosen if d.kind == "meter"],
-        communication_profiles=[_wire(d) for d in chosen if d.kind == "communication"],
-        evaluation_profiles=[_wire(d) for d in chosen if d.kind == "evaluation"],
-        deletes=[ProfileRef(kind=k, profile_id=p) for k, p in plan.deletes],
+        gateway_id=r.gateway, certificates=[certificate_to_install(c) for c in r.certificates],
+        meter_profiles=[_meter_profile(d.content) for d in r.profiles if d.kind == "meter"],
+        communication_profiles=[_communication_profile(d.content) for d in r.profiles if d.kind == "communication"],
+        evaluation_profiles=[_evaluation_profile(d.content) for d in r.profiles if d.kind == "evaluation"],
+        deletes=[ProfileRef(kind=k, profile_id=p) for k, p in r.deletes],
         records=[ProfileRecord(kind=d.kind, profile_id=d.profile_id, content=d.content, order_id=d.order_id)
-                 for d in chosen],
-        readouts=[ReadoutSpec(recipient=r.recipient, meter_id=r.meter_id, metering_point=r.metering_point,
-                              registers=list(r.registers), profile_id=r.profile_id) for r in plan.readouts],
-        meters=[MeterRef(meter_id=m, interface=i) for m, i in plan.meters],
-        problems=[*plan.problems, *problems],
+                 for d in r.profiles],
+        readouts=[readout_spec(t) for t in r.readouts],
+        meters=[MeterRef(meter_id=m, interface=i) for m, i in r.meters],
+        problems=list(r.problems),
     )
 
 
@@ -157,10 +152,10 @@ class TariffSteps(Steps):
     @domain_refusals
     async def plan_profile_rollout(self, inp: ProfilePlanInput) -> RolloutPlan:
         async with self._session() as session:
-            plan = await build_plan(session, inp, dt.datetime.now(dt.UTC))
-        if plan.problems:
-            raise refusal("master_data_incomplete", "; ".join(plan.problems))
-        return plan
+            rollout = await rollouts.complete_rollout(
+                session, inp.gateway_id, dt.datetime.now(dt.UTC), order_ids=inp.taf_order_ids,
+                write_all=inp.write_all, with_gwa_certificates=inp.with_gwa_certificates)
+        return rollout_plan(rollout)
 
     @activity.defn
     @domain_refusals
@@ -175,15 +170,7 @@ class TariffSteps(Steps):
     @activity.defn
     @domain_refusals
     async def find_unused_communication_profiles(self, inp: UnusedProfilesInput) -> UnusedProfiles:
-        """EMT communication profiles active in the gateway's history that no active evaluation
-        profile uses any more (the EMT's last one was terminated): to delete from the gateway."""
-        from domain.devices.service import get_gateway
-        from domain.tariffs import repository as profiles_repo
-
+        """EMT communication profiles no active evaluation profile uses any more: to delete."""
         async with self._session() as session:
-            gw = await get_gateway(session, inp.gateway_id)
-            active = await profiles_repo.active_profiles(session, gw.id)
-        used = {p.content.get("communication_profile") for p in active if p.kind == "evaluation"}
-        return UnusedProfiles(profiles=[ProfileRef(kind="communication", profile_id=p.profile_id) for p in active
-                                        if p.kind == "communication" and p.content.get("role", "emt") == "emt"
-                                        and p.profile_id not in used])
+            unused = await tariffs.unused_communication_profiles(session, inp.gateway_id)
+        return UnusedProfiles(profiles=[ProfileRef(kind="communication", profile_id=p) for p in unused])

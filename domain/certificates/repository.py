@@ -36,6 +36,25 @@ async def active_identity(session: AsyncSession) -> Sequence[Certificate]:
     )).all()
 
 
+async def active_emt(session: AsyncSession, mp_ids: Sequence[str]) -> Sequence[tuple[Certificate, str]]:
+    """The active certificates of these EMTs, each with its market partner ID, in id order."""
+    rows = await session.execute(
+        select(Certificate, MarketPartner.mp_id).join(MarketPartner, MarketPartner.id == Certificate.market_partner_id)
+        .where(Certificate.owner == "emt", Certificate.status == "active", MarketPartner.mp_id.in_(list(mp_ids)))
+        .order_by(Certificate.id))
+    return [(c, mp) for c, mp in rows]
+
+
+async def active_of_gateway(session: AsyncSession, gateway_pk_: int, usages: Sequence[str] | None = None
+                            ) -> Sequence[Certificate]:
+    """A gateway's active certificates (of ``usages``, default all), the longest valid last."""
+    stmt = select(Certificate).where(Certificate.owner == "gateway", Certificate.gateway_id == gateway_pk_,
+                                     Certificate.status == "active")
+    if usages is not None:
+        stmt = stmt.where(Certificate.usage.in_(list(usages)))
+    return (await session.scalars(stmt.order_by(Certificate.not_after, Certificate.id))).all()
+
+
 async def supersede_identity(session: AsyncSession, keep: Sequence[str]) -> int:
     result = await session.execute(
         update(Certificate)

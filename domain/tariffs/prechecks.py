@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Conflict, InvalidInput
 from domain.devices.models import Gateway, Meter
-from domain.tariffs.models import TafOrder
+from domain.tariffs.service import check_orders_exist
 from domain.topology.models import MeterGateway
 from domain.topology.repository import valid_at
 
@@ -45,11 +45,7 @@ async def profile_rollout(session: AsyncSession, cond: ColumnElement[bool], para
     ids = sorted(set(params.get("taf_order_ids") or []))
     if not ids:
         return
-    known = set((await session.scalars(select(TafOrder.id).where(TafOrder.id.in_(ids)))).all())
-    unknown = [i for i in ids if i not in known]
-    if unknown:
-        raise InvalidInput(f"TAF order(s) {', '.join(map(str, unknown))} do not exist", code="unknown_taf_order",
-                           details={"unknown": unknown[:20]})
+    await check_orders_exist(session, ids)
 
 
 async def meter_pairing(session: AsyncSession, cond: ColumnElement[bool], params: dict[str, Any]) -> None:

@@ -43,6 +43,11 @@ async def active_order(session: AsyncSession, metering_point_id: int, taf: int) 
     ).with_for_update())
 
 
+async def existing_order_ids(session: AsyncSession, order_ids: Sequence[int]) -> set[int]:
+    """Which of ``order_ids`` are orders (in any status)."""
+    return set((await session.scalars(select(TafOrder.id).where(TafOrder.id.in_(list(order_ids))))).all())
+
+
 async def gateway_meters(session: AsyncSession, gateway_pk: int, at: datetime) -> Sequence[Meter]:
     return (await session.scalars(
         select(Meter).join(MeterGateway, MeterGateway.meter_id == Meter.id)

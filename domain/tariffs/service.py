@@ -39,6 +39,10 @@ class TafOrderNotFound(NotFound):
     code = "taf_order_not_found"
 
 
+class UnknownTafOrder(InvalidInput):
+    code = "unknown_taf_order"
+
+
 class UnknownMeteringPoint(InvalidInput):
     code = "unknown_metering_point"
 
@@ -144,6 +148,15 @@ async def _get(session: AsyncSession, order_id: int, *, for_update: bool = False
     if order is None:
         raise TafOrderNotFound(f"TAF order {order_id} not found")
     return order
+
+
+async def check_orders_exist(session: AsyncSession, order_ids: list[int]) -> None:
+    """Refuses (``unknown_taf_order``) when any of ``order_ids`` is no order."""
+    known = await repo.existing_order_ids(session, order_ids)
+    unknown = [o for o in order_ids if o not in known]
+    if unknown:
+        raise UnknownTafOrder(f"TAF order(s) {', '.join(map(str, unknown))} do not exist",
+                              details={"unknown": unknown[:20]})
 
 
 async def update_order(session: AsyncSession, order_id: int, body: TafOrderUpdate) -> TafOrder:
@@ -405,3 +418,13 @@ async def record_profiles(session: AsyncSession, gateway: str, *, written: list[
                                                               "ended": {"old": None, "new": ended_count},
                                                               "by": {"old": None, "new": by}})
     return new, ended_count
+
+
+async def unused_communication_profiles(session: AsyncSession, gateway: str) -> list[str]:
+    """EMT communication profiles active in the gateway's history that no active evaluation profile
+    uses any more (the EMT's last one was terminated): to delete from the gateway."""
+    gw = await get_gateway(session, gateway)
+    active = await repo.active_profiles(session, gw.id)
+    used = {p.content.get("communication_profile") for p in active if p.kind == "evaluation"}
+    return [p.profile_id for p in active
+            if p.kind == "communication" and p.content.get("role", "emt") == "emt" and p.profile_id not in used]

@@ -1,4 +1,5 @@
-"""Queries of assignments: overlaps, lists with both natural keys, a gateway's topology."""
+"""Queries of assignments: overlaps, lists with both natural keys, what hangs off a gateway or a
+meter at a moment."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from sqlalchemy import ColumnElement, Row, and_, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from domain.devices.models import Meter
 from domain.topology.kinds import AssignmentKind
+from domain.topology.models import GatewayConnectionPoint, MeterGateway, MeterMeteringPoint
 
 
 def period(model: Any) -> Any:
@@ -68,3 +71,28 @@ async def assignments(session: AsyncSession, kind: AssignmentKind, *, subject_id
 
 async def id_by_key(session: AsyncSession, model: Any, key: str, value: str) -> int | None:
     return await session.scalar(select(model.id).where(getattr(model, key) == value))  # type: ignore[no-any-return]
+
+
+async def connection_point_assignment(session: AsyncSession, gateway_pk: int, at: datetime) -> int | None:
+    """The gateway's installation at a connection point valid at ``at`` (its assignment id)."""
+    return await session.scalar(select(GatewayConnectionPoint.id).where(
+        GatewayConnectionPoint.gateway_id == gateway_pk, valid_at(GatewayConnectionPoint, at)))
+
+
+async def meters_with_keys_and_metering_points(session: AsyncSession, gateway_pk: int, at: datetime
+                                               ) -> Sequence[tuple[str, bool, int | None]]:
+    """The gateway's meters at ``at``: (meter ID, has an MK0, an assignment to a metering point or
+    None), one row per metering point the meter measures."""
+    rows = await session.execute(
+        select(Meter.device_id, Meter.mk0_ciphertext.is_not(None), MeterMeteringPoint.id)
+        .join(MeterGateway, (MeterGateway.meter_id == Meter.id) & valid_at(MeterGateway, at))
+        .outerjoin(MeterMeteringPoint, (MeterMeteringPoint.meter_id == Meter.id) & valid_at(MeterMeteringPoint, at))
+        .where(MeterGateway.gateway_id == gateway_pk))
+    return [(m, k, mm) for m, k, mm in rows]
+
+
+async def gateway_assignments_begun_before(session: AsyncSession, model: type[GatewayConnectionPoint]
+                                           | type[MeterGateway], gateway_pk: int, at: datetime) -> Sequence[int]:
+    """Ids of the gateway's assignments of ``model`` valid at ``at`` that began before it."""
+    return (await session.scalars(select(model.id).where(model.gateway_id == gateway_pk, valid_at(model, at),
+                                                         model.valid_from < at))).all()
