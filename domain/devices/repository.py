@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -30,6 +30,17 @@ async def by_id(session: AsyncSession, model: type[D], id: int, *, for_update: b
 
 async def id_of(session: AsyncSession, model: type[D], device_id: str) -> int | None:
     return await session.scalar(select(model.id).where(model.device_id == device_id))  # type: ignore[no-any-return]
+
+
+async def meters_by_device_id(session: AsyncSession, device_ids: Sequence[str]) -> dict[str, Meter]:
+    rows = (await session.scalars(select(Meter).where(Meter.device_id.in_(list(device_ids))))).all()
+    return {m.device_id: m for m in rows}
+
+
+async def first_gateways(session: AsyncSession, cond: ColumnElement[bool], limit: int) -> list[tuple[int, str]]:
+    """(pk, device ID) of the first ``limit`` gateways matching ``cond``, in pk order."""
+    rows = await session.execute(select(Gateway.id, Gateway.device_id).where(cond).order_by(Gateway.id).limit(limit))
+    return [(i, d) for i, d in rows]
 
 
 async def initial_certificates(session: AsyncSession, gateway_id: int) -> Sequence[InitialCertificate]:

@@ -19,26 +19,15 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Conflict, InvalidInput
-from domain.devices.models import Gateway, Meter
+from domain.devices import repository as devices
 from domain.tariffs.service import check_orders_exist
-from domain.topology.models import MeterGateway
-from domain.topology.repository import valid_at
+from domain.topology.repository import gateway_of_meter
 
 Precheck = Callable[[AsyncSession, ColumnElement[bool], dict[str, Any]], Awaitable[None]]
-
-
-async def _gateways(session: AsyncSession, cond: ColumnElement[bool], limit: int = 2) -> list[tuple[int, str]]:
-    rows = await session.execute(select(Gateway.id, Gateway.device_id).where(cond).order_by(Gateway.id).limit(limit))
-    return [(i, d) for i, d in rows]
-
-
-async def _meters(session: AsyncSession, ids: list[str]) -> dict[str, Meter]:
-    rows = (await session.scalars(select(Meter).where(Meter.device_id.in_(ids)))).all()
-    return {m.device_id: m for m in rows}
 
 
 async def profile_rollout(session: AsyncSession, cond: ColumnElement[bool], params: dict[str, Any]) -> None:
@@ -52,7 +41,7 @@ async def meter_pairing(session: AsyncSession, cond: ColumnElement[bool], params
     wanted = list(params.get("meter_ids") or [])
     if not wanted:
         return
-    meters = await _meters(session, wanted)
+    meters = await devices.meters_by_device_id(session, wanted)
     unknown = [m for m in wanted if m not in meters]
     if unknown:
         raise InvalidInput(f"unknown meter(s): {', '.join(unknown)}", code="unknown_meters")
@@ -65,25 +54,20 @@ async def meter_exchange(session: AsyncSession, cond: ColumnElement[bool], param
     at = datetime.fromisoformat(params["exchanged_at"]) if params.get("exchanged_at") else datetime.now(UTC)
     if at > datetime.now(UTC):
         raise InvalidInput("exchanged_at lies in the future", code="invalid_params")
-    gateways = await _gateways(session, cond)
+    gateways = await devices.first_gateways(session, cond, 2)
     if len(gateways) != 1:
         return  # the framework refuses a target that is not exactly one gateway
     gw_pk, gw_id = gateways[0]
     old_id, new_id = params["old_meter_id"], params["new_meter_id"]
-    meters = await _meters(session, [old_id, new_id])
+    meters = await devices.meters_by_device_id(session, [old_id, new_id])
     unknown = [m for m in (old_id, new_id) if m not in meters]
     if unknown:
         raise InvalidInput(f"unknown meter(s): {', '.join(unknown)}", code="unknown_meters")
     if meters[new_id].mk0_ciphertext is None:
         raise InvalidInput(f"meter {new_id} has no MK0 for pairing", code="no_meter_key")
-
-    async def gateway_of(meter: Meter) -> int | None:
-        return await session.scalar(select(MeterGateway.gateway_id).where(MeterGateway.meter_id == meter.id,
-                                                                          valid_at(MeterGateway, at)))
-
-    if await gateway_of(meters[old_id]) != gw_pk:
+    if await gateway_of_meter(session, meters[old_id].id, at) != gw_pk:
         raise Conflict(f"meter {old_id} is not on gateway {gw_id} at {at.isoformat()}", code="meter_not_assigned")
-    if await gateway_of(meters[new_id]) is not None:
+    if await gateway_of_meter(session, meters[new_id].id, at) is not None:
         raise Conflict(f"meter {new_id} is already on a gateway at {at.isoformat()}", code="meter_assigned_elsewhere")
 
 

@@ -293,7 +293,8 @@ class ProfilePlan:
     problems: list[str] = field(default_factory=list)  # master data that keeps a profile from being built
 
 
-def _interface(lmn_type: str) -> str:
+def lmn_interface(lmn_type: str) -> str:
+    """The gateway's LMN interface a meter is paired on."""
     return "lmn-wireless" if lmn_type == "wireless" else "lmn-wired"
 
 
@@ -308,7 +309,7 @@ async def plan_profiles(session: AsyncSession, gateway: Gateway | str, at: datet
     at = at or await db_now(session)
     plan = ProfilePlan(gw.device_id)
     meters = await repo.gateway_meters(session, gw.id, at)
-    plan.meters = [(m.device_id, _interface(m.lmn_type)) for m in meters]
+    plan.meters = [(m.device_id, lmn_interface(m.lmn_type)) for m in meters]
     by_pk = {m.id: m for m in meters}
     melos = await repo.meters_metering_points(session, list(by_pk), at)
     meter_of_melo = {mp.id: by_pk[m_pk] for m_pk, mp in melos}
@@ -359,7 +360,7 @@ async def plan_profiles(session: AsyncSession, gateway: Gateway | str, at: datet
         if order_ids is not None and pid not in used_meters:
             continue
         meter_profiles.append(Desired("meter", pid, {
-            "profile_id": pid, "meter_id": m.device_id, "interface": _interface(m.lmn_type),
+            "profile_id": pid, "meter_id": m.device_id, "interface": lmn_interface(m.lmn_type),
             "capture_period_s": math.gcd(*intervals[m.device_id]),
             "registers": [{"obis": r, "unit": tafs.UNITS.get(r)} for r in sorted(registers[m.device_id])]}))
     plan.desired = [*meter_profiles, *comms.values(), *evaluations]

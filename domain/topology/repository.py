@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from domain.devices.models import Meter
+from domain.locations.models import MeteringPoint
 from domain.topology.kinds import AssignmentKind
 from domain.topology.models import GatewayConnectionPoint, MeterGateway, MeterMeteringPoint
 
@@ -96,3 +97,35 @@ async def gateway_assignments_begun_before(session: AsyncSession, model: type[Ga
     """Ids of the gateway's assignments of ``model`` valid at ``at`` that began before it."""
     return (await session.scalars(select(model.id).where(model.gateway_id == gateway_pk, valid_at(model, at),
                                                          model.valid_from < at))).all()
+
+
+async def gateway_of_meter(session: AsyncSession, meter_pk: int, at: datetime) -> int | None:
+    """The gateway (pk) the meter is on at ``at``."""
+    return await session.scalar(select(MeterGateway.gateway_id).where(MeterGateway.meter_id == meter_pk,
+                                                                      valid_at(MeterGateway, at)))
+
+
+async def meter_gateway_assignment(session: AsyncSession, meter_pk: int, gateway_pk: int, at: datetime
+                                   ) -> int | None:
+    """The assignment (id) of the meter to this gateway valid at ``at``."""
+    return await session.scalar(select(MeterGateway.id).where(
+        MeterGateway.meter_id == meter_pk, MeterGateway.gateway_id == gateway_pk, valid_at(MeterGateway, at)))
+
+
+async def metering_points_of_meter(session: AsyncSession, meter_pk: int, at: datetime) -> Sequence[MeteringPoint]:
+    """The metering points the meter measures at ``at``, by MeLo."""
+    return (await session.scalars(
+        select(MeteringPoint).join(MeterMeteringPoint, MeterMeteringPoint.metering_point_id == MeteringPoint.id)
+        .where(MeterMeteringPoint.meter_id == meter_pk, valid_at(MeterMeteringPoint, at))
+        .order_by(MeteringPoint.melo))).all()
+
+
+async def metering_point_assignments(session: AsyncSession, meter_pk: int, at: datetime
+                                     ) -> Sequence[tuple[int, str]]:
+    """The meter's assignments to metering points valid at ``at``: (assignment id, MeLo)."""
+    rows = await session.execute(
+        select(MeterMeteringPoint.id, MeteringPoint.melo)
+        .join(MeteringPoint, MeteringPoint.id == MeterMeteringPoint.metering_point_id)
+        .where(MeterMeteringPoint.meter_id == meter_pk, valid_at(MeterMeteringPoint, at))
+        .order_by(MeterMeteringPoint.id))
+    return [(a, m) for a, m in rows]

@@ -8,10 +8,13 @@ import secrets
 from collections.abc import AsyncIterator
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.config import Settings
 from core.ids import DeviceId, malo_check_digit
+from domain.devices.models import Gateway, Meter
+from domain.locations.models import ConnectionPoint
 from domain.secrets import SecretBox
 from domain.tenancy.service import TenantContext
 
@@ -67,7 +70,7 @@ def box(settings: Settings) -> SecretBox:
 
 
 async def make_gateway(session: AsyncSession, *, device_type: str = "emh-casa", firmware: str | None = "2.1.0",
-                       segment: str | None = None, state: str = "in_stock", flag: str = "EMH"):  # type: ignore[no-untyped-def]
+                       segment: str | None = None, state: str = "in_stock", flag: str = "EMH") -> Gateway:
     from domain.devices.schemas import GatewayCreate
     from domain.devices.service import create_gateway
 
@@ -77,15 +80,16 @@ async def make_gateway(session: AsyncSession, *, device_type: str = "emh-casa", 
 
 
 async def make_meter(session: AsyncSession, box: SecretBox, *, device_type: str = "emh-ebzd", flag: str = "EMH",
-                     mk0: str | None = None):  # type: ignore[no-untyped-def]
+                     mk0: str | None = None) -> Meter:
     from domain.devices.schemas import MeterCreate
     from domain.devices.service import create_meter
 
-    return await create_meter(session, box, MeterCreate(device_id=meter_id(flag), device_type=device_type, mk0=mk0))
+    return await create_meter(session, box, MeterCreate(device_id=meter_id(flag), device_type=device_type,
+                                                        mk0=SecretStr(mk0) if mk0 is not None else None))
 
 
-async def make_connection_point(session: AsyncSession, *, grid_area: str = "NORD", grid_operator: str | None = None):  # type: ignore[no-untyped-def]
-    from domain.locations.models import ConnectionPoint
+async def make_connection_point(session: AsyncSession, *, grid_area: str = "NORD",
+                                grid_operator: str | None = None) -> ConnectionPoint:
     from domain.locations.schemas import ConnectionPointCreate
     from domain.locations.service import create
 
