@@ -3,16 +3,14 @@ data between its gateway commands. Thin: the rules live in domain/, each step is
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy.dialects.postgresql import insert
 from temporalio import activity
 
-from activities.runtime import TenantRuntime
-from core.context import set_actor
-from domain.communications.models import GatewayEvent
+from activities.steps_common import Steps
+from domain.communications import service as communications
 from domain.logbooks import repository as logbooks
+from domain.logbooks import service as logbook
 from headend import contract as gc
 
 
@@ -52,13 +50,7 @@ class GatewayEventInput:
     details: dict[str, str] = field(default_factory=dict)
 
 
-class GwaSteps:
-    def __init__(self, runtime: TenantRuntime) -> None:
-        self.runtime = runtime
-
-    def _session(self):  # type: ignore[no-untyped-def]
-        set_actor("workflow:" + activity.info().workflow_id)
-        return self.runtime.tenant.sessions()
+class GwaSteps(Steps):
 
     @activity.defn
     async def find_last_logbook_record(self, inp: LogCursorInput) -> LogCursor:
@@ -67,19 +59,14 @@ class GwaSteps:
 
     @activity.defn
     async def store_logbook_entries(self, inp: StoreLogEntriesInput) -> StoredCount:
-        rows = [{
-            "gateway_id": inp.gateway_id, "log": inp.log, "record": e.record, "level": min(max(e.level, 1), 4),
-            "outcome": 1 if e.outcome else 0, "at": dt.datetime.fromisoformat(e.time.replace("Z", "+00:00")),
-            "text": e.text[:4000], "process_id": inp.process_id,
-        } for e in inp.entries]
+        entries = [logbook.ReadEntry(e.record, e.level, e.outcome, e.time, e.text) for e in inp.entries]
         async with self._session() as session, session.begin():
-            return StoredCount(stored=await logbooks.store(session, rows))
+            stored = await logbook.store_read_entries(session, inp.gateway_id, inp.log, inp.process_id, entries)
+        return StoredCount(stored=stored)
 
     @activity.defn
     async def raise_gateway_event(self, inp: GatewayEventInput) -> None:
-        text = inp.text + ("" if not inp.details else " " + ", ".join(f"{k}={v}" for k, v in inp.details.items()))
         async with self._session() as session, session.begin():
-            await session.execute(insert(GatewayEvent).values(
-                event_id=inp.event_id[:64], gateway_id=inp.gateway_id, code=inp.code, level=inp.level,
-                occurred_at=dt.datetime.now(dt.UTC), text=text, node_id="gridgate",
-            ).on_conflict_do_nothing(index_elements=["event_id"]))
+            await communications.raise_gateway_event(session, event_id=inp.event_id, gateway_id=inp.gateway_id,
+                                                     code=inp.code, level=inp.level, text=inp.text,
+                                                     details=inp.details)

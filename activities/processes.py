@@ -9,10 +9,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 
 from activities.runtime import TenantRuntime
-from core.context import set_actor
+from activities.steps_common import workflow_session
 from domain.processes import repository as repo
 from domain.processes import service
 
@@ -75,9 +76,8 @@ class ProcessActivities:
     def __init__(self, runtime: TenantRuntime) -> None:
         self.runtime = runtime
 
-    def _session(self):  # type: ignore[no-untyped-def]
-        set_actor("workflow:" + activity.info().workflow_id)
-        return self.runtime.tenant.sessions()
+    def _session(self) -> AsyncSession:
+        return workflow_session(self.runtime)
 
     @activity.defn
     async def next_process_targets(self, inp: NextTargetsInput) -> NextTargetsResult:

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
 from temporalio import activity
 
 from activities.steps_common import Steps, domain_refusals
-from domain.locations.models import MeteringPoint
 from domain.readouts import service as readouts
-from domain.tariffs.models import GatewayProfile, TafOrder
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,20 +46,9 @@ class ReadoutSteps(Steps):
     @domain_refusals
     async def deliver_readouts_to_outbox(self, inp: StoreReadoutsInput) -> StoredReadouts:
         async with self._session() as session, session.begin():
-            # Containers named by profile only (final readout): their metering point from the order.
-            profiles = [r.profile_id for r in inp.readouts if r.profile_id and not r.metering_point]
-            melos: dict[str, str] = {}
-            if profiles:
-                rows = await session.execute(
-                    select(GatewayProfile.profile_id, MeteringPoint.melo)
-                    .join(TafOrder, TafOrder.id == GatewayProfile.taf_order_id)
-                    .join(MeteringPoint, MeteringPoint.id == TafOrder.metering_point_id)
-                    .where(GatewayProfile.profile_id.in_(profiles)))
-                melos = {p: m for p, m in rows}
             ids = await readouts.store_containers(session, inp.gateway_id, inp.reason, [
-                readouts.Container(r.recipient, r.meter_id, r.container_b64, r.profile_id,
-                                   r.metering_point or melos.get(r.profile_id or "")) for r in inp.readouts],
-                workflow_id=activity.info().workflow_id or "", process_id=inp.process_id)
+                readouts.Container(r.recipient, r.meter_id, r.container_b64, r.profile_id, r.metering_point)
+                for r in inp.readouts], workflow_id=activity.info().workflow_id or "", process_id=inp.process_id)
         return StoredReadouts(ids=ids)
 
     @activity.defn

@@ -7,14 +7,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.steps_common import Steps, domain_refusals
 from domain.certificates import renewal
-from domain.certificates.models import Certificate
-from domain.devices.service import get_gateway
 from pki.subca import SubCaError
 
 
@@ -79,16 +76,12 @@ class RenewalSteps(Steps):
     @activity.defn
     @domain_refusals
     async def find_certificates_due_for_renewal(self, inp: DueInput) -> DueCertificates:
-        limit = dt.datetime.now(dt.UTC) + dt.timedelta(days=inp.renew_before_days)
         async with self._session() as session:
-            gw = await get_gateway(session, inp.gateway_id)
-            rows = (await session.scalars(select(Certificate).where(
-                Certificate.owner == "gateway", Certificate.gateway_id == gw.id, Certificate.status == "active",
-                Certificate.usage.in_(inp.usages)).order_by(Certificate.not_after))).all()
-        newest = {c.usage: c for c in rows}  # ordered by not_after: the last one per usage wins
+            found = await renewal.due_for_renewal(session, inp.gateway_id, inp.usages, inp.renew_before_days,
+                                                  dt.datetime.now(dt.UTC))
         due = [DueCertificate(usage=u, fingerprint=c.fingerprint, not_after=c.not_after.isoformat(), subject=c.subject)
-               for u, c in sorted(newest.items()) if c.not_after <= limit or c.revocation == "revoked"]
-        return DueCertificates(due=due, missing=sorted(set(inp.usages) - set(newest)))
+               for u, c in found.due]
+        return DueCertificates(due=due, missing=found.missing)
 
     @activity.defn
     @domain_refusals

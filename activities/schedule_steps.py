@@ -10,7 +10,6 @@ from temporalio import activity
 
 from activities.runtime import TenantRuntime
 from core.context import set_actor
-from core.errors import GridgateError
 from domain.certificates.service import refresh_revocation
 from domain.processes import service
 
@@ -53,19 +52,14 @@ class ScheduleSteps:
 
     @activity.defn
     async def freeze_scheduled_process(self, inp: ScheduledProcessInput) -> ScheduledStart:
-        """Store the scheduled run's process and targets. Gateways held by another process are left
-        out (they are served next time); an empty target is not an error for a schedule."""
+        """Store the scheduled run's process and targets; nothing to do this time is no error."""
         set_actor(f"schedule:{inp.schedule}")
-        options = service.StartOptions(concurrency=inp.concurrency, skip_busy=True)
-        try:
-            async with self.runtime.tenant.sessions() as session, session.begin():
-                process = await service.start(session, inp.process_type, service.Target(filter=inp.filter),
-                                              inp.params, f"scheduled {inp.schedule}", f"schedule:{inp.schedule}",
-                                              options)
-        except GridgateError as err:
-            if err.code in ("empty_target", "gateway_busy"):
-                return ScheduledStart(process_id=None, why=err.message)
-            raise
+        async with self.runtime.tenant.sessions() as session, session.begin():
+            run = await service.start_scheduled(session, inp.schedule, inp.process_type, inp.filter, inp.params,
+                                                inp.concurrency)
+        process = run.process
+        if process is None:
+            return ScheduledStart(process_id=None, why=run.why)
         return ScheduledStart(process_id=process.id, total=process.total, params=dict(process.params),
                               concurrency=process.concurrency, failure_threshold=process.failure_threshold,
                               failure_min_samples=process.failure_min_samples)

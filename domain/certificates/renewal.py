@@ -25,20 +25,22 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import NameOID
-from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import InvalidInput
 from domain.audit.repository import history, record
 from domain.certificates import repository as repo
 from domain.certificates.models import Certificate
 from domain.certificates.service import CertificateRejected, GatewayNotFound, import_gateway
+from domain.devices.service import get_gateway
 from domain.tenancy.service import TenantContext
 from pki.subca import SubCa, SubCaError, subca_for
 
@@ -64,8 +66,27 @@ class Issued:
     subca: str | None = None
 
 
-def _spki(key: Any) -> bytes:
-    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)  # type: ignore[no-any-return]
+def _spki(key: CertificatePublicKeyTypes) -> bytes:
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+@dataclass(frozen=True)
+class Due:
+    due: list[tuple[str, Certificate]]  # (usage, its newest certificate), by usage
+    missing: list[str]  # usages with no active certificate of the gateway in the store
+
+
+async def due_for_renewal(session: AsyncSession, gateway: str, usages: Sequence[str], renew_before_days: int,
+                          now: dt.datetime) -> Due:
+    """Per usage the gateway's newest active certificate, due when it expires within
+    ``renew_before_days`` or is revoked; usages without one are missing."""
+    limit = now + dt.timedelta(days=renew_before_days)
+    gw = await get_gateway(session, gateway)
+    rows = await repo.active_of_gateway(session, gw.id, usages)
+    # Ordered by not_after: the last one per usage wins.
+    newest = {c.usage: c for c in rows if c.usage is not None}
+    due = [(u, c) for u, c in sorted(newest.items()) if c.not_after <= limit or c.revocation == "revoked"]
+    return Due(due=due, missing=sorted(set(usages) - set(newest)))
 
 
 def check_request(gateway: str, usage: str, csr_pem: str) -> x509.CertificateSigningRequest:
@@ -84,12 +105,10 @@ def check_request(gateway: str, usage: str, csr_pem: str) -> x509.CertificateSig
     return csr
 
 
-async def _known(session: Any, gateway_pk: int, usage: str, spki: bytes) -> Certificate | None:
-    rows = (await session.scalars(select(Certificate).where(
-        Certificate.owner == "gateway", Certificate.gateway_id == gateway_pk, Certificate.usage == usage))).all()
-    for row in rows:
+async def _known(session: AsyncSession, gateway_pk: int, usage: str, spki: bytes) -> Certificate | None:
+    for row in await repo.of_gateway_for_usage(session, gateway_pk, usage):
         if _spki(x509.load_der_x509_certificate(row.der).public_key()) == spki:
-            return row  # type: ignore[no-any-return]
+            return row
     return None
 
 
@@ -98,7 +117,7 @@ def _issued(status: str, csr_sha: str, key_id: str, row: Certificate, subca: str
     return Issued(status, csr_sha, key_id, row.fingerprint, pem, row.not_after.isoformat(), row.serial, subca)
 
 
-async def certify_gateway_request(sessions: Callable[[], Any], tenant: TenantContext, gateway: str, usage: str,
+async def certify_gateway_request(sessions: Callable[[], AsyncSession], tenant: TenantContext, gateway: str, usage: str,
                                   csr_pem: str, replaces: str | None = None, *,
                                   subca: SubCa | None = None) -> Issued:
     """Have the Sub-CA certify the gateway's request and store the certificate (active, linked to the
@@ -173,14 +192,16 @@ class _NotStored(Exception):
         self.problem = problem
 
 
-async def _gateway_certificates(session: Any, gateway: str, fingerprints: list[str]) -> tuple[int, dict[str, Any]]:
+async def _gateway_certificates(session: AsyncSession, gateway: str, fingerprints: list[str]
+                                ) -> tuple[int, dict[str, Certificate]]:
     gw_pk = await repo.gateway_pk(session, gateway)
     if gw_pk is None:
         raise GatewayNotFound(f"gateway {gateway!r} not found")
     return gw_pk, await repo.by_fingerprints(session, fingerprints)
 
 
-def _end_active(session: Any, row: Any, status: str, action: str, now: dt.datetime, why: dict[str, Any]) -> None:
+def _end_active(session: AsyncSession, row: Certificate, status: str, action: str, now: dt.datetime,
+                why: dict[str, Any]) -> None:
     """An active certificate leaves service (``superseded`` / ``retired``), revocation requested."""
     row.status = status
     if row.revocation_requested_at is None:
@@ -190,7 +211,7 @@ def _end_active(session: Any, row: Any, status: str, action: str, now: dt.dateti
         "revocation_requested_at": {"old": None, "new": now.isoformat()}})
 
 
-async def supersede_renewed(session: Any, gateway: str, renewed: dict[str, str]) -> list[str]:
+async def supersede_renewed(session: AsyncSession, gateway: str, renewed: dict[str, str]) -> list[str]:
     """``renewed``: old fingerprint -> the new one the gateway now uses. Each old certificate still
     active becomes ``superseded`` with revocation requested (for the Sub-CA). Returns the fingerprints
     changed (idempotent: a repeat changes nothing)."""
@@ -209,7 +230,7 @@ async def supersede_renewed(session: Any, gateway: str, renewed: dict[str, str])
     return done
 
 
-async def retire_uninstalled(session: Any, gateway: str, fingerprints: list[str]) -> list[str]:
+async def retire_uninstalled(session: AsyncSession, gateway: str, fingerprints: list[str]) -> list[str]:
     """Certificates a renewal obtained but never sent to the gateway (it failed before the install):
     ``retired`` with revocation requested, so the certificate they were to replace is found due
     again. Returns the fingerprints changed (idempotent)."""

@@ -55,6 +55,12 @@ async def active_of_gateway(session: AsyncSession, gateway_pk_: int, usages: Seq
     return (await session.scalars(stmt.order_by(Certificate.not_after, Certificate.id))).all()
 
 
+async def of_gateway_for_usage(session: AsyncSession, gateway_pk_: int, usage: str) -> Sequence[Certificate]:
+    """Every certificate a gateway ever had for ``usage``, whatever its status."""
+    return (await session.scalars(select(Certificate).where(
+        Certificate.owner == "gateway", Certificate.gateway_id == gateway_pk_, Certificate.usage == usage))).all()
+
+
 async def supersede_identity(session: AsyncSession, keep: Sequence[str]) -> int:
     result = await session.execute(
         update(Certificate)

@@ -1,10 +1,13 @@
-"""Queries on the head-end's tenant tables for the API: communication history, events, connection."""
+"""Queries on the head-end's tenant tables: communication history, events, connection (for the API),
+and events gridgate raises itself."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from sqlalchemy import Select, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.communications.models import GatewayCommunication, GatewayConnection, GatewayEvent
 
@@ -37,3 +40,12 @@ def events(gateway_id: str, *, code: str | None = None, before_id: int | None = 
 
 def connection(gateway_id: str) -> Select[GatewayConnection]:
     return select(GatewayConnection).where(GatewayConnection.gateway_id == gateway_id)
+
+
+async def add_event(session: AsyncSession, *, event_id: str, gateway_id: str, code: str, level: int,
+                    occurred_at: datetime, text: str, node_id: str) -> None:
+    """Store an event once: a second one with the same ``event_id`` is ignored."""
+    await session.execute(insert(GatewayEvent).values(
+        event_id=event_id, gateway_id=gateway_id, code=code, level=level, occurred_at=occurred_at, text=text,
+        node_id=node_id,
+    ).on_conflict_do_nothing(index_elements=["event_id"]))

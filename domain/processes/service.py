@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.errors import Conflict, InvalidInput, NotFound
+from core.errors import Conflict, GridgateError, InvalidInput, NotFound
 from core.ids import InvalidId, parse_device_id
 from domain.audit.repository import record
 from domain.devices.models import Gateway
@@ -166,6 +166,34 @@ async def start(
         "reason": {"old": None, "new": process.reason},
     })
     return process
+
+
+NOTHING_TO_DO = ("empty_target", "gateway_busy")
+
+
+@dataclass(frozen=True)
+class ScheduledRun:
+    """``process`` None: nothing to do this time (``why`` says what)."""
+
+    process: Process | None
+    why: str = ""
+
+
+async def start_scheduled(session: AsyncSession, schedule: str, type_name: str, filter_text: str,
+                          params: dict[str, Any], concurrency: int) -> ScheduledRun:
+    """Store a scheduled run's process and targets. Gateways held by another process are left out
+    (they are served next time); a target that is empty or all busy is nothing to do, not an error,
+    and leaves nothing behind (a savepoint)."""
+    options = StartOptions(concurrency=concurrency, skip_busy=True)
+    try:
+        async with session.begin_nested():
+            process = await start(session, type_name, Target(filter=filter_text), params, f"scheduled {schedule}",
+                                  f"schedule:{schedule}", options)
+    except GridgateError as err:
+        if err.code in NOTHING_TO_DO:
+            return ScheduledRun(process=None, why=err.message)
+        raise
+    return ScheduledRun(process=process)
 
 
 def _check_states(ptype: ProcessType, wrong: int, sample: list[dict[str, str]]) -> None:

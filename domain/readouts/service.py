@@ -54,13 +54,17 @@ class Container:
 
 async def store_containers(session: AsyncSession, gateway_id: str, reason: str, containers: list[Container], *,
                            workflow_id: str, process_id: str | None = None) -> list[int]:
-    """Put sealed containers into the outbox once each (by hash); returns their outbox ids."""
+    """Put sealed containers into the outbox once each (by hash); returns their outbox ids. A container
+    named by its profile only (a final readout) gets the metering point of the profile's order."""
+    melos = await tariffs.metering_points_of_profiles(
+        session, [c.profile_id for c in containers if c.profile_id and not c.metering_point])
     ids: list[int] = []
     for c in containers:
         raw = base64.b64decode(c.container_b64)
         sha = hashlib.sha256(raw).hexdigest()
         await session.execute(insert(ReadoutContainer).values(
-            recipient=c.recipient, gateway_id=gateway_id, meter_id=c.meter_id, metering_point=c.metering_point,
+            recipient=c.recipient, gateway_id=gateway_id, meter_id=c.meter_id,
+            metering_point=c.metering_point or melos.get(c.profile_id or ""),
             profile_id=c.profile_id, reason=reason, container=raw, sha256=sha, workflow_id=workflow_id,
             process_id=process_id).on_conflict_do_nothing(index_elements=["sha256"]))
         found = await session.scalar(select(ReadoutContainer.id).where(ReadoutContainer.sha256 == sha))

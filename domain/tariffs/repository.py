@@ -48,6 +48,18 @@ async def existing_order_ids(session: AsyncSession, order_ids: Sequence[int]) ->
     return set((await session.scalars(select(TafOrder.id).where(TafOrder.id.in_(list(order_ids))))).all())
 
 
+async def metering_points_of_profiles(session: AsyncSession, profile_ids: Sequence[str]) -> dict[str, str]:
+    """Profile ID -> MeLo of the order the profile was written for (profiles of an order only)."""
+    if not profile_ids:
+        return {}
+    rows = await session.execute(
+        select(GatewayProfile.profile_id, MeteringPoint.melo)
+        .join(TafOrder, TafOrder.id == GatewayProfile.taf_order_id)
+        .join(MeteringPoint, MeteringPoint.id == TafOrder.metering_point_id)
+        .where(GatewayProfile.profile_id.in_(list(profile_ids))))
+    return {p: m for p, m in rows}
+
+
 async def gateway_meters(session: AsyncSession, gateway_pk: int, at: datetime) -> Sequence[Meter]:
     return (await session.scalars(
         select(Meter).join(MeterGateway, MeterGateway.meter_id == Meter.id)
