@@ -6,34 +6,56 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 import pytest
 from asn1crypto import cms as acms
-from pki_helpers import openssl, pki_cli
+from cryptography import x509
 
 from pki import cms
 from pki.cms import CmsError
+from pki.cms_enveloped import Cipher, KeyAgreement
 from pki.oids import AES_CBC_CMAC_128, ECKA_EG_X963_SHA256
 from pki.profile import subject_key_id
 from pki.testpki import Entity, TestPki
+from tests.pki.pki_helpers import openssl, pki_cli
+
+if TYPE_CHECKING:
+    from tests.pki.conftest import FreshGateway
 
 PAYLOAD = b"<cosem><obj id='1-0:1.8.0*255' v='12345'/></cosem>" * 200  # ~10 KB, compressible
 
 
-def _seal(sender: Entity, recipient: Entity, payload: bytes = PAYLOAD, **kw: object) -> bytes:
+class _SealOptions(TypedDict, total=False):
+    """The options of ``cms.seal`` the tests vary."""
+
+    cipher: Cipher
+    key_agreement: KeyAgreement
+    include_signer_cert: bool
+
+
+class _OpenOptions(TypedDict, total=False):
+    """The options of ``cms.open`` the tests vary."""
+
+    signer_certs: Sequence[x509.Certificate]
+    max_payload: int
+
+
+def _seal(sender: Entity, recipient: Entity, payload: bytes = PAYLOAD, **kw: Unpack[_SealOptions]) -> bytes:
     return cms.seal(payload, sign_key=sender.sig.key, sign_cert=sender.sig.cert, recipient_cert=recipient.enc.cert,
-                    **kw)  # type: ignore[arg-type]
+                    **kw)
 
 
-def _open(data: bytes, recipient: Entity, pki: TestPki, **kw: object) -> cms.Opened:
-    return cms.open(data, key=recipient.enc.key, cert=recipient.enc.cert, validator=pki.validator(), **kw)  # type: ignore[arg-type]
+def _open(data: bytes, recipient: Entity, pki: TestPki, **kw: Unpack[_OpenOptions]) -> cms.Opened:
+    return cms.open(data, key=recipient.enc.key, cert=recipient.enc.cert, validator=pki.validator(), **kw)
 
 
 @pytest.mark.parametrize("cipher", ["gcm", "cbc-cmac"])
 @pytest.mark.parametrize("key_agreement", ["bsi", "rfc5753"])
 @pytest.mark.parametrize("size", [0, 1, 15, 16, 10_000, 300_000])
-def test_roundtrip(sender: Entity, recipient: Entity, test_pki: TestPki, cipher: str, key_agreement: str,
+def test_roundtrip(sender: Entity, recipient: Entity, test_pki: TestPki, cipher: Cipher, key_agreement: KeyAgreement,
                    size: int) -> None:
     payload = os.urandom(size)
     sealed = _seal(sender, recipient, payload, cipher=cipher, key_agreement=key_agreement)
@@ -232,7 +254,8 @@ def test_cbc_cmac_checked_step_by_step_with_openssl_primitives(sender: Entity, r
 
 
 @pytest.mark.parametrize("cipher", ["gcm", "cbc-cmac"])
-def test_any_single_bit_flip_is_refused(sender: Entity, recipient: Entity, test_pki: TestPki, cipher: str) -> None:
+def test_any_single_bit_flip_is_refused(sender: Entity, recipient: Entity, test_pki: TestPki,
+                                        cipher: Cipher) -> None:
     sealed = _seal(sender, recipient, b"short admin payload", cipher=cipher)
     v = test_pki.validator()
     reasons: dict[str, int] = {}
@@ -250,7 +273,7 @@ def test_any_single_bit_flip_is_refused(sender: Entity, recipient: Entity, test_
 def test_tampered_inner_layers_without_signature(recipient: Entity) -> None:
     """Decrypt alone (no signature): GCM tag / CMAC catch every flip in ciphertext or MAC."""
     for cipher in ("gcm", "cbc-cmac"):
-        ci = bytearray(cms.encrypt(b"abc" * 100, recipient.enc.cert, cipher=cipher))  # type: ignore[arg-type]
+        ci = bytearray(cms.encrypt(b"abc" * 100, recipient.enc.cert, cipher=cipher))
         for pos in (len(ci) - 1, len(ci) - 20, len(ci) - 40):
             bad = bytearray(ci)
             bad[pos] ^= 0x80
@@ -270,7 +293,7 @@ def test_wrong_recipient_and_wrong_key(sender: Entity, recipient: Entity, test_p
 
 
 def test_signer_problems(sender: Entity, recipient: Entity, test_pki: TestPki, foreign_pki: TestPki,
-                         fresh_gateway) -> None:  # type: ignore[no-untyped-def]
+                         fresh_gateway: FreshGateway) -> None:
     bare = _seal(sender, recipient, include_signer_cert=False)
     with pytest.raises(CmsError) as err:
         _open(bare, recipient, test_pki)

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 
 from pki import der
 from pki.cms_crypto import GcmParameters
-from pki.cms_enveloped import auth_enveloped, compress, encrypt
+from pki.cms_enveloped import Cipher, KeyAgreement, auth_enveloped, compress, encrypt
 from pki.cms_signed import sign
 from pki.profile import subject_key_id
 from pki.testpki import Entity
@@ -99,10 +99,10 @@ def test_sign_refuses_a_key_of_another_certificate(sender: Entity, recipient: En
 @pytest.mark.parametrize("cipher", ["gcm", "cbc-cmac"])
 @pytest.mark.parametrize("key_agreement", ["bsi", "rfc5753"])
 @pytest.mark.parametrize("content_type", ["compressed_data", "data"])
-def test_auth_enveloped_data_matches_asn1crypto(recipient: Entity, cipher: str, key_agreement: str,
+def test_auth_enveloped_data_matches_asn1crypto(recipient: Entity, cipher: Cipher, key_agreement: KeyAgreement,
                                                 content_type: str) -> None:
     content = os.urandom(1000)
-    written = auth_enveloped(content, content_type, recipient.enc.cert, cipher, key_agreement)  # type: ignore[arg-type]
+    written = auth_enveloped(content, content_type, recipient.enc.cert, cipher, key_agreement)
     parsed = cms.AuthEnvelopedData.load(written)
     kari = parsed["recipient_infos"][0].chosen
     aeci = parsed["auth_encrypted_content_info"]
@@ -136,7 +136,7 @@ def test_auth_enveloped_data_matches_asn1crypto(recipient: Entity, cipher: str, 
     if content_type != "data":
         aed["auth_attrs"] = cms.CMSAttributes([cms.CMSAttribute({"type": "content_type", "values": [content_type]})])
     assert written == cms.AuthEnvelopedData(aed).dump()
-    wrapped = encrypt(content, recipient.enc.cert, content_type=content_type, cipher=cipher)  # type: ignore[arg-type]
+    wrapped = encrypt(content, recipient.enc.cert, content_type=content_type, cipher=cipher)
     assert cms.ContentInfo.load(wrapped, strict=True)["content_type"].native == "authenticated_enveloped_data"
 
 

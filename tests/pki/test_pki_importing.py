@@ -4,6 +4,7 @@ partial."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
 
@@ -12,6 +13,9 @@ from pki.loader import cert_to_pem, key_to_pem
 from pki.profile import Role, Usage
 from pki.testpki import Entity, TestPki
 from pki.validation import Validator
+
+if TYPE_CHECKING:
+    from tests.pki.conftest import FreshGateway
 
 
 def _bundle(ent: Entity, usages: tuple[str, ...] = ("tls", "sig", "enc"), keys: bool = True) -> bytes:
@@ -59,7 +63,7 @@ def test_bundle_with_its_own_sub_ca(test_pki: TestPki) -> None:
     assert check_import(_bundle(gw, keys=False), v).reason == "unknown_issuer"
 
 
-def test_one_bad_certificate_rejects_the_whole_bundle(test_pki: TestPki, fresh_gateway) -> None:  # type: ignore[no-untyped-def]
+def test_one_bad_certificate_rejects_the_whole_bundle(test_pki: TestPki, fresh_gateway: FreshGateway) -> None:
     gw = fresh_gateway()
     test_pki.revoke(gw.sig.cert)
     res = check_import(_bundle(gw, keys=False), test_pki.validator())

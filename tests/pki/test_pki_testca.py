@@ -7,17 +7,21 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 from cryptography import x509
-from pki_helpers import openssl
 
 from pki.crl import parse_crl
 from pki.profile import Role, Usage, role_of, usage_of
 from pki.testca import TestCA
 from pki.testpki import TestPki
 from tests.helpers import gridgate_bin
+from tests.pki.pki_helpers import openssl
+
+if TYPE_CHECKING:
+    from tests.pki.conftest import FreshGateway
 
 
 def test_publishes_crls_and_ca_certificates(test_ca: TestCA, test_pki: TestPki) -> None:
@@ -31,7 +35,7 @@ def test_publishes_crls_and_ca_certificates(test_ca: TestCA, test_pki: TestPki) 
     assert httpx.get(f"{test_ca.url}/nothing", timeout=10).status_code == 404
 
 
-def test_revoke_by_certificate_and_by_serial(test_ca: TestCA, test_pki: TestPki, fresh_gateway) -> None:  # type: ignore[no-untyped-def]
+def test_revoke_by_certificate_and_by_serial(test_ca: TestCA, test_pki: TestPki, fresh_gateway: FreshGateway) -> None:
     gw = fresh_gateway()
     pem = gw.tls.cert_path.read_text()
     assert httpx.post(f"{test_ca.url}/revoke", json={"certificate": pem}, timeout=10).status_code == 200

@@ -13,17 +13,17 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtensionOID, NameOID
-from pki_helpers import openssl
 
 from core.ids import demo_gateway_id
 from pki.ids import gateway_id
 from pki.oids import SM_PKI_POLICY
 from pki.profile import Role, Usage, check_profile, role_of, usage_of
-from pki.testpki import TestPki, init_test_pki
+from pki.testpki import Entity, TestPki, init_test_pki
 from tests.helpers import gridgate_bin
+from tests.pki.pki_helpers import openssl
 
 
-def _entities(pki: TestPki) -> list:
+def _entities(pki: TestPki) -> list[Entity]:
     return [pki.gwa, *pki.emts.values(), *(pki.gateway(g) for g in pki.gateway_ids()[:3])]
 
 
@@ -41,9 +41,10 @@ def test_layout_and_private_keys_are_owner_only(test_pki: TestPki) -> None:
 
 def test_ca_algorithms_match_the_sm_pki(test_pki: TestPki) -> None:
     root, sub = test_pki.root, test_pki.subca
-    assert isinstance(root.public_key().curve, ec.BrainpoolP384R1)  # type: ignore[union-attr]
+    root_key, sub_key = root.public_key(), sub.public_key()
+    assert isinstance(root_key, ec.EllipticCurvePublicKey) and isinstance(root_key.curve, ec.BrainpoolP384R1)
     assert isinstance(root.signature_hash_algorithm, hashes.SHA384)
-    assert isinstance(sub.public_key().curve, ec.BrainpoolP256R1)  # type: ignore[union-attr]
+    assert isinstance(sub_key, ec.EllipticCurvePublicKey) and isinstance(sub_key.curve, ec.BrainpoolP256R1)
     assert isinstance(sub.signature_hash_algorithm, hashes.SHA384)  # signed by the root
     leaf = test_pki.gwa.tls.cert
     assert isinstance(leaf.signature_hash_algorithm, hashes.SHA256)  # signed by the Sub-CA
@@ -59,13 +60,14 @@ def test_every_end_entity_follows_the_profile(test_pki: TestPki) -> None:
             assert check_profile(cert, is_ca=False) is None, (ent.name, usage)
             assert role_of(cert) is ent.role
             assert usage_of(cert) is usage
-            assert isinstance(cert.public_key().curve, ec.BrainpoolP256R1)  # type: ignore[union-attr]
+            key = cert.public_key()
+            assert isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.BrainpoolP256R1)
             ku = cert.extensions.get_extension_for_class(x509.KeyUsage)
             bc = cert.extensions.get_extension_for_class(x509.BasicConstraints)
             assert ku.critical and bc.critical and not bc.value.ca
             assert ku.value.key_agreement is (usage is Usage.ENC)
             assert ku.value.digital_signature is (usage is not Usage.ENC)
-            pol = cert.extensions.get_extension_for_oid(ExtensionOID.CERTIFICATE_POLICIES).value
+            pol = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
             assert [p.policy_identifier for p in pol] == [SM_PKI_POLICY]
             cdp = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
             assert cdp[0].full_name[0].value == test_pki.config.crl_url("subca")

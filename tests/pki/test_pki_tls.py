@@ -12,19 +12,22 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from pki_helpers import openssl
 
 from pki import tls
 from pki.loader import cert_to_pem, key_to_pem
 from pki.profile import Role, Usage, build_end_entity_certificate, subject_name
 from pki.testpki import Entity, TestPki
 from pki.validation import Reason
+from tests.pki.pki_helpers import openssl
+
+if TYPE_CHECKING:
+    from tests.pki.conftest import FreshGateway
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -50,7 +53,9 @@ class OurServer:
             try:
                 with self.ctx.wrap_socket(conn, server_side=True) as s:
                     verdict = tls.validate_peer(s, self.pki.validator())
-                    self.results.append({"version": s.version(), "cipher": s.cipher()[0], "verdict": verdict,
+                    cipher = s.cipher()
+                    assert cipher is not None  # the handshake is done
+                    self.results.append({"version": s.version(), "cipher": cipher[0], "verdict": verdict,
                                          "session_timeout": s.session.timeout if s.session else None})
                     if verdict.valid:
                         s.sendall(b"hello from gridgate\n")
@@ -242,6 +247,7 @@ def test_non_listed_curve_is_refused(server: OurServer, test_pki: TestPki, group
 
 def test_rsa_server_certificate_is_refused(test_pki: TestPki, tmp_path: Path) -> None:
     key = rsa.generate_private_key(65537, 2048)
+    # an RSA key on purpose: the signature (like the profile) takes EC keys only
     cert = build_end_entity_certificate(
         subject=subject_name("RSA-SERVER.EMT"), public_key=key.public_key(), usage=Usage.TLS,  # type: ignore[arg-type]
         role=Role.EMT, issuer_cert=test_pki.subca, issuer_key=test_pki.ca_key("subca"),
@@ -260,6 +266,7 @@ def test_rsa_client_certificate_is_refused_after_handshake(server: OurServer, te
     """OpenSSL's chain check accepts an RSA client certificate from our own Sub-CA; the SM-PKI
     validation after the handshake must refuse it."""
     key = rsa.generate_private_key(65537, 2048)
+    # an RSA key on purpose: the signature (like the profile) takes EC keys only
     cert = build_end_entity_certificate(
         subject=subject_name("ETHE0116900000.SMGW"), public_key=key.public_key(), usage=Usage.TLS,  # type: ignore[arg-type]
         role=Role.SMGW, issuer_cert=test_pki.subca, issuer_key=test_pki.ca_key("subca"),
@@ -291,7 +298,7 @@ def test_unknown_ca_server_is_refused(test_pki: TestPki, foreign_pki: TestPki) -
             _connect(_client_ctx(test_pki, gw), port)
 
 
-def test_revoked_client_is_refused(server: OurServer, test_pki: TestPki, fresh_gateway) -> None:  # type: ignore[no-untyped-def]
+def test_revoked_client_is_refused(server: OurServer, test_pki: TestPki, fresh_gateway: FreshGateway) -> None:
     gw = fresh_gateway()
     test_pki.revoke(gw.tls.cert)
     res = s_client(server.port, gw.tls.cert_path, gw.tls.key_path, "-groups", "brainpoolP256r1", "-tls1_2",
@@ -301,7 +308,8 @@ def test_revoked_client_is_refused(server: OurServer, test_pki: TestPki, fresh_g
     assert b"hello" not in res.stdout
 
 
-def test_revoked_client_refused_in_handshake_with_crls_in_context(test_pki: TestPki, fresh_gateway) -> None:  # type: ignore[no-untyped-def]
+def test_revoked_client_refused_in_handshake_with_crls_in_context(test_pki: TestPki,
+                                                                  fresh_gateway: FreshGateway) -> None:
     gw = fresh_gateway()
     test_pki.revoke(gw.tls.cert)
     ctx = tls.server_context(test_pki.gwa.tls.cert_path, test_pki.gwa.tls.key_path, [test_pki.root_path],

@@ -7,12 +7,12 @@ import datetime as dt
 import json
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from pki_helpers import custom_cert, pki_cli
 
 from pki.crl import CrlCache, build_crl
 from pki.profile import Role, Usage, build_end_entity_certificate, subject_name
@@ -20,6 +20,12 @@ from pki.testca import TestCA
 from pki.testpki import TestPki
 from pki.validation import Reason, Validator
 from tests.helpers import gridgate_bin
+from tests.pki.pki_helpers import custom_cert, pki_cli
+
+if TYPE_CHECKING:
+    from typer.testing import Result
+
+    from tests.pki.conftest import FreshGateway
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -98,6 +104,7 @@ def test_rsa_and_other_curves_are_forbidden(test_pki: TestPki) -> None:
     sub_key = test_pki.ca_key("subca")
     for key in (rsa.generate_private_key(65537, 2048), ec.generate_private_key(ec.SECP521R1()),
                 ec.generate_private_key(ec.SECP256K1())):
+        # the RSA key on purpose: the signature (like the profile) takes EC keys only
         cert = build_end_entity_certificate(
             subject=subject_name("BAD.EMT"), public_key=key.public_key(), usage=Usage.SIG,  # type: ignore[arg-type]
             role=Role.EMT, issuer_cert=test_pki.subca, issuer_key=sub_key, not_before=NOW - dt.timedelta(hours=1),
@@ -154,7 +161,7 @@ def test_chain_loop_is_detected(test_pki: TestPki) -> None:
     assert "loop" in verdict.detail
 
 
-def test_revoked_with_given_crls(test_pki: TestPki, fresh_gateway) -> None:  # type: ignore[no-untyped-def]
+def test_revoked_with_given_crls(test_pki: TestPki, fresh_gateway: FreshGateway) -> None:
     gw = fresh_gateway()
     assert test_pki.validator().validate(gw.tls.cert, "tls").valid
     test_pki.revoke(gw.tls.cert)
@@ -207,7 +214,7 @@ def test_crls_are_fetched_from_the_test_ca_and_cached(test_pki: TestPki, test_ca
     assert cache.cached(test_pki.config.crl_url("root")) is not None  # the Sub-CA was checked too
 
 
-def test_revocation_over_http_needs_a_refresh(test_pki: TestPki, test_ca: TestCA, fresh_gateway) -> None:  # type: ignore[no-untyped-def]
+def test_revocation_over_http_needs_a_refresh(test_pki: TestPki, test_ca: TestCA, fresh_gateway: FreshGateway) -> None:
     import httpx
 
     gw = fresh_gateway()
@@ -247,13 +254,13 @@ def test_stale_cached_crl_that_cannot_be_refreshed_is_crl_expired(tmp_path: Path
 # ------------------------------------------------------------------ CLI
 
 
-def _verify(*args: str | Path):  # type: ignore[no-untyped-def]
+def _verify(*args: str | Path) -> Result:
     return pki_cli("verify", *args)
 
 
 def test_cli_verify_exit_codes(test_pki: TestPki, test_ca: TestCA, tmp_path: Path) -> None:
     d = test_pki.directory
-    crls = ["--crl", d / "crl/root.crl", "--crl", d / "crl/subca.crl"]
+    crls: list[str | Path] = ["--crl", d / "crl/root.crl", "--crl", d / "crl/subca.crl"]
     ok = _verify(d / "gwa/tls.crt", "--trust", d / "ca/root.crt", "--chain", d / "ca/subca.crt", *crls,
                  "--purpose", "tls")
     assert ok.exit_code == 0, ok.stderr

@@ -10,22 +10,27 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from pki_helpers import openssl, pki_cli
 
 from pki import wakeup
 from pki.testpki import TestPki
 from pki.wakeup import WakeupReason
+from tests.pki.pki_helpers import openssl, pki_cli
 
 GW = "EDNT0116909060"
 T = 1_342_177_280  # the DS example: 13 July 2012 11:01:20 UTC = 00 00 00 00 50 00 00 00 (big-endian)
 
 
+KeyPair = tuple[ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey]
+
+
 @pytest.fixture(scope="module")
-def gwa_sig(test_pki: TestPki) -> tuple[ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey]:
-    return test_pki.gwa.sig.key, test_pki.gwa.sig.cert.public_key()  # type: ignore[return-value]
+def gwa_sig(test_pki: TestPki) -> KeyPair:
+    public_key = test_pki.gwa.sig.cert.public_key()
+    assert isinstance(public_key, ec.EllipticCurvePublicKey)
+    return test_pki.gwa.sig.key, public_key
 
 
-def test_layout_is_exactly_the_ds_table(gwa_sig) -> None:  # type: ignore[no-untyped-def]
+def test_layout_is_exactly_the_ds_table(gwa_sig: KeyPair) -> None:
     key, _ = gwa_sig
     pkt = wakeup.build(GW, key, timestamp=T)
     assert len(pkt) == 108
@@ -39,7 +44,7 @@ def test_layout_is_exactly_the_ds_table(gwa_sig) -> None:  # type: ignore[no-unt
     assert len(pkt[44:]) == 64  # R || S, 32 bytes each on brainpoolP256r1
 
 
-def test_little_endian_timestamp_option(gwa_sig) -> None:  # type: ignore[no-untyped-def]
+def test_little_endian_timestamp_option(gwa_sig: KeyPair) -> None:
     key, pub = gwa_sig
     pkt = wakeup.build(GW, key, timestamp=T, byteorder="little")
     assert pkt[12:20] == bytes.fromhex("0000005000000000")
@@ -48,7 +53,7 @@ def test_little_endian_timestamp_option(gwa_sig) -> None:  # type: ignore[no-unt
     assert wakeup.verify(pkt, GW, pub, now=T).reason is WakeupReason.STALE
 
 
-def test_signature_verifies_with_openssl(gwa_sig, test_pki: TestPki, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_signature_verifies_with_openssl(gwa_sig: KeyPair, test_pki: TestPki, tmp_path: Path) -> None:
     key, _ = gwa_sig
     pkt = wakeup.build(GW, key, timestamp=T)
     r, s = int.from_bytes(pkt[44:76], "big"), int.from_bytes(pkt[76:108], "big")
@@ -60,7 +65,7 @@ def test_signature_verifies_with_openssl(gwa_sig, test_pki: TestPki, tmp_path: P
     assert b"Verified OK" in res.stdout
 
 
-def test_openssl_made_signature_is_accepted(gwa_sig, test_pki: TestPki, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_openssl_made_signature_is_accepted(gwa_sig: KeyPair, test_pki: TestPki, tmp_path: Path) -> None:
     """Build the 32 signed bytes ourselves, let openssl sign them, assemble, verify."""
     key, pub = gwa_sig
     head = wakeup.build(GW, key, timestamp=T)[:44]
@@ -73,7 +78,7 @@ def test_openssl_made_signature_is_accepted(gwa_sig, test_pki: TestPki, tmp_path
     assert wakeup.verify(pkt, GW, pub, now=T).valid
 
 
-def test_reason_codes(gwa_sig, test_pki: TestPki) -> None:  # type: ignore[no-untyped-def]
+def test_reason_codes(gwa_sig: KeyPair, test_pki: TestPki) -> None:
     key, pub = gwa_sig
     pkt = wakeup.build(GW, key, timestamp=T)
     assert wakeup.verify(pkt, GW, pub, now=T + 300).reason is WakeupReason.OK
@@ -82,10 +87,11 @@ def test_reason_codes(gwa_sig, test_pki: TestPki) -> None:  # type: ignore[no-un
     assert wakeup.verify(pkt, GW, pub, now=T - 301).reason is WakeupReason.STALE
     assert wakeup.verify(pkt, GW, pub, now=T + 3600, window=7200).valid
     other = test_pki.emts["emt1"].sig.cert.public_key()
-    assert wakeup.verify(pkt, GW, other, now=T).reason is WakeupReason.BAD_SIGNATURE  # type: ignore[arg-type]
+    assert isinstance(other, ec.EllipticCurvePublicKey)
+    assert wakeup.verify(pkt, GW, other, now=T).reason is WakeupReason.BAD_SIGNATURE
 
 
-def test_every_bit_flip_is_rejected(gwa_sig) -> None:  # type: ignore[no-untyped-def]
+def test_every_bit_flip_is_rejected(gwa_sig: KeyPair) -> None:
     key, pub = gwa_sig
     pkt = wakeup.build(GW, key, timestamp=T)
     for i in range(len(pkt)):
@@ -97,14 +103,14 @@ def test_every_bit_flip_is_rejected(gwa_sig) -> None:  # type: ignore[no-untyped
 
 
 @pytest.mark.parametrize("length", [0, 1, 35, 44, 107, 109, 200])
-def test_wrong_length_is_malformed(gwa_sig, length: int) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_length_is_malformed(gwa_sig: KeyPair, length: int) -> None:
     key, pub = gwa_sig
     pkt = wakeup.build(GW, key, timestamp=T)
     data = (pkt + b"\x00" * 200)[:length]
     assert wakeup.verify(data, GW, pub, now=T).reason is WakeupReason.MALFORMED
 
 
-def test_header_fields_are_checked(gwa_sig) -> None:  # type: ignore[no-untyped-def]
+def test_header_fields_are_checked(gwa_sig: KeyPair) -> None:
     key, pub = gwa_sig
     pkt = bytearray(wakeup.build(GW, key, timestamp=T))
     for offset, value in ((0, ord("X")), (2, 0x02), (25, 0x00), (32, 0x02), (33, 0x0B), (43, 0x09)):
@@ -120,7 +126,7 @@ def test_sha384_variant_and_p384_key() -> None:
     assert wakeup.verify(pkt, GW, key.public_key(), now=T).valid
 
 
-def test_negative_timestamps_roundtrip(gwa_sig) -> None:  # type: ignore[no-untyped-def]
+def test_negative_timestamps_roundtrip(gwa_sig: KeyPair) -> None:
     key, pub = gwa_sig
     pkt = wakeup.build(GW, key, timestamp=-5)
     assert wakeup.parse(pkt).timestamp == -5
