@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pki.testpki import TestPki
 from tests.helpers import one_error_line
 
+if TYPE_CHECKING:
+    from tests.conftest import GridgateCli
 
-def test_cert_cli_imports_lists_and_refuses_garbage(gridgate_cli, test_pki: TestPki, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+
+def test_cert_cli_imports_lists_and_refuses_garbage(gridgate_cli: GridgateCli, test_pki: TestPki,
+                                                    tmp_path: Path) -> None:
     trust = tmp_path / "trust.pem"
     trust.write_bytes(test_pki.root_path.read_bytes() + test_pki.subca_path.read_bytes())
     created = gridgate_cli("tenant", "create", "certcli")

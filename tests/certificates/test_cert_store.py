@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 
 from domain.certificates.identity import load_gwa_identity
@@ -17,8 +20,12 @@ from domain.tenancy.service import TenantContext
 from pki.testpki import Entity, TestPki
 from tests.helpers import error_code
 
+if TYPE_CHECKING:
+    from core.config import Settings
+    from tests.conftest import ApiUser, TenantFactory, UserFactory
 
-def _pem(*paths) -> str:  # type: ignore[no-untyped-def]
+
+def _pem(*paths: Path) -> str:
     return "".join(p.read_text() for p in paths)
 
 
@@ -33,17 +40,17 @@ def _entity_pem(entity: Entity, *, keys: bool) -> str:
 
 
 @pytest.fixture(scope="module")
-async def certs_tenant(tenant_factory) -> TenantContext:  # type: ignore[no-untyped-def]
+async def certs_tenant(tenant_factory: TenantFactory) -> TenantContext:
     return await tenant_factory("certs")
 
 
 @pytest.fixture(scope="module")
-async def admin(make_user, certs_tenant):  # type: ignore[no-untyped-def]
+async def admin(make_user: UserFactory, certs_tenant: TenantContext) -> ApiUser:
     return await make_user(tenant="certs", role="admin")
 
 
 @pytest.fixture(scope="module")
-async def trusted(api: httpx.AsyncClient, admin, test_pki: TestPki) -> None:  # type: ignore[no-untyped-def]
+async def trusted(api: httpx.AsyncClient, admin: ApiUser, test_pki: TestPki) -> None:
     body = {"pem": _pem(test_pki.root_path, test_pki.subca_path)}
     response = await api.post("/api/v1/tenants/certs/certificates/trust", json=body, headers=admin.headers)
     assert response.status_code == 200, response.text
@@ -51,7 +58,7 @@ async def trusted(api: httpx.AsyncClient, admin, test_pki: TestPki) -> None:  # 
 
 
 async def test_trust_import_is_idempotent_and_refuses_end_entities(
-    api: httpx.AsyncClient, admin, trusted, test_pki: TestPki  # type: ignore[no-untyped-def]
+    api: httpx.AsyncClient, admin: ApiUser, trusted: None, test_pki: TestPki
 ) -> None:
     again = await api.post("/api/v1/tenants/certs/certificates/trust",
                            json={"pem": _pem(test_pki.root_path, test_pki.subca_path)}, headers=admin.headers)
@@ -62,7 +69,8 @@ async def test_trust_import_is_idempotent_and_refuses_end_entities(
 
 
 async def test_identity_import_stores_keys_encrypted_and_loads_them_back(
-    api: httpx.AsyncClient, admin, trusted, test_pki: TestPki, settings, certs_tenant: TenantContext  # type: ignore[no-untyped-def]
+    api: httpx.AsyncClient, admin: ApiUser, trusted: None, test_pki: TestPki, settings: Settings,
+    certs_tenant: TenantContext,
 ) -> None:
     response = await api.post("/api/v1/tenants/certs/certificates/identity",
                               json={"pem": _entity_pem(test_pki.gwa, keys=True)}, headers=admin.headers)
@@ -86,7 +94,8 @@ async def test_identity_import_stores_keys_encrypted_and_loads_them_back(
     assert b"ENCRYPTED" in files.key.read_bytes()
     assert oct(files.key.stat().st_mode)[-3:] == "600"
     key = serialization.load_pem_private_key(files.key.read_bytes(), password=files.key_password)
-    assert key.private_numbers() == identity.tls_key.private_numbers()  # type: ignore[union-attr]
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    assert key.private_numbers() == identity.tls_key.private_numbers()
 
 
 @pytest.mark.parametrize(
@@ -97,13 +106,14 @@ async def test_identity_import_stores_keys_encrypted_and_loads_them_back(
         ({"pem": "hello"}, "malformed"),
     ],
 )
-async def test_garbage_is_rejected_with_a_reason_code(api: httpx.AsyncClient, admin, trusted, body, code) -> None:  # type: ignore[no-untyped-def]
+async def test_garbage_is_rejected_with_a_reason_code(api: httpx.AsyncClient, admin: ApiUser, trusted: None,
+                                                      body: dict[str, str], code: str) -> None:
     response = await api.post("/api/v1/tenants/certs/certificates/emt", json=body, headers=admin.headers)
     assert response.status_code == 400 and error_code(response) == code
 
 
 async def test_identity_without_keys_or_of_the_wrong_role_is_rejected_and_nothing_stored(
-    api: httpx.AsyncClient, admin, trusted, test_pki: TestPki, certs_tenant: TenantContext  # type: ignore[no-untyped-def]
+    api: httpx.AsyncClient, admin: ApiUser, trusted: None, test_pki: TestPki, certs_tenant: TenantContext
 ) -> None:
     async with certs_tenant.sessions() as session:
         before = len((await session.scalars(select(Certificate))).all())
@@ -120,7 +130,8 @@ async def test_identity_without_keys_or_of_the_wrong_role_is_rejected_and_nothin
         assert len((await session.scalars(select(Certificate))).all()) == before
 
 
-async def test_a_certificate_of_an_unknown_ca_is_rejected(api, admin, trusted, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_certificate_of_an_unknown_ca_is_rejected(api: httpx.AsyncClient, admin: ApiUser, trusted: None,
+                                                          tmp_path: Path) -> None:
     from pki.testpki import init_test_pki
 
     foreign = init_test_pki(tmp_path / "foreign")
@@ -131,7 +142,7 @@ async def test_a_certificate_of_an_unknown_ca_is_rejected(api, admin, trusted, t
 
 
 async def test_emt_and_gateway_certificates_list_with_expiry_and_revocation(
-    api: httpx.AsyncClient, admin, make_user, trusted, test_pki: TestPki  # type: ignore[no-untyped-def]
+    api: httpx.AsyncClient, admin: ApiUser, make_user: UserFactory, trusted: None, test_pki: TestPki
 ) -> None:
     emt = next(iter(test_pki.emts.values()))
     imported = await api.post("/api/v1/tenants/certs/certificates/emt",
@@ -161,7 +172,7 @@ async def test_emt_and_gateway_certificates_list_with_expiry_and_revocation(
 
 
 async def test_revocation_check_marks_revoked_certificates_and_revoked_ones_cannot_be_imported(
-    api: httpx.AsyncClient, admin, trusted, test_pki: TestPki, certs_tenant  # type: ignore[no-untyped-def]
+    api: httpx.AsyncClient, admin: ApiUser, trusted: None, test_pki: TestPki, certs_tenant: TenantContext
 ) -> None:
     from domain.certificates import service
 
