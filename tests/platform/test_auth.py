@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import httpx
 import jwt
@@ -13,9 +14,15 @@ from domain.iam.service import issue_token
 from domain.tenancy.service import TenantContext
 from tests.helpers import error_code
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from core.db import Databases
+    from tests.conftest import UserFactory
+
 
 async def test_login_returns_an_expiring_bearer_token(
-    api: httpx.AsyncClient, make_user, tenant_a: TenantContext
+    api: httpx.AsyncClient, make_user: UserFactory, tenant_a: TenantContext
 ) -> None:
     user = await make_user(tenant="alpha", role="auditor")
     response = await api.post("/api/v1/auth/token", data={"username": user.username, "password": user.password})
@@ -30,7 +37,7 @@ async def test_login_returns_an_expiring_bearer_token(
     }
 
 
-async def test_wrong_password_and_unknown_user_look_the_same(api: httpx.AsyncClient, make_user) -> None:
+async def test_wrong_password_and_unknown_user_look_the_same(api: httpx.AsyncClient, make_user: UserFactory) -> None:
     user = await make_user(tenant=None)
     wrong = await api.post("/api/v1/auth/token", data={"username": user.username, "password": "nope-nope-nope"})
     unknown = await api.post("/api/v1/auth/token", data={"username": "nobody-here", "password": "nope-nope-nope"})
@@ -53,12 +60,14 @@ async def test_malformed_tokens_are_401(api: httpx.AsyncClient, header: str, ten
     assert response.headers["www-authenticate"] == "Bearer"
 
 
-async def test_expired_and_foreign_tokens_are_refused(api: httpx.AsyncClient, app, make_user, dbs) -> None:  # type: ignore[no-untyped-def]
+async def test_expired_and_foreign_tokens_are_refused(api: httpx.AsyncClient, app: FastAPI, make_user: UserFactory,
+                                                      dbs: Databases) -> None:
     user = await make_user(tenant="alpha", role="admin")
     async with dbs.control_sessions() as session:
         from sqlalchemy import select
 
         row = await session.scalar(select(User).where(User.username == user.username))
+    assert row is not None
     secret = app.state.gridgate.token_secret
     expired = issue_token(row, secret, timedelta(seconds=-120)).access_token
     response = await api.get("/api/v1/me", headers={"Authorization": f"Bearer {expired}"})
@@ -76,7 +85,7 @@ async def test_expired_and_foreign_tokens_are_refused(api: httpx.AsyncClient, ap
 
 
 async def test_roles_grant_exactly_their_permissions(
-    api: httpx.AsyncClient, make_user, tenant_a: TenantContext
+    api: httpx.AsyncClient, make_user: UserFactory, tenant_a: TenantContext
 ) -> None:
     auditor = await make_user(tenant="alpha", role="auditor")
     operator = await make_user(tenant="alpha", role="operator")
@@ -98,7 +107,7 @@ async def test_roles_grant_exactly_their_permissions(
 
 
 async def test_non_member_gets_404_indistinguishable_from_unknown_tenant(
-    api: httpx.AsyncClient, make_user, tenant_a: TenantContext, tenant_b: TenantContext
+    api: httpx.AsyncClient, make_user: UserFactory, tenant_a: TenantContext, tenant_b: TenantContext
 ) -> None:
     outsider = await make_user(tenant="beta", role="admin")
     hidden = await api.get("/api/v1/tenants/alpha/members", headers=outsider.headers)
@@ -113,8 +122,8 @@ async def test_non_member_gets_404_indistinguishable_from_unknown_tenant(
 
 
 async def test_tenant_admin_cannot_pull_users_of_other_tenants(
-    api: httpx.AsyncClient, make_user, tenant_a, tenant_b
-) -> None:  # type: ignore[no-untyped-def]
+    api: httpx.AsyncClient, make_user: UserFactory, tenant_a: TenantContext, tenant_b: TenantContext
+) -> None:
     admin_a = await make_user(tenant="alpha", role="admin")
     user_b = await make_user(tenant="beta", role="operator")
     response = await api.put(
@@ -123,7 +132,7 @@ async def test_tenant_admin_cannot_pull_users_of_other_tenants(
     assert response.status_code == 403 and error_code(response) == "user_exists_elsewhere"
 
 
-async def test_platform_routes_need_a_superadmin(api: httpx.AsyncClient, make_user) -> None:
+async def test_platform_routes_need_a_superadmin(api: httpx.AsyncClient, make_user: UserFactory) -> None:
     admin = await make_user(tenant="alpha", role="admin")
     response = await api.post("/api/v1/tenants", json={"name": "sneaky"}, headers=admin.headers)
     assert response.status_code == 403
@@ -136,7 +145,7 @@ async def test_platform_routes_need_a_superadmin(api: httpx.AsyncClient, make_us
     assert weak.status_code == 400 and error_code(weak) == "weak_password"
 
 
-async def test_writes_record_who_and_when(api: httpx.AsyncClient, make_user, dbs) -> None:  # type: ignore[no-untyped-def]
+async def test_writes_record_who_and_when(api: httpx.AsyncClient, make_user: UserFactory, dbs: Databases) -> None:
     root = await make_user(superadmin=True)
     response = await api.post("/api/v1/users", json={"username": "audited-user"}, headers=root.headers)
     assert response.status_code == 201
@@ -147,5 +156,6 @@ async def test_writes_record_who_and_when(api: httpx.AsyncClient, make_user, dbs
     async with dbs.control_sessions() as session:
         user = await session.scalar(select(User).where(User.username == "audited-user"))
         entry = await session.scalar(select(PlatformAuditEntry).where(PlatformAuditEntry.object_id == "audited-user"))
+    assert user is not None and entry is not None
     assert user.created_by == f"user:{root.username}" and user.created_at is not None
     assert entry.actor == f"user:{root.username}" and entry.action == "create" and entry.request_id

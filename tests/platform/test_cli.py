@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import os
 import subprocess
+from typing import TYPE_CHECKING
 
 import pytest
 
 from core.config import Settings
 from tests.helpers import gridgate_bin, one_error_line
 
+if TYPE_CHECKING:
+    from domain.tenancy.service import TenantContext
+    from tests.conftest import GridgateCli
+
 
 @pytest.fixture
-def run(gridgate_cli):  # type: ignore[no-untyped-def]
+def run(gridgate_cli: GridgateCli) -> GridgateCli:
     return gridgate_cli
 
 
 _one_error_line = one_error_line
 
 
-def test_tenant_create_list_and_duplicate(run) -> None:  # type: ignore[no-untyped-def]
+def test_tenant_create_list_and_duplicate(run: GridgateCli) -> None:
     created = run("tenant", "create", "gamma", "--display-name", "Stadtwerke Gamma")
     assert created.returncode == 0, created.stderr
     assert "namespace" in created.stdout
@@ -29,7 +34,7 @@ def test_tenant_create_list_and_duplicate(run) -> None:  # type: ignore[no-untyp
     assert "invalid tenant name" in _one_error_line(run("tenant", "create", "Gamma_1"))
 
 
-def test_user_create_grant_reset_and_errors(run, tenant_a) -> None:  # type: ignore[no-untyped-def]
+def test_user_create_grant_reset_and_errors(run: GridgateCli, tenant_a: TenantContext) -> None:
     created = run("user", "create", "cli-operator", "--tenant", "alpha", "--role", "operator")
     assert created.returncode == 0, created.stderr
     assert "password: " in created.stdout
@@ -47,7 +52,7 @@ def test_user_create_grant_reset_and_errors(run, tenant_a) -> None:  # type: ign
     assert "cli-operator  alpha:operator" in listed.stdout
 
 
-def test_unreachable_database_is_one_line_not_a_traceback(run, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+def test_unreachable_database_is_one_line_not_a_traceback(run: GridgateCli, settings: Settings) -> None:
     env_url = "postgresql://postgres@127.0.0.1:1/gridgate"
     result = subprocess.run(
         [gridgate_bin(), "tenant", "list"],
@@ -59,7 +64,7 @@ def test_unreachable_database_is_one_line_not_a_traceback(run, settings: Setting
     assert "database unreachable" in _one_error_line(result)
 
 
-def test_migrate_is_idempotent(run) -> None:  # type: ignore[no-untyped-def]
+def test_migrate_is_idempotent(run: GridgateCli) -> None:
     first = run("migrate")
     assert first.returncode == 0, first.stderr
     assert run("migrate").returncode == 0

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import yaml
@@ -28,7 +29,7 @@ def _interpolate(text: str, env: dict[str, str]) -> str:
     return re.sub(r"\$\{([A-Z_][A-Z0-9_]*)(?::?[?-][^}]*)?\}", sub, text)
 
 
-def _compose() -> dict:  # type: ignore[type-arg]
+def _compose() -> dict[str, Any]:
     return yaml.safe_load(_interpolate((ROOT / "docker-compose.yml").read_text(), ENV))
 
 

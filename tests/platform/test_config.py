@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from core.config import Settings
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @pytest.fixture(autouse=True)
@@ -23,14 +28,16 @@ def test_production_refuses_default_secrets() -> None:
 def test_production_refuses_short_secrets_and_missing_database() -> None:
     strong = "x" * 40
     with pytest.raises(ValidationError, match="GRIDGATE_MASTER_KEY"):
-        Settings(mode="production", secret_key=strong, master_key="short", database_url="postgresql://db/g")
+        Settings(mode="production", secret_key=SecretStr(strong), master_key=SecretStr("short"),
+                 database_url="postgresql://db/g")
     with pytest.raises(ValidationError, match="GRIDGATE_DATABASE_URL"):
-        Settings(mode="production", secret_key=strong, master_key=strong)
-    ok = Settings(mode="production", secret_key=strong, master_key=strong, database_url="postgresql://db/g")
+        Settings(mode="production", secret_key=SecretStr(strong), master_key=SecretStr(strong))
+    ok = Settings(mode="production", secret_key=SecretStr(strong), master_key=SecretStr(strong),
+                  database_url="postgresql://db/g")
     assert ok.resolved_secret("secret_key") == strong.encode()
 
 
-def test_development_generates_and_keeps_a_secret(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_development_generates_and_keeps_a_secret(tmp_path: Path) -> None:
     s = Settings(var_dir=tmp_path)
     first = s.resolved_secret("secret_key")
     assert len(first) >= 32 and first == Settings(var_dir=tmp_path).resolved_secret("secret_key")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -17,6 +18,13 @@ from api.app import iter_api_routes
 from core.context import set_actor
 from domain.audit.repository import record
 from domain.tenancy.service import TenantContext
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from core.config import Settings
+    from core.db import Databases
+    from tests.conftest import UserFactory
 
 GATEWAY_ID = "EEMH0116909060"
 
@@ -33,7 +41,7 @@ async def _seed(tenant: TenantContext, marker: str) -> None:
         record(session, "note", "gateway", GATEWAY_ID, {"note": {"old": None, "new": marker}})
 
 
-def _tenant_get_routes(app) -> list[str]:  # type: ignore[no-untyped-def]
+def _tenant_get_routes(app: FastAPI) -> list[str]:
     return sorted({p for m, p, _ in iter_api_routes(app) if m == "GET" and p.startswith("/api/v1/tenants/{tenant}")})
 
 
@@ -43,11 +51,11 @@ def _fill(template: str, tenant: str) -> str:
 
 
 async def test_tenants_cannot_see_each_other_through_any_route(
-    app,
+    app: FastAPI,
     api: httpx.AsyncClient,
-    make_user,
+    make_user: UserFactory,
     tenant_a: TenantContext,
-    tenant_b: TenantContext,  # type: ignore[no-untyped-def]
+    tenant_b: TenantContext,
 ) -> None:
     marker_a, marker_b = f"ONLY-IN-ALPHA-{secrets.token_hex(4)}", f"ONLY-IN-BETA-{secrets.token_hex(4)}"
     await _seed(tenant_a, marker_a)
@@ -74,13 +82,14 @@ async def test_tenants_cannot_see_each_other_through_any_route(
 
 
 async def test_activities_reach_only_their_own_tenant_database(
-    settings,
-    dbs,
+    settings: Settings,
+    dbs: Databases,
     tenant_a: TenantContext,
-    tenant_b: TenantContext,  # type: ignore[no-untyped-def]
+    tenant_b: TenantContext,
 ) -> None:
     from activities.selfcheck import SelfCheckActivities, SelfCheckInput
 
     for tenant in (tenant_a, tenant_b):
-        result = await SelfCheckActivities(TenantRuntime(settings, dbs, tenant)).check_tenant_database(SelfCheckInput())
+        runtime = TenantRuntime(settings=settings, dbs=dbs, tenant=tenant)
+        result = await SelfCheckActivities(runtime).check_tenant_database(SelfCheckInput())
         assert result.database == tenant.db_name and result.tenant == tenant.name

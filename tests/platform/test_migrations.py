@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, pool
+from sqlalchemy import URL, MetaData, create_engine, inspect, pool
 
 from core.db import Databases, create_database, drop_database
 from domain import migrate
 from domain.models import ControlBase, TenantBase
 
 
-def _pending_changes(url, metadata) -> list:  # type: ignore[no-untyped-def]
+def _pending_changes(url: URL, metadata: MetaData) -> list[Any]:
     engine = create_engine(url, poolclass=pool.NullPool)
     try:
         with engine.connect() as conn:

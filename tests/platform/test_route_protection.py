@@ -8,6 +8,7 @@ does not get 401).
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import httpx
 from fastapi.dependencies.models import Dependant
@@ -15,6 +16,9 @@ from fastapi.routing import APIRoute
 
 from api.app import iter_api_routes
 from api.deps import current_caller
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 # (method, path): why it is public.
 PUBLIC = {
@@ -34,11 +38,11 @@ def _calls(dependant: Dependant) -> set[object]:
     return found
 
 
-def _api_routes(app) -> list[tuple[str, str, APIRoute]]:  # type: ignore[no-untyped-def]
+def _api_routes(app: FastAPI) -> list[tuple[str, str, APIRoute]]:
     return iter_api_routes(app)
 
 
-def test_every_route_declares_authentication_and_tenant_routes_a_permission(app) -> None:  # type: ignore[no-untyped-def]
+def test_every_route_declares_authentication_and_tenant_routes_a_permission(app: FastAPI) -> None:
     routes = _api_routes(app)
     assert len(routes) > 10
     for method, path, route in routes:
@@ -54,7 +58,7 @@ def test_every_route_declares_authentication_and_tenant_routes_a_permission(app)
         assert any(m == method and p == path for m, p, _ in routes), f"stale PUBLIC entry {method} {path}"
 
 
-async def test_every_route_answers_401_without_a_token(app, api: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+async def test_every_route_answers_401_without_a_token(app: FastAPI, api: httpx.AsyncClient) -> None:
     for method, template, _ in _api_routes(app):
         if (method, template) in PUBLIC or template in DOCS:
             continue

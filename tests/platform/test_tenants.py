@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import select
@@ -15,6 +16,9 @@ from core.temporal_clients import TemporalClients
 from domain.tenancy.models import Tenant
 from domain.tenancy.service import TenantContext, TenantExists, namespace_of
 from operations.tenants import create_tenant
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
 
 
 async def test_tenant_gets_database_namespace_search_attributes_and_private_key_folder(
@@ -78,7 +82,7 @@ async def test_failure_half_way_leaves_nothing_half_created(
     assert tenant.name == name
 
 
-async def _namespace_active(client, namespace: str) -> bool:  # type: ignore[no-untyped-def]
+async def _namespace_active(client: Client, namespace: str) -> bool:
     """Deleted namespaces may linger briefly in state DELETED; only a registered one counts."""
     from temporalio.api.enums.v1 import NamespaceState
     from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import TYPE_CHECKING
 
 from activities.selfcheck import SelfCheckInput, SelfCheckResult
 from core.temporal_clients import TemporalClients
 from domain.tenancy.service import TenantContext
 from worker import TenantWorkers
 
+if TYPE_CHECKING:
+    from core.config import Settings
+    from core.db import Databases
+
 
 async def test_each_namespace_is_served_by_its_own_tenant_worker(
-    settings,
-    dbs,
+    settings: Settings,
+    dbs: Databases,
     temporal_clients: TemporalClients,
     tenant_a: TenantContext,
-    tenant_b: TenantContext,  # type: ignore[no-untyped-def]
+    tenant_b: TenantContext,
 ) -> None:
     task_queue = f"selfcheck-{uuid.uuid4().hex[:8]}"
     local = settings.model_copy(update={"temporal_task_queue": task_queue})
