@@ -16,12 +16,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import structlog
 from fastapi import Depends, Path, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
@@ -30,13 +29,23 @@ from core.context import set_actor
 from core.db import Databases
 from core.errors import Forbidden, Unauthorized
 from core.temporal_clients import TemporalClients
-from domain.iam.models import Membership, User
+from domain.iam.access import access_by_name
+from domain.iam.models import User
 from domain.iam.roles import Permission, permissions_for
 from domain.iam.service import decode_token
-from domain.tenancy.models import Tenant
-from domain.tenancy.service import TenantContext, TenantNotFound, context_for
+from domain.tenancy.service import TenantContext, context_for
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+D = TypeVar("D", bound=Callable[..., Any])
+
+
+def mark_dependency(dependency: D, **markers: object) -> D:
+    """Attributes on a dependency function that ``tests/platform/test_route_protection.py`` reads
+    (``gridgate_permission``, ``gridgate_auth``)."""
+    vars(dependency).update(markers)
+    return dependency
 
 
 @dataclass
@@ -111,29 +120,15 @@ def require(permission: Permission) -> TenantDependency:
         tenant: Annotated[str, Path(description="tenant name", max_length=63)],
     ) -> TenantAccess:
         async with state.dbs.control_sessions() as session:
-            row = await session.scalar(select(Tenant).where(Tenant.name == tenant))
-            membership = None
-            if row is not None and not caller.is_superadmin:
-                membership = await session.scalar(
-                    select(Membership).where(Membership.user_id == caller.user_id,
-                                             Membership.tenant_id == row.id)
-                )
-        # A tenant the caller is not a member of looks exactly like one that does not exist.
-        if row is None or (membership is None and not caller.is_superadmin):
-            raise TenantNotFound(f"tenant {tenant!r} not found")
-        role = membership.role if membership else None
-        perms = permissions_for(role, superadmin=caller.is_superadmin)
-        if permission not in perms:
-            raise Forbidden(f"role {role!r} lacks permission {permission.value!r}", code="permission_denied")
-        structlog.contextvars.bind_contextvars(tenant=row.name)
+            grant = await access_by_name(session, tenant, user_id=caller.user_id, superadmin=caller.is_superadmin,
+                                         permission=permission)
+        structlog.contextvars.bind_contextvars(tenant=grant.tenant.name)
         return TenantAccess(
-            tenant=context_for(state.dbs, row), caller=caller, role=role, permissions=perms,
-            market_partner_id=membership.market_partner_id if membership else None,
-            temporal=state.temporal,
+            tenant=context_for(state.dbs, grant.tenant), caller=caller, role=grant.role,
+            permissions=grant.permissions, market_partner_id=grant.market_partner_id, temporal=state.temporal,
         )
 
-    tenant_access.gridgate_permission = permission  # type: ignore[attr-defined]
-    return tenant_access
+    return mark_dependency(tenant_access, gridgate_permission=permission)
 
 
 def require_platform(permission: Permission) -> Callable[..., Coroutine[Any, Any, Caller]]:
@@ -145,8 +140,7 @@ def require_platform(permission: Permission) -> Callable[..., Coroutine[Any, Any
                             code="permission_denied")
         return caller
 
-    platform_access.gridgate_permission = permission  # type: ignore[attr-defined]
-    return platform_access
+    return mark_dependency(platform_access, gridgate_permission=permission)
 
 
 # Shorthands for the common tenant permissions.

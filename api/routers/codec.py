@@ -15,16 +15,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Cookie, Depends, Header
 from google.protobuf import json_format
 from pydantic import BaseModel
-from sqlalchemy import select
 from temporalio.api.common.v1 import Payload
 
-from api.deps import Caller, StateDep, current_caller, oauth2_scheme
+from api.deps import Caller, StateDep, current_caller, mark_dependency, oauth2_scheme
 from core.codec import PayloadKeyMismatch, TenantPayloadCodec
-from core.errors import Forbidden, InvalidInput
-from domain.iam.models import Membership
-from domain.iam.roles import Permission, permissions_for
-from domain.tenancy.models import Tenant
-from domain.tenancy.service import TenantNotFound
+from core.errors import InvalidInput
+from domain.iam.access import access_by_namespace
+from domain.iam.roles import Permission
 
 router = APIRouter(prefix="/api/v1/codec", tags=["codec"])
 COOKIE = "gridgate_codec"
@@ -38,7 +35,7 @@ async def codec_caller(
     return await current_caller(state, token or cookie)
 
 
-codec_caller.gridgate_auth = True  # type: ignore[attr-defined]
+mark_dependency(codec_caller, gridgate_auth=True)
 
 
 class Payloads(BaseModel):
@@ -49,14 +46,9 @@ async def _codec(state: StateDep, caller: Caller, namespace: str | None) -> Tena
     if not namespace:
         raise InvalidInput("the X-Namespace header is required", code="namespace_required")
     async with state.dbs.control_sessions() as session:
-        tenant = await session.scalar(select(Tenant).where(Tenant.namespace == namespace))
-        membership = None if tenant is None or caller.is_superadmin else await session.scalar(
-            select(Membership).where(Membership.user_id == caller.user_id, Membership.tenant_id == tenant.id))
-    if tenant is None or (membership is None and not caller.is_superadmin):
-        raise TenantNotFound(f"namespace {namespace!r} not found")
-    if Permission.TENANT_READ not in permissions_for(membership.role if membership else None,
-                                                       superadmin=caller.is_superadmin):
-        raise Forbidden("reading process payloads needs read access to the tenant", code="permission_denied")
+        await access_by_namespace(session, namespace, user_id=caller.user_id, superadmin=caller.is_superadmin,
+                                  permission=Permission.TENANT_READ,
+                                  denied="reading process payloads needs read access to the tenant")
     return TenantPayloadCodec(state.settings.resolved_secret("master_key"), namespace)
 
 

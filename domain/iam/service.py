@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from domain.audit.repository import record
+from domain.iam import repository
 from domain.iam.models import Membership, User
 from domain.iam.roles import Role
 from domain.tenancy.models import Tenant
@@ -120,9 +121,7 @@ async def grant(
     if validated is Role.EMT and market_partner_id is not None and not re.fullmatch(r"\d{13}",
                                                                                      market_partner_id):
         raise InvalidInput("market partner ID must be 13 digits", code="invalid_market_partner_id")
-    membership = await session.scalar(
-        select(Membership).where(Membership.user_id == user.id, Membership.tenant_id == tenant.id)
-    )
+    membership = await repository.membership(session, user.id, tenant.id)
     old = membership.role if membership else None
     if membership is None:
         membership = Membership(user_id=user.id, tenant_id=tenant.id, role=validated.value,
@@ -138,9 +137,7 @@ async def grant(
 
 
 async def revoke(session: AsyncSession, user: User, tenant: Tenant) -> None:
-    membership = await session.scalar(
-        select(Membership).where(Membership.user_id == user.id, Membership.tenant_id == tenant.id)
-    )
+    membership = await repository.membership(session, user.id, tenant.id)
     if membership is None:
         raise NotFound(f"{user.username!r} is not a member of {tenant.name!r}", code="membership_not_found")
     await session.delete(membership)
@@ -149,9 +146,7 @@ async def revoke(session: AsyncSession, user: User, tenant: Tenant) -> None:
 
 
 async def membership_of(session: AsyncSession, user_id: int, tenant_id: int) -> Membership | None:
-    return await session.scalar(
-        select(Membership).where(Membership.user_id == user_id, Membership.tenant_id == tenant_id)
-    )
+    return await repository.membership(session, user_id, tenant_id)
 
 
 async def members(session: AsyncSession, tenant: Tenant) -> Sequence[tuple[User, Membership]]:

@@ -24,6 +24,7 @@ from core.db import Databases, create_database, database_exists, drop_database, 
 from core.errors import Conflict, InvalidInput, NotFound
 from domain import migrate
 from domain.audit.repository import record
+from domain.tenancy import repository
 from domain.tenancy.models import TENANT_NAME_RE, Tenant
 
 log = structlog.get_logger(__name__)
@@ -63,7 +64,7 @@ async def list_tenants(session: AsyncSession) -> Sequence[Tenant]:
 
 
 async def get_tenant(session: AsyncSession, name: str) -> Tenant:
-    tenant = await session.scalar(select(Tenant).where(Tenant.name == name))
+    tenant = await repository.by_name(session, name)
     if tenant is None:
         raise TenantNotFound(f"tenant {name!r} not found")
     return tenant
