@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, text
 from temporalio import activity
 
 from activities.runtime import TenantRuntime
-from domain.audit.models import AuditEntry
+from domain.audit.repository import count_entries
+from domain.tenancy.repository import current_database
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,6 +30,6 @@ class SelfCheckActivities:
     @activity.defn
     async def check_tenant_database(self, params: SelfCheckInput) -> SelfCheckResult:
         async with self.runtime.tenant.sessions() as session:
-            database = await session.scalar(text("SELECT current_database()"))
-            count = await session.scalar(select(func.count()).select_from(AuditEntry))
-        return SelfCheckResult(tenant=self.runtime.tenant.name, database=str(database), audit_entries=int(count or 0))
+            database = await current_database(session)
+            count = await count_entries(session)
+        return SelfCheckResult(tenant=self.runtime.tenant.name, database=database, audit_entries=count)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import current_actor, current_request_id
@@ -72,3 +72,9 @@ async def history(
     if after is not None:
         stmt = stmt.where(AuditEntry.id < after)
     return (await session.scalars(stmt)).all()
+
+
+async def count_entries(session: AsyncSession) -> int:
+    """How many audit entries the session's (tenant) database holds."""
+    count: int | None = await session.scalar(select(func.count()).select_from(AuditEntry))
+    return int(count or 0)
