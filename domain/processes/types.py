@@ -19,7 +19,6 @@ from core.errors import InvalidInput
 from core.ids import parse_device_id
 from domain.devices.lifecycle import GatewayState as S
 
-
 PARAMS = ConfigDict(extra="forbid")
 
 
@@ -133,7 +132,8 @@ TYPES: dict[str, ProcessType] = {t.name: t for t in [
                 single_gateway_only=True, title="Zählerwechsel"),
     ProcessType(name="profile_rollout", params=ProfileRolloutParams, eligible_states=(S.IN_OPERATION,),
                 title="TAF/profile rollout"),
-    ProcessType(name="time_sync", params=TimeSyncParams, eligible_states=(S.INSTALLED, S.IN_OPERATION), title="time sync"),
+    ProcessType(name="time_sync", params=TimeSyncParams, eligible_states=(S.INSTALLED, S.IN_OPERATION),
+                title="time sync"),
     ProcessType(name="logbook_readout", params=LogbookReadoutParams, eligible_states=(S.INSTALLED, S.IN_OPERATION),
                 title="logbook readout"),
     ProcessType(name="deinstallation", params=DeinstallationParams, eligible_states=(S.IN_OPERATION,),
