@@ -1,10 +1,12 @@
-"""Declarative bases for the two kinds of databases, and the audit columns every write carries."""
+"""Declarative bases for the two kinds of databases, the audit columns every write carries, and the
+row count of an UPDATE/DELETE."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, MetaData, String, func
+from sqlalchemy import CursorResult, DateTime, Executable, MetaData, String, func
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 from core.context import current_actor
@@ -50,3 +52,12 @@ class Audited:
     @declared_attr
     def updated_by(cls) -> Mapped[str]:
         return mapped_column(String(200), default=current_actor, onupdate=current_actor, nullable=False)
+
+
+async def rows_changed(session: AsyncSession, statement: Executable) -> int:
+    """Run an UPDATE or DELETE and return how many rows it changed. ``AsyncSession.execute`` is typed
+    as returning ``Result``; for these statements it is the ``CursorResult`` that has ``rowcount``."""
+    result = await session.execute(statement)
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"{type(result).__name__} of {type(statement).__name__} has no row count")
+    return result.rowcount

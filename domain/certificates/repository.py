@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import Select, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.base import rows_changed
 from domain.certificates.models import Certificate
 from domain.devices.models import Gateway
 from domain.partners.models import MarketPartner
@@ -62,13 +63,10 @@ async def of_gateway_for_usage(session: AsyncSession, gateway_pk_: int, usage: s
 
 
 async def supersede_identity(session: AsyncSession, keep: Sequence[str]) -> int:
-    result = await session.execute(
-        update(Certificate)
-        .where(Certificate.owner == "identity", Certificate.status == "active",
-               Certificate.fingerprint.not_in(list(keep)))
-        .values(status="superseded")
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return await rows_changed(session, update(Certificate)
+                              .where(Certificate.owner == "identity", Certificate.status == "active",
+                                     Certificate.fingerprint.not_in(list(keep)))
+                              .values(status="superseded"))
 
 
 async def gateway_pk(session: AsyncSession, device_id: str) -> int | None:
@@ -132,22 +130,17 @@ async def mark_revocation(
 ) -> tuple[int, int]:
     """Set revocation status of every active certificate of ``issuer`` from one CRL (set-based)."""
     base = update(Certificate).where(Certificate.issuer == issuer, Certificate.status == "active")
-    revoked = await session.execute(
-        base.where(Certificate.serial.in_(sorted(revoked_serials)))
-        .values(revocation="revoked", revocation_checked_at=checked_at, revocation_detail=detail)
-    ) if revoked_serials else None
-    good = await session.execute(
-        base.where(Certificate.serial.not_in(sorted(revoked_serials)) if revoked_serials else true())
-        .values(revocation="good", revocation_checked_at=checked_at, revocation_detail=detail)
-    )
-    return int(getattr(revoked, "rowcount", 0) or 0), int(good.rowcount or 0)  # type: ignore[attr-defined]
+    revoked = await rows_changed(session, base.where(Certificate.serial.in_(sorted(revoked_serials))).values(
+        revocation="revoked", revocation_checked_at=checked_at, revocation_detail=detail,
+    )) if revoked_serials else 0
+    good = await rows_changed(session, base.where(
+        Certificate.serial.not_in(sorted(revoked_serials)) if revoked_serials else true()
+    ).values(revocation="good", revocation_checked_at=checked_at, revocation_detail=detail))
+    return revoked, good
 
 
 async def request_revocation_for_gateway(session: AsyncSession, gateway_pk_: int, at: datetime) -> int:
-    result = await session.execute(
-        update(Certificate)
-        .where(Certificate.gateway_id == gateway_pk_, Certificate.status == "active",
-               Certificate.revocation_requested_at.is_(None))
-        .values(revocation_requested_at=at)
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return await rows_changed(session, update(Certificate)
+                              .where(Certificate.gateway_id == gateway_pk_, Certificate.status == "active",
+                                     Certificate.revocation_requested_at.is_(None))
+                              .values(revocation_requested_at=at))

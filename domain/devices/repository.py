@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,21 +15,22 @@ D = TypeVar("D", Gateway, Meter, ClsModule)
 
 
 async def by_device_id(session: AsyncSession, model: type[D], device_id: str, *, for_update: bool = False) -> D | None:
-    stmt: Any = select(model).options(joinedload(model.device_type)).where(model.device_id == device_id)
+    stmt = select(model).options(joinedload(model.device_type)).where(model.device_id == device_id)
     if for_update:
         stmt = stmt.with_for_update(of=model)
-    return await session.scalar(stmt)  # type: ignore[no-any-return]
+    return await session.scalar(stmt)
 
 
 async def by_id(session: AsyncSession, model: type[D], id: int, *, for_update: bool = False) -> D | None:
-    stmt: Any = select(model).options(joinedload(model.device_type)).where(model.id == id)
+    stmt = select(model).options(joinedload(model.device_type)).where(model.id == id)
     if for_update:
         stmt = stmt.with_for_update(of=model)
-    return await session.scalar(stmt)  # type: ignore[no-any-return]
+    return await session.scalar(stmt)
 
 
 async def id_of(session: AsyncSession, model: type[D], device_id: str) -> int | None:
-    return await session.scalar(select(model.id).where(model.device_id == device_id))  # type: ignore[no-any-return]
+    found: int | None = await session.scalar(select(model.id).where(model.device_id == device_id))
+    return found
 
 
 async def meters_by_device_id(session: AsyncSession, device_ids: Sequence[str]) -> dict[str, Meter]:

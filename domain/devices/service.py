@@ -11,8 +11,8 @@ Public for other areas (mass processes, activities):
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from datetime import UTC, date, datetime
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,19 +56,60 @@ _KINDS: dict[type, tuple[str, str]] = {Gateway: ("gateway", "gateway"), Meter: (
 
 # -- snapshots (what the audit log shows) -------------------------------------------------------
 
-def gateway_snapshot(gw: Gateway) -> dict[str, Any]:
+class _TypeCode(Protocol):
+    @property
+    def code(self) -> str: ...
+
+
+class _DeviceFields(Protocol):
+    @property
+    def device_type(self) -> _TypeCode: ...
+    @property
+    def firmware_version(self) -> str | None: ...
+
+
+class GatewayFields(_DeviceFields, Protocol):
+    """What a gateway's audit snapshot reads: a Gateway, or the values of an import row."""
+
+    @property
+    def wan_address(self) -> str | None: ...
+    @property
+    def wakeup_address(self) -> str | None: ...
+    @property
+    def network_segment(self) -> str | None: ...
+    @property
+    def state(self) -> str: ...
+
+
+class MeterFields(_DeviceFields, Protocol):
+    @property
+    def calibration_date(self) -> date | None: ...
+    @property
+    def calibration_valid_until(self) -> date | None: ...
+    @property
+    def lmn_type(self) -> str: ...
+    @property
+    def mk0_fingerprint(self) -> bytes | None: ...
+
+
+class ClsModuleFields(_DeviceFields, Protocol):
+    @property
+    def controls(self) -> str | None: ...
+
+
+def gateway_snapshot(gw: GatewayFields) -> dict[str, Any]:
     return {"device_type": gw.device_type.code, "firmware_version": gw.firmware_version,
             "wan_address": gw.wan_address, "wakeup_address": gw.wakeup_address,
             "network_segment": gw.network_segment, "state": gw.state}
 
 
-def meter_snapshot(m: Meter) -> dict[str, Any]:
+def meter_snapshot(m: MeterFields) -> dict[str, Any]:
     return {"device_type": m.device_type.code, "firmware_version": m.firmware_version,
             "calibration_date": m.calibration_date, "calibration_valid_until": m.calibration_valid_until,
             "lmn_type": m.lmn_type, "mk0": mk0_marker(m.mk0_fingerprint)}
 
 
-def cls_snapshot(c: ClsModule) -> dict[str, Any]:
+def cls_snapshot(c: ClsModuleFields) -> dict[str, Any]:
     return {"device_type": c.device_type.code, "firmware_version": c.firmware_version, "controls": c.controls}
 
 

@@ -56,7 +56,7 @@ def via(owner_id: Any, hops: tuple[Hop, ...], attr: Any) -> Any:
         ids = _ids(target.id, build(attr))
         for hop in reversed(hops):
             ids = _ids(getattr(hop.model, hop.near), getattr(hop.model, hop.far) == any_(ids), current(hop.model, at))
-        return owner_id == any_(ids)  # type: ignore[no-any-return]
+        return owner_id == any_(ids)
     return apply
 
 

@@ -170,23 +170,23 @@ def predicate(name: str, field: Field, cmp: Comparison, text: str, at: Any) -> C
             return func.cardinality(col) > 0 if field.array else col.is_not(None)
         if field.array:
             if positive_op == "=":
-                return any_(col) == vals[0]  # type: ignore[no-any-return]
-            return col.overlap(array(vals))  # type: ignore[no-any-return]
+                return any_(col) == vals[0]
+            return col.overlap(array(vals))
         match positive_op:
             case "=":
-                return col == vals[0]  # type: ignore[no-any-return]
+                return col == vals[0]
             case "in":
                 return col.in_(vals) if field.kind != VK.VERSION else or_(*[col == v for v in vals])
             case "like":
-                return col.like(_like_pattern(vals[0]))  # type: ignore[no-any-return]
+                return col.like(_like_pattern(vals[0]))
             case "<":
-                return col < vals[0]  # type: ignore[no-any-return]
+                return col < vals[0]
             case "<=":
-                return col <= vals[0]  # type: ignore[no-any-return]
+                return col <= vals[0]
             case ">":
-                return col > vals[0]  # type: ignore[no-any-return]
+                return col > vals[0]
             case ">=":
-                return col >= vals[0]  # type: ignore[no-any-return]
+                return col >= vals[0]
         raise AssertionError(positive_op)
 
     positive = field.apply(build, at)

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from domain.filters.errors import InvalidFilter
@@ -111,7 +112,7 @@ class _Parser:
             return Not(self.nested(self.not_expr))
         return self.primary()
 
-    def nested(self, fn):  # type: ignore[no-untyped-def]
+    def nested(self, fn: Callable[[], Node]) -> Node:
         self.depth += 1
         if self.depth > MAX_DEPTH:
             raise InvalidFilter(f"filter nests deeper than {MAX_DEPTH} levels", self.tok.pos, self.text)

@@ -73,15 +73,15 @@ def device_audit(kind: str) -> CreateAudit:
             return gateway_snapshot(_ns(device_type=device_type, firmware_version=row.get("firmware_version"),
                                         wan_address=row.get("wan_address"), wakeup_address=row.get("wakeup_address"),
                                         network_segment=row.get("network_segment"),
-                                        state=row.get("state") or "in_stock"))  # type: ignore[arg-type]
+                                        state=row.get("state") or "in_stock"))
         if kind == "meter":
             return meter_snapshot(_ns(device_type=device_type, firmware_version=row.get("firmware_version"),
                                       calibration_date=row.get("calibration_date"),
                                       calibration_valid_until=row.get("calibration_valid_until"),
                                       lmn_type=row.get("lmn_type") or "wired",
-                                      mk0_fingerprint=row.get("mk0_fingerprint")))  # type: ignore[arg-type]
+                                      mk0_fingerprint=row.get("mk0_fingerprint")))
         return cls_snapshot(_ns(device_type=device_type, firmware_version=row.get("firmware_version"),
-                                controls=row.get("controls")))  # type: ignore[arg-type]
+                                controls=row.get("controls")))
     return build
 
 

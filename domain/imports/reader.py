@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from collections.abc import Callable, Iterable, Iterator
 
 from domain.imports.errors import ErrorLog, ImportRejected, RowError
 
@@ -21,7 +20,7 @@ Progress = Callable[[int, int], None]  # (bytes read, rows read)
 class CsvSource:
     """Rows of a CSV file as (line number, fields), with encoding and structure errors logged."""
 
-    def __init__(self, kind: str, stream: BinaryIO, errors: ErrorLog, progress: Progress | None = None) -> None:
+    def __init__(self, kind: str, stream: Iterable[bytes], errors: ErrorLog, progress: Progress | None = None) -> None:
         self.stream = stream
         self.errors = errors
         self.progress = progress

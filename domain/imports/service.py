@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -117,7 +118,7 @@ class _Rows:
         return "".join(out).encode(), True
 
 
-async def run_import(session: AsyncSession, kind_name: str, stream: BinaryIO, *, file_name: str = "upload.csv",
+async def run_import(session: AsyncSession, kind_name: str, stream: Iterable[bytes], *, file_name: str = "upload.csv",
                      source_system: str | None = None, dry_run: bool = False, box: SecretBox | None = None,
                      progress: Progress | None = None, max_errors: int = 1000) -> ImportResult:
     """Import ``stream`` (CSV bytes) as ``kind_name``; raises ImportRejected listing every problem.

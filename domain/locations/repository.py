@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,7 +15,7 @@ KEYS: dict[type, str] = {ConnectionPoint: "code", MeteringPoint: "melo", MarketL
 
 
 async def by_key(session: AsyncSession, model: type[L], key: str, *, for_update: bool = False) -> L | None:
-    stmt: Any = select(model).where(getattr(model, KEYS[model]) == key)
+    stmt = select(model).where(getattr(model, KEYS[model]) == key)
     if for_update:
         stmt = stmt.with_for_update()
-    return await session.scalar(stmt)  # type: ignore[no-any-return]
+    return await session.scalar(stmt)

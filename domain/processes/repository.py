@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, Select, Table, and_, exists, func, insert,
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from domain.base import rows_changed
 from domain.devices.models import Gateway
 from domain.processes.models import ACTIVE_TARGET_STATES, Process, ProcessTarget
 
@@ -124,32 +125,26 @@ async def next_pending(session: AsyncSession, process_id: str, after_seq: int, l
 
 
 async def mark_running(session: AsyncSession, process_id: str, seq: int, workflow_id: str, at: dt.datetime) -> bool:
-    result = await session.execute(
-        update(ProcessTarget)
+    return bool(await rows_changed(session, update(ProcessTarget)
         .where(ProcessTarget.process_id == process_id, ProcessTarget.seq == seq,
                ProcessTarget.state.in_(("pending", "running")))
-        .values(state="running", workflow_id=workflow_id, started_at=func.coalesce(ProcessTarget.started_at, at)))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+        .values(state="running", workflow_id=workflow_id, started_at=func.coalesce(ProcessTarget.started_at, at))))
 
 
 async def mark_finished(session: AsyncSession, process_id: str, seq: int, state: str, at: dt.datetime, *,
                         error_type: str | None, error_message: str | None, result: dict[str, Any] | None) -> bool:
     """Record a gateway's outcome once; a retried activity finds it done and changes nothing."""
-    res = await session.execute(
-        update(ProcessTarget)
+    return bool(await rows_changed(session, update(ProcessTarget)
         .where(ProcessTarget.process_id == process_id, ProcessTarget.seq == seq,
                ProcessTarget.state.in_(ACTIVE_TARGET_STATES))
-        .values(state=state, finished_at=at, error_type=error_type, error_message=error_message, result=result))
-    return bool(res.rowcount)  # type: ignore[attr-defined]
+        .values(state=state, finished_at=at, error_type=error_type, error_message=error_message, result=result)))
 
 
 async def cancel_pending(session: AsyncSession, process_id: str, at: dt.datetime, *,
                          also_running: Sequence[int] = ()) -> int:
     """Cancel every pending target (and the running ones named, whose workflows never reported)."""
-    res = await session.execute(
-        update(ProcessTarget)
+    return await rows_changed(session, update(ProcessTarget)
         .where(ProcessTarget.process_id == process_id,
                (ProcessTarget.state == "pending")
                | (ProcessTarget.seq.in_(list(also_running)) & (ProcessTarget.state == "running")))
         .values(state="cancelled", finished_at=at, error_type="cancelled", error_message="process cancelled"))
-    return int(res.rowcount or 0)  # type: ignore[attr-defined]

@@ -12,12 +12,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Conflict, InvalidInput, NotFound
 from domain import validators as v
+from domain.base import rows_changed
 from domain.devices.models import Gateway, Meter
 from domain.locations.models import MeteringPoint
 from domain.partners.models import MarketPartner
@@ -73,7 +74,7 @@ async def store_containers(session: AsyncSession, gateway_id: str, reason: str, 
     return ids
 
 
-def outbox(recipient: str, *, after: int = 0, unfetched: bool = False, limit: int = 100):  # type: ignore[no-untyped-def]
+def outbox(recipient: str, *, after: int = 0, unfetched: bool = False, limit: int = 100) -> Select[ReadoutContainer]:
     stmt = select(ReadoutContainer).where(ReadoutContainer.recipient == recipient, ReadoutContainer.id > after)
     if unfetched:
         stmt = stmt.where(ReadoutContainer.fetched_at.is_(None))
@@ -154,11 +155,10 @@ async def get_request(session: AsyncSession, emt: str, request_id: str) -> EmtRe
 async def finish_request(session: AsyncSession, request_id: str, *, container_id: int | None,
                          error_type: str | None = None, error_message: str | None = None) -> bool:
     """Record the outcome once (a retried activity finds it finished and changes nothing)."""
-    res = await session.execute(
-        update(EmtReadoutRequest).where(EmtReadoutRequest.id == request_id, EmtReadoutRequest.state == "running")
+    return bool(await rows_changed(session, update(EmtReadoutRequest)
+        .where(EmtReadoutRequest.id == request_id, EmtReadoutRequest.state == "running")
         .values(state="succeeded" if container_id else "failed", container_id=container_id, error_type=error_type,
-                error_message=(error_message or "")[:2000] or None, finished_at=await db_now(session)))
-    return bool(res.rowcount)  # type: ignore[attr-defined]
+                error_message=(error_message or "")[:2000] or None, finished_at=await db_now(session))))
 
 
 async def container_of(session: AsyncSession, container_id: int) -> ReadoutContainer | None:

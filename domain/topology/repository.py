@@ -71,7 +71,8 @@ async def assignments(session: AsyncSession, kind: AssignmentKind, *, subject_id
 
 
 async def id_by_key(session: AsyncSession, model: Any, key: str, value: str) -> int | None:
-    return await session.scalar(select(model.id).where(getattr(model, key) == value))  # type: ignore[no-any-return]
+    found: int | None = await session.scalar(select(model.id).where(getattr(model, key) == value))
+    return found
 
 
 async def connection_point_assignment(session: AsyncSession, gateway_pk: int, at: datetime) -> int | None:

@@ -52,7 +52,7 @@ from domain.validators import aware
 async def db_now(session: AsyncSession) -> datetime:
     """The transaction's timestamp: "now" for defaults and for filters (``now()``) agree within
     one transaction."""
-    return (await session.scalar(select(func.now())))  # type: ignore[return-value]
+    return (await session.execute(select(func.now()))).scalar_one()
 
 
 def _out(kind_: AssignmentKind, row: Any) -> AssignmentOut:

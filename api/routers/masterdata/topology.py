@@ -160,6 +160,6 @@ async def import_file(
         spool.seek(0)
         async with access.transaction() as session:
             result: ImportResult = await run_import(
-                session, kind, spool, file_name=file_name, source_system=source_system, dry_run=dry_run,  # type: ignore[arg-type]
+                session, kind, spool, file_name=file_name, source_system=source_system, dry_run=dry_run,
                 box=SecretBox(state.settings, access.tenant.name))
     return ImportOut.model_validate(result, from_attributes=True)
