@@ -6,6 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from domain.tenancy.service import TenantContext
+from tests.conftest import UserFactory
 from tests.domain.conftest import cp_code, gateway_id, malo, melo, meter_id, mp_id, serial
 from tests.helpers import error_code
 
@@ -13,16 +15,17 @@ T = "/api/v1/tenants/alpha"
 
 
 @pytest.fixture(scope="module")
-async def operator(make_user, tenant_a):  # type: ignore[no-untyped-def]
+async def operator(make_user: UserFactory, tenant_a: TenantContext) -> dict[str, str]:
     return (await make_user(tenant="alpha", role="operator")).headers
 
 
 @pytest.fixture(scope="module")
-async def auditor(make_user, tenant_a):  # type: ignore[no-untyped-def]
+async def auditor(make_user: UserFactory, tenant_a: TenantContext) -> dict[str, str]:
     return (await make_user(tenant="alpha", role="auditor")).headers
 
 
-async def test_auditors_read_operators_write(api: httpx.AsyncClient, operator, auditor) -> None:  # type: ignore[no-untyped-def]
+async def test_auditors_read_operators_write(api: httpx.AsyncClient, operator: dict[str, str],
+                                             auditor: dict[str, str]) -> None:
     body = {"device_id": gateway_id(), "device_type": "emh-casa"}
     denied = await api.post(f"{T}/gateways", json=body, headers=auditor)
     assert denied.status_code == 403 and error_code(denied) == "permission_denied"
@@ -44,14 +47,14 @@ async def test_auditors_read_operators_write(api: httpx.AsyncClient, operator, a
     ({"device_id": "EEMH0116909060", "device_type": "emh-casa", "state": "broken"}, 400, "invalid_state"),
     ({"device_id": "EEMH0116909060", "device_type": "emh-casa", "colour": "red"}, 422, "validation_error"),
 ])
-async def test_bad_gateways_get_a_reason_and_nothing_is_stored(api: httpx.AsyncClient, operator, body, status,  # type: ignore[no-untyped-def]
-                                                               code) -> None:
+async def test_bad_gateways_get_a_reason_and_nothing_is_stored(api: httpx.AsyncClient, operator: dict[str, str],
+                                                               body: dict[str, str], status: int, code: str) -> None:
     response = await api.post(f"{T}/gateways", json=body, headers=operator)
     assert response.status_code == status and error_code(response) == code, response.text
     assert (await api.get(f"{T}/gateways/{body['device_id']}", headers=operator)).status_code in (400, 404)
 
 
-async def test_duplicates_and_illegal_transitions_conflict(api: httpx.AsyncClient, operator) -> None:  # type: ignore[no-untyped-def]
+async def test_duplicates_and_illegal_transitions_conflict(api: httpx.AsyncClient, operator: dict[str, str]) -> None:
     body = {"device_id": gateway_id(), "device_type": "emh-casa"}
     assert (await api.post(f"{T}/gateways", json=body, headers=operator)).status_code == 201
     again = await api.post(f"{T}/gateways", json=body, headers=operator)
@@ -64,13 +67,13 @@ async def test_duplicates_and_illegal_transitions_conflict(api: httpx.AsyncClien
     assert step.status_code == 200 and step.json()["state"] == "pre_personalized"
 
 
-async def test_lists_filter_page_count_and_export(api: httpx.AsyncClient, operator) -> None:  # type: ignore[no-untyped-def]
+async def test_lists_filter_page_count_and_export(api: httpx.AsyncClient, operator: dict[str, str]) -> None:
     seg = f"API{serial()}"
     ids = sorted(gateway_id() for _ in range(5))
     for n, device in enumerate(ids):
         body = {"device_id": device, "device_type": "emh-casa", "firmware_version": f"2.{n}", "network_segment": seg}
         assert (await api.post(f"{T}/gateways", json=body, headers=operator)).status_code == 201
-    query = {"filter": f"segment = {seg} and firmware >= 2.1", "limit": 2}
+    query: dict[str, str | int] = {"filter": f"segment = {seg} and firmware >= 2.1", "limit": 2}
     first = (await api.get(f"{T}/gateways", params=query, headers=operator)).json()
     second = (await api.get(f"{T}/gateways", params={**query, "after": first["next_after"]}, headers=operator)).json()
     assert [g["device_id"] for g in first["items"] + second["items"]] == ids[1:]
@@ -84,14 +87,15 @@ async def test_lists_filter_page_count_and_export(api: httpx.AsyncClient, operat
 
 @pytest.mark.parametrize("expression", ["segment = A12; drop table gateways", "state = 'x' or 1=1 --",
                                         "nofield = 1", "state in (in_stock"])
-async def test_bad_filters_are_400_with_a_position(api: httpx.AsyncClient, operator, expression) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_filters_are_400_with_a_position(api: httpx.AsyncClient, operator: dict[str, str],
+                                                   expression: str) -> None:
     for path in ("gateways", "gateways/count", "gateways/export", "meters"):
         response = await api.get(f"{T}/{path}", params={"filter": expression}, headers=operator)
         assert response.status_code == 400 and error_code(response) == "invalid_filter", (path, response.text)
         assert isinstance(response.json()["error"]["details"]["position"], int)
 
 
-async def test_master_keys_go_in_and_never_come_out(api: httpx.AsyncClient, operator) -> None:  # type: ignore[no-untyped-def]
+async def test_master_keys_go_in_and_never_come_out(api: httpx.AsyncClient, operator: dict[str, str]) -> None:
     device, key = meter_id(), "f0e1d2c3b4a5968778695a4b3c2d1e0f"
     created = await api.post(f"{T}/meters", json={"device_id": device, "device_type": "emh-ebzd", "mk0": key},
                              headers=operator)
@@ -104,7 +108,7 @@ async def test_master_keys_go_in_and_never_come_out(api: httpx.AsyncClient, oper
     assert bad.status_code == 400 and error_code(bad) == "invalid_mk0" and "123" not in bad.text
 
 
-async def test_mirrored_records_change_only_through_imports(api: httpx.AsyncClient, operator) -> None:  # type: ignore[no-untyped-def]
+async def test_mirrored_records_change_only_through_imports(api: httpx.AsyncClient, operator: dict[str, str]) -> None:
     device = gateway_id()
     csv = f"device_id,device_type,firmware_version\n{device},emh-casa,2.0\n"
     imported = await api.post(f"{T}/imports/gateways", params={"source_system": "SAP-ISU"}, content=csv,
@@ -124,7 +128,7 @@ async def test_mirrored_records_change_only_through_imports(api: httpx.AsyncClie
     assert (await api.get(f"{T}/connection-points/{cp}", headers=operator)).json()["leading"] is False
 
 
-async def test_imports_over_http_report_every_line(api: httpx.AsyncClient, operator) -> None:  # type: ignore[no-untyped-def]
+async def test_imports_over_http_report_every_line(api: httpx.AsyncClient, operator: dict[str, str]) -> None:
     csv = f"device_id,device_type\n{gateway_id()},emh-casa\nEEMH0x,emh-casa\n{meter_id()},emh-casa\n"
     rejected = await api.post(f"{T}/imports/gateways", content=csv, headers={**operator, "Content-Type": "text/csv"})
     assert rejected.status_code == 400 and error_code(rejected) == "import_rejected"
@@ -138,7 +142,7 @@ async def test_imports_over_http_report_every_line(api: httpx.AsyncClient, opera
     assert unknown.status_code == 404 and error_code(unknown) == "unknown_import_kind"
 
 
-async def test_topology_over_http(api: httpx.AsyncClient, operator) -> None:  # type: ignore[no-untyped-def]
+async def test_topology_over_http(api: httpx.AsyncClient, operator: dict[str, str]) -> None:
     gw, meter = gateway_id(), meter_id()
     await api.post(f"{T}/gateways", json={"device_id": gw, "device_type": "emh-casa"}, headers=operator)
     await api.post(f"{T}/meters", json={"device_id": meter, "device_type": "emh-ebzd"}, headers=operator)
@@ -162,7 +166,7 @@ async def test_topology_over_http(api: httpx.AsyncClient, operator) -> None:  # 
     assert nokind.status_code == 404 and error_code(nokind) == "unknown_assignment_kind"
 
 
-async def test_locations_partners_and_catalogue(api: httpx.AsyncClient, operator) -> None:  # type: ignore[no-untyped-def]
+async def test_locations_partners_and_catalogue(api: httpx.AsyncClient, operator: dict[str, str]) -> None:
     partner = mp_id()
     bad_partner = await api.post(f"{T}/market-partners", json={"mp_id": "12345", "name": "x", "roles": ["LF"]},
                                  headers=operator)
@@ -203,7 +207,7 @@ async def test_locations_partners_and_catalogue(api: httpx.AsyncClient, operator
     assert [f["version"] for f in firmware] == ["1.1.5", "2.1.0"]
 
 
-async def test_saved_filters_over_http(api: httpx.AsyncClient, operator) -> None:  # type: ignore[no-untyped-def]
+async def test_saved_filters_over_http(api: httpx.AsyncClient, operator: dict[str, str]) -> None:
     name = f"faulty-{serial()}"
     saved = await api.put(f"{T}/filters/{name}", json={"expression": "state = faulty"}, headers=operator)
     assert saved.status_code == 200 and saved.json()["entity"] == "gateway"

@@ -8,19 +8,29 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from core.config import Settings
 from domain.filters import count
+from domain.tenancy.service import TenantContext
 from tests.domain.conftest import gateway_id, serial
 from tests.helpers import gridgate_bin
 
 
-async def _gridgate(settings, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
-    env = {**os.environ, "GRIDGATE_DATABASE_URL": settings.database_url, "GRIDGATE_VAR_DIR": str(settings.var_dir),
-           "GRIDGATE_TENANT": "alpha", "GRIDGATE_LOG_LEVEL": "warning"}
+def _cli_env(settings: Settings) -> dict[str, str]:
+    assert settings.database_url is not None  # the test settings always name their database
+    return {"GRIDGATE_DATABASE_URL": settings.database_url, "GRIDGATE_VAR_DIR": str(settings.var_dir),
+            "GRIDGATE_TENANT": "alpha", "GRIDGATE_LOG_LEVEL": "warning"}
+
+
+async def _gridgate(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **_cli_env(settings)}
     return await asyncio.to_thread(subprocess.run, [gridgate_bin(), *args], env=env, capture_output=True, text=True,
                                    timeout=60)
 
 
-async def test_import_count_and_rejected_file_from_the_command_line(settings, tenant_a, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_import_count_and_rejected_file_from_the_command_line(settings: Settings, tenant_a: TenantContext,
+                                                                    tmp_path: Path) -> None:
     seg = f"CLI{serial()}"
     good = tmp_path / "gateways.csv"
     good.write_text("device_id,device_type,network_segment\n"
@@ -39,10 +49,11 @@ async def test_import_count_and_rejected_file_from_the_command_line(settings, te
         assert await count(session, "gateway", f"segment = {seg}") == 3
 
 
-async def test_list_show_state_filters_and_assignments_from_the_command_line(settings, tenant_a, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_list_show_state_filters_and_assignments_from_the_command_line(
+        settings: Settings, tenant_a: TenantContext, monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
-    from typer.testing import CliRunner
+    from typer.testing import CliRunner, Result
 
     from core.config import reset_settings_cache
     from domain.secrets import SecretBox
@@ -53,14 +64,13 @@ async def test_list_show_state_filters_and_assignments_from_the_command_line(set
     async with tenant_a.sessions() as session, session.begin():
         gw = await make_gateway(session, segment=seg)
         meter = await make_meter(session, SecretBox(settings, "alpha"))
-    for key, value in {"GRIDGATE_DATABASE_URL": settings.database_url, "GRIDGATE_VAR_DIR": str(settings.var_dir),
-                       "GRIDGATE_TENANT": "alpha", "GRIDGATE_LOG_LEVEL": "warning"}.items():
+    for key, value in _cli_env(settings).items():
         monkeypatch.setenv(key, value)
     reset_settings_cache()
     runner = CliRunner()
 
-    async def cli(*args: str):  # type: ignore[no-untyped-def]
-        return await asyncio.to_thread(runner.invoke, app, list(args))
+    async def cli(*args: str) -> Result:
+        return await asyncio.to_thread(lambda: runner.invoke(app, list(args)))
 
     try:
         listed = await cli("gateway", "list", "--filter", f"segment = {seg}", "--json")

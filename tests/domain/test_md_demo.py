@@ -3,18 +3,25 @@ seeded again without duplicates."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import func, select
 
+from core.config import Settings
+from core.db import Databases
 from core.ids import demo_gateway_id, demo_meter_count, demo_meter_id
+from core.temporal_clients import TemporalClients
 from domain.demo import DEMO_GRID_OPERATOR, DEMO_SUPPLIER, demo_meter_mk0, seed_demo_fleet
 from domain.devices.models import Gateway, Meter
 from domain.devices.service import get_gateway, meter_mk0
 from domain.filters import count
 from domain.secrets import SecretBox
 from domain.topology.service import gateway_topology
+from tests.conftest import TenantFactory
 
 
-async def test_demo_fleet_is_complete_consistent_and_idempotent(tenant_factory, settings) -> None:  # type: ignore[no-untyped-def]
+async def test_demo_fleet_is_complete_consistent_and_idempotent(tenant_factory: TenantFactory,
+                                                                settings: Settings) -> None:
     tenant = await tenant_factory("mddemo")
     box = SecretBox(settings, tenant.name)
     async with tenant.sessions() as session, session.begin():
@@ -36,8 +43,9 @@ async def test_demo_fleet_is_complete_consistent_and_idempotent(tenant_factory, 
         assert await meter_mk0(session, box, demo_meter_id(0, 0)) == bytes.fromhex(demo_meter_mk0(demo_meter_id(0, 0)))
 
 
-async def test_make_run_bootstrap_seeds_the_fleet_before_the_demo_pki(settings, dbs, temporal_clients,  # type: ignore[no-untyped-def]
-                                                                      tmp_path) -> None:
+async def test_make_run_bootstrap_seeds_the_fleet_before_the_demo_pki(settings: Settings, dbs: Databases,
+                                                                      temporal_clients: TemporalClients,
+                                                                      tmp_path: Path) -> None:
     from sqlalchemy import text
 
     from domain.tenancy.service import resolve

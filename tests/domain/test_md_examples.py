@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.config import Settings
 from domain.catalogue.schemas import DeviceTypeCreate
 from domain.catalogue.service import create_device_type
 from domain.demo import DEMO_PARTNERS
@@ -12,13 +13,15 @@ from domain.imports.service import run_import
 from domain.partners.schemas import Endpoint, MarketPartnerCreate
 from domain.partners.service import create as create_partner
 from domain.secrets import SecretBox
+from tests.conftest import TenantFactory
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples" / "masterdata"
 ORDER = ["connection-points", "gateways", "meters", "cls-modules", "metering-points", "market-locations",
          "assignments", "delivery"]
 
 
-async def test_documented_examples_import_in_order_and_again_without_changes(tenant_factory, settings) -> None:  # type: ignore[no-untyped-def]
+async def test_documented_examples_import_in_order_and_again_without_changes(tenant_factory: TenantFactory,
+                                                                             settings: Settings) -> None:
     tenant = await tenant_factory("mdexamples")
     box = SecretBox(settings, tenant.name)
     assert sorted(p.stem for p in EXAMPLES.glob("*.csv")) == sorted(ORDER)

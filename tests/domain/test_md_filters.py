@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from domain import listing
 from domain.filters import count, iterate_gateway_ids, iterate_gateway_refs
 from domain.filters.service import save
+from domain.secrets import SecretBox
 from domain.topology.service import assign, end_assignment
 from tests.domain.conftest import make_connection_point, make_gateway, make_meter, serial
 
 
-async def test_firmware_compares_as_versions_not_text(session) -> None:  # type: ignore[no-untyped-def]
+async def test_firmware_compares_as_versions_not_text(session: AsyncSession) -> None:
     seg = f"V{serial()}"
     for fw in ("2.1", "2.1.0", "2.10.0", "2.9.9", "V3.04.0100", None):
         await make_gateway(session, firmware=fw, segment=seg)
@@ -31,7 +34,7 @@ async def test_firmware_compares_as_versions_not_text(session) -> None:  # type:
     assert await n("not firmware < 3") == 2
 
 
-async def test_fields_of_current_assignments_and_as_of(session, box) -> None:  # type: ignore[no-untyped-def]
+async def test_fields_of_current_assignments_and_as_of(session: AsyncSession, box: SecretBox) -> None:
     area = f"AREA{serial()}"
     gw = await make_gateway(session)
     other = await make_gateway(session)
@@ -55,7 +58,7 @@ async def test_fields_of_current_assignments_and_as_of(session, box) -> None:  #
     assert await count(session, "gateway", f"grid_area = {area}", at=t0 + timedelta(days=30)) == 1
 
 
-async def test_keyset_pages_cover_every_row_once_in_both_directions(session) -> None:  # type: ignore[no-untyped-def]
+async def test_keyset_pages_cover_every_row_once_in_both_directions(session: AsyncSession) -> None:
     seg = f"P{serial()}"
     made = {(await make_gateway(session, segment=seg, firmware=f"1.{i % 4}")).device_id for i in range(11)}
     for sort in ("device_id", "-device_id", "firmware", "-firmware", "-updated_at", "state"):
@@ -72,7 +75,7 @@ async def test_keyset_pages_cover_every_row_once_in_both_directions(session) -> 
     assert [g.device_id for g in items] == sorted(made, reverse=True)[:3]
 
 
-async def test_mass_processes_iterate_in_batches_and_resume(session) -> None:  # type: ignore[no-untyped-def]
+async def test_mass_processes_iterate_in_batches_and_resume(session: AsyncSession) -> None:
     seg = f"M{serial()}"
     ids = sorted([(await make_gateway(session, segment=seg)).id for _ in range(7)])
     batches = [b async for b in iterate_gateway_ids(session, f"segment = {seg}", batch=3)]
@@ -83,7 +86,7 @@ async def test_mass_processes_iterate_in_batches_and_resume(session) -> None:  #
     assert [r.id for r in refs] == ids and refs[0].network_segment == seg and refs[0].state == "in_stock"
 
 
-async def test_saved_filters_are_checked_and_combine_with_text(session) -> None:  # type: ignore[no-untyped-def]
+async def test_saved_filters_are_checked_and_combine_with_text(session: AsyncSession) -> None:
     seg = f"S{serial()}"
     await make_gateway(session, segment=seg, state="in_operation")
     await make_gateway(session, segment=seg, state="faulty")
@@ -95,7 +98,7 @@ async def test_saved_filters_are_checked_and_combine_with_text(session) -> None:
     assert len(items) == 1
 
 
-async def test_a_cursor_only_continues_its_own_sort(session) -> None:  # type: ignore[no-untyped-def]
+async def test_a_cursor_only_continues_its_own_sort(session: AsyncSession) -> None:
     import pytest
 
     from domain.records import InvalidCursor

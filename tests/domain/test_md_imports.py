@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import base64
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from pydantic import SecretStr
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.config import Settings
 from domain.audit.models import AuditEntry
 from domain.devices.models import Gateway, InitialCertificate, Meter
 from domain.devices.service import get_gateway, meter_mk0
@@ -21,6 +25,8 @@ from domain.filters import count
 from domain.imports.errors import ImportRejected
 from domain.imports.export import export_csv
 from domain.imports.service import run_import
+from domain.secrets import SecretBox
+from tests.conftest import TenantFactory
 from tests.domain.conftest import gateway_id, meter_id, serial
 
 GW_HEADER = "device_id,device_type,firmware_version,network_segment,state\n"
@@ -30,12 +36,12 @@ def _file(text: str, encoding: str = "utf-8") -> io.BytesIO:
     return io.BytesIO(text.encode(encoding))
 
 
-async def _audit_count(session, object_id: str) -> int:  # type: ignore[no-untyped-def]
+async def _audit_count(session: AsyncSession, object_id: str) -> int:
     return int(await session.scalar(select(func.count()).select_from(AuditEntry)
                                     .where(AuditEntry.object_id == object_id)) or 0)
 
 
-async def test_import_then_reimport_changes_nothing(session, box) -> None:  # type: ignore[no-untyped-def]
+async def test_import_then_reimport_changes_nothing(session: AsyncSession, box: SecretBox) -> None:
     seg = f"I{serial()}"
     ids = [gateway_id(flag) for flag in ("EMH", "THE", "PPC")]
     types = ["emh-casa", "theben-conexa-3.0", "ppc-smgw"]
@@ -57,7 +63,7 @@ async def test_import_then_reimport_changes_nothing(session, box) -> None:  # ty
     assert await count(session, "gateway", f"segment = {seg} and firmware >= 2.1") == 1
 
 
-async def test_one_bad_row_rejects_the_file_and_every_error_is_reported(session, box) -> None:  # type: ignore[no-untyped-def]
+async def test_one_bad_row_rejects_the_file_and_every_error_is_reported(session: AsyncSession, box: SecretBox) -> None:
     good = gateway_id()
     text = (GW_HEADER
             + f"{good},emh-casa,2.0,A1,in_stock\n"
@@ -97,13 +103,14 @@ async def test_one_bad_row_rejects_the_file_and_every_error_is_reported(session,
     (b'device_id,device_type\n"EEMH0100000001"x,emh-casa\n', "malformed_csv", 2),
     (b"device_id,device_type\nEEMH0100000001\x00,emh-casa\n", "invalid_device_id", 2),
 ])
-async def test_malformed_files_are_rejected_with_a_reason(session, box, content, code, line) -> None:  # type: ignore[no-untyped-def]
+async def test_malformed_files_are_rejected_with_a_reason(session: AsyncSession, box: SecretBox, content: bytes,
+                                                          code: str, line: int) -> None:
     with pytest.raises(ImportRejected) as caught:
         await run_import(session, "gateways", io.BytesIO(content), box=box)
     assert (caught.value.errors[0].code, caught.value.errors[0].line) == (code, line)
 
 
-async def test_semicolons_bom_and_windows_line_ends_are_read(session, box) -> None:  # type: ignore[no-untyped-def]
+async def test_semicolons_bom_and_windows_line_ends_are_read(session: AsyncSession, box: SecretBox) -> None:
     gw = gateway_id()
     text = "\ufeffdevice_id;device_type;wan_address\r\n" + f"{gw};emh-casa;\"10.0.0.1;4059\"\r\n"
     result = await run_import(session, "gateways", _file(text), box=box)
@@ -111,7 +118,7 @@ async def test_semicolons_bom_and_windows_line_ends_are_read(session, box) -> No
     assert (await get_gateway(session, gw)).wan_address == "10.0.0.1;4059"
 
 
-async def test_state_changes_in_a_file_follow_the_lifecycle(session, box) -> None:  # type: ignore[no-untyped-def]
+async def test_state_changes_in_a_file_follow_the_lifecycle(session: AsyncSession, box: SecretBox) -> None:
     gw = gateway_id()
     await run_import(session, "gateways", _file(GW_HEADER + f"{gw},emh-casa,,,in_stock\n"), box=box)
     with pytest.raises(ImportRejected) as caught:
@@ -124,7 +131,8 @@ async def test_state_changes_in_a_file_follow_the_lifecycle(session, box) -> Non
     assert (await get_gateway(session, gw)).state == "pre_personalized"
 
 
-async def test_assignment_files_end_old_and_start_new_periods_without_overlap(session, box) -> None:  # type: ignore[no-untyped-def]
+async def test_assignment_files_end_old_and_start_new_periods_without_overlap(session: AsyncSession,
+                                                                               box: SecretBox) -> None:
     g1, g2, meter = gateway_id(), gateway_id(), meter_id()
     await run_import(session, "gateways", _file(GW_HEADER + f"{g1},emh-casa,,,\n{g2},emh-casa,,,\n"), box=box)
     await run_import(session, "meters", _file(f"device_id,device_type\n{meter},emh-ebzd\n"), box=box)
@@ -157,7 +165,8 @@ def _certificate(device: str) -> x509.Certificate:
             .not_valid_after(now + timedelta(days=3650)).sign(key, hashes.SHA256()))
 
 
-async def test_delivery_file_brings_gateways_certificates_and_encrypted_master_keys(session, box) -> None:  # type: ignore[no-untyped-def]
+async def test_delivery_file_brings_gateways_certificates_and_encrypted_master_keys(session: AsyncSession,
+                                                                                    box: SecretBox) -> None:
     gw, gw2, meter = gateway_id("PPC"), gateway_id("PPC"), meter_id("ISK")
     cert = _certificate(gw)
     pem = cert.public_bytes(serialization.Encoding.PEM).decode()
@@ -186,14 +195,14 @@ async def test_delivery_file_brings_gateways_certificates_and_encrypted_master_k
         (2, "initial_certificate", "invalid_certificate"), (3, "mk0", "unexpected_value"), (4, "mk0", "invalid_mk0")}
 
 
-async def test_dry_run_counts_exactly_and_stores_nothing(session, box) -> None:  # type: ignore[no-untyped-def]
+async def test_dry_run_counts_exactly_and_stores_nothing(session: AsyncSession, box: SecretBox) -> None:
     gw = gateway_id()
     result = await run_import(session, "gateways", _file(GW_HEADER + f"{gw},emh-casa,,,\n"), box=box, dry_run=True)
     assert result.created == 1 and result.import_id is None
     assert await session.scalar(select(Gateway.id).where(Gateway.device_id == gw)) is None
 
 
-async def test_an_export_reimports_without_changes(session, box) -> None:  # type: ignore[no-untyped-def]
+async def test_an_export_reimports_without_changes(session: AsyncSession, box: SecretBox) -> None:
     seg = f"X{serial()}"
     text = GW_HEADER + "".join(f"{gateway_id()},emh-casa,2.{n},{seg},in_stock\n" for n in range(5))
     await run_import(session, "gateways", _file(text), box=box)
@@ -203,8 +212,8 @@ async def test_an_export_reimports_without_changes(session, box) -> None:  # typ
     assert (again.rows, again.unchanged) == (5, 5)
 
 
-async def test_large_assignment_files_take_the_bulk_path_and_keep_every_constraint(  # type: ignore[no-untyped-def]
-        tenant_factory, settings, monkeypatch) -> None:
+async def test_large_assignment_files_take_the_bulk_path_and_keep_every_constraint(
+        tenant_factory: TenantFactory, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlalchemy import text
 
     from domain.imports import assignments
@@ -233,7 +242,7 @@ async def test_large_assignment_files_take_the_bulk_path_and_keep_every_constrai
             await assign(session, "meter-gateway", meters[0], gws[1], valid_from=datetime(2025, 1, 1, tzinfo=UTC))
 
 
-async def test_imports_record_creations_exactly_as_the_api_does(session, box) -> None:  # type: ignore[no-untyped-def]
+async def test_imports_record_creations_exactly_as_the_api_does(session: AsyncSession, box: SecretBox) -> None:
     from domain.devices.schemas import GatewayCreate, MeterCreate
     from domain.devices.service import create_gateway, create_meter
     from domain.locations.models import ConnectionPoint
@@ -242,7 +251,7 @@ async def test_imports_record_creations_exactly_as_the_api_does(session, box) ->
     from domain.topology.service import assign
     from tests.domain.conftest import cp_code
 
-    async def changes(object_type: str, object_id: str) -> dict:  # type: ignore[type-arg]
+    async def changes(object_type: str, object_id: str) -> dict[str, Any]:
         entry = await session.scalar(select(AuditEntry).where(AuditEntry.object_type == object_type,
                                                               AuditEntry.object_id == object_id)
                                      .order_by(AuditEntry.id.desc()).limit(1))
@@ -256,8 +265,8 @@ async def test_imports_record_creations_exactly_as_the_api_does(session, box) ->
     assert await changes("gateway", api_gw) == await changes("gateway", file_gw)
 
     api_m, file_m = meter_id(), meter_id()
-    await create_meter(session, box, MeterCreate(device_id=api_m, device_type="emh-ebzd", calibration_date="2024-01-01",
-                                                 mk0="00" * 16))
+    await create_meter(session, box, MeterCreate(device_id=api_m, device_type="emh-ebzd",
+                                                 calibration_date=date(2024, 1, 1), mk0=SecretStr("00" * 16)))
     await run_import(session, "meters", _file(f"device_id,device_type,calibration_date,mk0\n{file_m},emh-ebzd,"
                                               f"2024-01-01,{'00' * 16}\n"), box=box)
     api_changes, file_changes = await changes("meter", api_m), await changes("meter", file_m)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit.models import AuditEntry
 from domain.devices.lifecycle import IllegalTransition, allowed_next
@@ -13,7 +14,7 @@ from tests.domain.conftest import make_gateway
 PATH = ["pre_personalized", "personalized", "installed", "in_operation", "deinstalled"]
 
 
-async def test_a_gateway_walks_its_lifecycle_and_every_step_is_logged(session) -> None:  # type: ignore[no-untyped-def]
+async def test_a_gateway_walks_its_lifecycle_and_every_step_is_logged(session: AsyncSession) -> None:
     gw = await make_gateway(session)
     for state in PATH:
         await transition_gateway(session, gw, state, reason=f"step {state}")
@@ -25,7 +26,7 @@ async def test_a_gateway_walks_its_lifecycle_and_every_step_is_logged(session) -
     assert entries[0].changes["state"]["old"] == "in_stock" and entries[0].changes["reason"] == "step pre_personalized"
 
 
-async def test_illegal_transitions_are_refused_with_the_allowed_ones(session) -> None:  # type: ignore[no-untyped-def]
+async def test_illegal_transitions_are_refused_with_the_allowed_ones(session: AsyncSession) -> None:
     gw = await make_gateway(session)
     with pytest.raises(IllegalTransition) as caught:
         await transition_gateway(session, gw.device_id, "in_operation")
@@ -35,14 +36,14 @@ async def test_illegal_transitions_are_refused_with_the_allowed_ones(session) ->
 
 
 @pytest.mark.parametrize("start", ["in_stock", "personalized", "in_operation", "deinstalled"])
-async def test_any_state_can_become_faulty_and_go_back_to_stock(session, start) -> None:  # type: ignore[no-untyped-def]
+async def test_any_state_can_become_faulty_and_go_back_to_stock(session: AsyncSession, start: str) -> None:
     gw = await make_gateway(session, state=start)
     await transition_gateway(session, gw, "faulty", reason="tamper alarm")
     await transition_gateway(session, gw, "in_stock", reason="repaired")
     assert gw.state == "in_stock"
 
 
-async def test_repeating_a_transition_is_a_no_op_for_retried_activities(session) -> None:  # type: ignore[no-untyped-def]
+async def test_repeating_a_transition_is_a_no_op_for_retried_activities(session: AsyncSession) -> None:
     gw = await make_gateway(session, state="installed")
     await transition_gateway(session, gw, "in_operation")
     changed_at = gw.state_changed_at

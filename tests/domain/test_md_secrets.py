@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from core.config import Settings
 from domain.secrets import SecretBox, SecretUnreadable
 
 
-def test_a_key_decrypts_only_for_its_meter_and_tenant(settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_key_decrypts_only_for_its_meter_and_tenant(settings: Settings) -> None:
     alpha, beta = SecretBox(settings, "alpha"), SecretBox(settings, "beta")
     key = bytes(range(16))
     blob = alpha.encrypt(key, "1EMH0005347102")
@@ -21,7 +22,7 @@ def test_a_key_decrypts_only_for_its_meter_and_tenant(settings) -> None:  # type
         alpha.decrypt(b"\x02" + blob[1:], "1EMH0005347102")
 
 
-def test_fingerprints_are_stable_keyed_and_reveal_nothing(settings) -> None:  # type: ignore[no-untyped-def]
+def test_fingerprints_are_stable_keyed_and_reveal_nothing(settings: Settings) -> None:
     alpha, beta = SecretBox(settings, "alpha"), SecretBox(settings, "beta")
     key = bytes(16)
     assert alpha.fingerprint(key, "m") == alpha.fingerprint(key, "m")

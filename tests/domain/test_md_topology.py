@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.locations.models import MarketLocation, MeteringPoint
 from domain.locations.schemas import MarketLocationCreate, MeteringPointCreate
@@ -12,6 +13,7 @@ from domain.locations.service import create
 from domain.partners.schemas import MarketPartnerCreate
 from domain.partners.service import create as create_partner
 from domain.records import AssignmentOverlap
+from domain.secrets import SecretBox
 from domain.topology.errors import InvalidPeriod, UnknownReference
 from domain.topology.service import assign, end_assignment, gateway_assignment_history, gateway_topology
 from tests.domain.conftest import make_connection_point, make_gateway, make_meter, malo, melo, mp_id
@@ -23,7 +25,7 @@ def day(n: int) -> datetime:
     return T0 + timedelta(days=n)
 
 
-async def test_a_meter_cannot_hang_on_two_gateways_at_once(session, box) -> None:  # type: ignore[no-untyped-def]
+async def test_a_meter_cannot_hang_on_two_gateways_at_once(session: AsyncSession, box: SecretBox) -> None:
     g1, g2 = await make_gateway(session), await make_gateway(session)
     meter = await make_meter(session, box)
     first = await assign(session, "meter-gateway", meter.device_id, g1.device_id, valid_from=day(0))
@@ -39,7 +41,7 @@ async def test_a_meter_cannot_hang_on_two_gateways_at_once(session, box) -> None
         await end_assignment(session, "meter-gateway", first.id, valid_to=day(11))
 
 
-async def test_periods_and_references_are_validated(session, box) -> None:  # type: ignore[no-untyped-def]
+async def test_periods_and_references_are_validated(session: AsyncSession, box: SecretBox) -> None:
     gw = await make_gateway(session)
     meter = await make_meter(session, box)
     with pytest.raises(InvalidPeriod):
@@ -51,7 +53,7 @@ async def test_periods_and_references_are_validated(session, box) -> None:  # ty
         await assign(session, "meter-gateway", "nonsense", gw.device_id)
 
 
-async def test_topology_as_of_a_date_shows_what_was_installed_then(session, box) -> None:  # type: ignore[no-untyped-def]
+async def test_topology_as_of_a_date_shows_what_was_installed_then(session: AsyncSession, box: SecretBox) -> None:
     netz, vertrieb = mp_id(), mp_id()
     await create_partner(session, MarketPartnerCreate(mp_id=netz, name="Netz", roles=["VNB", "MSB"]))
     await create_partner(session, MarketPartnerCreate(mp_id=vertrieb, name="Vertrieb", roles=["LF"]))
@@ -81,7 +83,7 @@ async def test_topology_as_of_a_date_shows_what_was_installed_then(session, box)
     assert {a.kind for a in history} == {"gateway-connection-point", "meter-gateway"} and len(history) == 3
 
 
-async def test_timestamps_without_offset_are_german_local_time(session, box) -> None:  # type: ignore[no-untyped-def]
+async def test_timestamps_without_offset_are_german_local_time(session: AsyncSession, box: SecretBox) -> None:
     gw, meter = await make_gateway(session), await make_meter(session, box)
     made = await assign(session, "meter-gateway", meter.device_id, gw.device_id, valid_from=datetime(2024, 7, 1))
     assert made.valid_from == datetime(2024, 6, 30, 22, tzinfo=UTC)  # CEST = UTC+2
