@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -26,6 +26,9 @@ from pki import subca
 from pki.testca import TestCA
 from pki.validation import fingerprint
 from tests.fleet import Fleet, run_process
+
+if TYPE_CHECKING:
+    from tests.conftest import ApiUser
 
 T = "fleet"
 
@@ -44,7 +47,7 @@ async def _certificates(fleet: Fleet, gid: str) -> list[Certificate]:
                                            .where(Gateway.device_id == gid).order_by(Certificate.id))).all())
 
 
-async def test_nothing_due(api, fleet: Fleet, fleet_operator) -> None:  # type: ignore[no-untyped-def]
+async def test_nothing_due(api: httpx.AsyncClient, fleet: Fleet, fleet_operator: ApiUser) -> None:
     (i,) = fleet.take(1)
     gid = fleet.gid(i)
     nothing = await run_process(api, fleet_operator.headers, T, "certificate_renewal", [gid], {"renew_before_days": 30})
@@ -52,7 +55,8 @@ async def test_nothing_due(api, fleet: Fleet, fleet_operator) -> None:  # type: 
     assert fleet.applied(gid) == {}
 
 
-async def test_renewal_of_due_certificates(api, fleet: Fleet, fleet_operator, test_ca) -> None:  # type: ignore[no-untyped-def]
+async def test_renewal_of_due_certificates(api: httpx.AsyncClient, fleet: Fleet, fleet_operator: ApiUser,
+                                           test_ca: TestCA) -> None:
     (i,) = fleet.take(1)
     gid = fleet.gid(i)
     old = {c.usage: c for c in await _certificates(fleet, gid)}
@@ -80,9 +84,9 @@ async def test_renewal_of_due_certificates(api, fleet: Fleet, fleet_operator, te
     state = fleet.gateway_state(gid)
     assert {u: k["sha256"] for u, k in state.own_keys.items()} == {u: c.fingerprint for u, c in new.items()}
     assert not state.pending_keys
-    assert fingerprint(fleet.sim.fleet.creds.keys(gid, "tls").cert) == new["tls"].fingerprint
-    conn = fleet.headend.node.registry.get(T, gid)
-    assert conn is not None and conn.admission.fingerprint == new["tls"].fingerprint
+    assert fingerprint(fleet.simulated.creds.keys(gid, "tls").cert) == new["tls"].fingerprint
+    conn = fleet.running_headend.node.registry.get(T, gid)
+    assert conn is not None and conn.admission is not None and conn.admission.fingerprint == new["tls"].fingerprint
     assert fleet.applied(gid) == {"request_certificate_signing": 3, "install_certificates": 1}
     assert fleet.repeated(gid) == 0
 
@@ -91,8 +95,9 @@ async def test_renewal_of_due_certificates(api, fleet: Fleet, fleet_operator, te
     assert again["targets"][gid]["result"] == {"due": 0, "renewal": "not_due"}
 
 
-async def test_sub_ca_refusal_ends_the_process_with_its_reason(api, fleet: Fleet, fleet_operator,
-                                                               monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_sub_ca_refusal_ends_the_process_with_its_reason(api: httpx.AsyncClient, fleet: Fleet,
+                                                               fleet_operator: ApiUser,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     (i,) = fleet.take(1)
     gid = fleet.gid(i)
     with TestCA(fleet.pki.directory, token="only-for-the-real-gwa") as ca:
@@ -107,15 +112,14 @@ async def test_sub_ca_refusal_ends_the_process_with_its_reason(api, fleet: Fleet
     assert fleet.applied(gid) == {"request_certificate_signing": 1}  # nothing installed
 
 
-class _ScriptedSubCa(ThreadingHTTPServer):
+class _ScriptedSubCa:
     """In front of the test CA, one behaviour per /certify call: ``forward``; ``lose`` (forwarded, the
     CA issues, the answer is lost: the connection closes without a response); ``refuse`` (not
-    forwarded, 400 profile_violation)."""
-
-    daemon_threads = True
+    forwarded, 400 profile_violation). ``with _ScriptedSubCa(...) as url`` serves it."""
 
     def __init__(self, upstream: str, script: list[str]) -> None:
         self.upstream, self.script, self.calls = upstream, script, 0
+        scripted = self  # the handler's state lives here
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -124,14 +128,13 @@ class _ScriptedSubCa(ThreadingHTTPServer):
                 pass
 
             def do_POST(inner) -> None:
-                server: _ScriptedSubCa = inner.server  # type: ignore[assignment]
                 body = inner.rfile.read(int(inner.headers.get("Content-Length") or 0))
-                what = server.script[server.calls] if server.calls < len(server.script) else "forward"
-                server.calls += 1
+                what = scripted.script[scripted.calls] if scripted.calls < len(scripted.script) else "forward"
+                scripted.calls += 1
                 if what == "refuse":
                     status, content = 400, b'{"error": "profile_violation", "detail": "rule subject.O"}'
                 else:
-                    resp = httpx.post(server.upstream + inner.path, content=body, timeout=10)
+                    resp = httpx.post(scripted.upstream + inner.path, content=body, timeout=10)
                     status, content = resp.status_code, resp.content
                 if what == "lose":
                     inner.close_connection = True
@@ -142,19 +145,21 @@ class _ScriptedSubCa(ThreadingHTTPServer):
                 inner.end_headers()
                 inner.wfile.write(content)
 
-        super().__init__(("127.0.0.1", 0), Handler)
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._http.daemon_threads = True
 
     def __enter__(self) -> str:
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        threading.Thread(target=self._http.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self._http.server_address[1]}"
 
     def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-        self.server_close()
+        self._http.shutdown()
+        self._http.server_close()
 
 
-async def test_certificates_obtained_before_a_refusal_are_retired(api, fleet: Fleet, fleet_operator, test_ca,
-                                                                  monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_certificates_obtained_before_a_refusal_are_retired(api: httpx.AsyncClient, fleet: Fleet,
+                                                                  fleet_operator: ApiUser, test_ca: TestCA,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """ENC is certified, SIG refused: nothing is installed, the new ENC certificate is retired (the old
     one stays active and due), so the next run renews both."""
     (i,) = fleet.take(1)
@@ -181,8 +186,10 @@ async def test_certificates_obtained_before_a_refusal_are_retired(api, fleet: Fl
     assert fleet.applied(gid) == {"request_certificate_signing": 4, "install_certificates": 1}
 
 
-async def test_lost_sub_ca_answer_is_not_requested_again_for_the_same_key(api, fleet: Fleet, fleet_operator,
-                                                                         test_ca, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_lost_sub_ca_answer_is_not_requested_again_for_the_same_key(api: httpx.AsyncClient, fleet: Fleet,
+                                                                          fleet_operator: ApiUser,
+                                                                          test_ca: TestCA,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     (i,) = fleet.take(1)
     gid = fleet.gid(i)
     proxy = _ScriptedSubCa(test_ca.url, ["lose"])
@@ -202,7 +209,7 @@ async def test_lost_sub_ca_answer_is_not_requested_again_for_the_same_key(api, f
     assert actions[-4:] == ["submit", "abandon", "submit", "issue"]
 
 
-async def test_certify_step_is_idempotent(fleet: Fleet, test_ca) -> None:
+async def test_certify_step_is_idempotent(fleet: Fleet, test_ca: TestCA) -> None:
     """Repeating the step with the same request: the stored certificate, no second certificate."""
     (i,) = fleet.take(1)
     gid = fleet.gid(i)

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 from tests.helpers import one_error_line
 
+if TYPE_CHECKING:
+    from domain.tenancy.service import TenantContext
+    from tests.conftest import GridgateCli
+    from tests.processes.conftest import GatewayFactory
 
-async def test_process_cli_starts_watches_and_refuses_bad_input(gridgate_cli, make_gateways, procs) -> None:  # type: ignore[no-untyped-def]
+
+async def test_process_cli_starts_watches_and_refuses_bad_input(gridgate_cli: GridgateCli,
+                                                                make_gateways: GatewayFactory,
+                                                                procs: TenantContext) -> None:
     # The worker runs in this test's event loop: the CLI runs in a thread so the loop stays free.
-    def cli(*args: str):  # type: ignore[no-untyped-def]
+    def cli(*args: str) -> Coroutine[Any, Any, subprocess.CompletedProcess[str]]:
         return asyncio.to_thread(gridgate_cli, *args)
 
     ids = await make_gateways(2)

@@ -4,15 +4,25 @@ to users who may read that tenant, and to nobody else."""
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
+import httpx
 from google.protobuf import json_format
 from temporalio.client import Client
 
 from tests.helpers import error_code
 
+if TYPE_CHECKING:
+    from core.config import Settings
+    from core.temporal_clients import TemporalClients
+    from domain.tenancy.service import TenantContext
+    from tests.conftest import UserFactory
+    from tests.processes.conftest import GatewayFactory
+
 
 async def test_payloads_are_sealed_and_only_readers_of_the_tenant_can_open_them(
-    api, make_user, make_gateways, procs, tenant_a, settings, temporal_clients  # type: ignore[no-untyped-def]
+    api: httpx.AsyncClient, make_user: UserFactory, make_gateways: GatewayFactory, procs: TenantContext,
+    tenant_a: TenantContext, settings: Settings, temporal_clients: TemporalClients
 ) -> None:
     (gateway,) = await make_gateways(1)
     operator = await make_user(tenant="procs", role="operator")

@@ -3,28 +3,35 @@
 from __future__ import annotations
 
 import base64
+from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 
 from pki import cms
 from tests.fleet import GRID_OPERATOR, SUPPLIER, Fleet, melos_of, meters_of, run_process
 
+if TYPE_CHECKING:
+    from tests.conftest import ApiUser, UserFactory
+
 T = "fleet"
 
 
-async def order(api, headers, melo: str, taf: int, emt: str, params=None) -> dict:  # type: ignore[no-untyped-def]
+async def order(api: httpx.AsyncClient, headers: dict[str, str], melo: str, taf: int, emt: str,
+                params: dict[str, Any] | None = None) -> dict[str, Any]:
     r = await api.post(f"/api/v1/tenants/{T}/taf-orders", headers=headers,
                        json={"metering_point": melo, "taf": taf, "emt": emt, "params": params or {}})
     assert r.status_code == 201, r.text
-    return r.json()  # type: ignore[no-any-return]
+    return r.json()
 
 
 @pytest.fixture(scope="module")
-async def supplier_client(make_user, fleet):  # type: ignore[no-untyped-def]
+async def supplier_client(make_user: UserFactory, fleet: Fleet) -> ApiUser:
     return await make_user(tenant=T, role="emt", market_partner_id=SUPPLIER)
 
 
-async def test_commission_six_gateways_one_offline(api, fleet: Fleet, fleet_operator, supplier_client) -> None:  # type: ignore[no-untyped-def]
+async def test_commission_six_gateways_one_offline(api: httpx.AsyncClient, fleet: Fleet, fleet_operator: ApiUser,
+                                                   supplier_client: ApiUser) -> None:
     """Six installed gateways with a register profile for the supplier and a billing value for the
     grid operator; one of them is offline. Five end in operation with their meters paired, profiles
     written once each and a first readout in the supplier's outbox; the offline one ends faulty with
@@ -74,7 +81,8 @@ async def test_commission_six_gateways_one_offline(api, fleet: Fleet, fleet_oper
     assert b"<meterReading" in opened.payload and b"first_readout" in opened.payload
 
 
-async def test_incomplete_master_data_is_refused_and_nothing_is_sent(api, fleet: Fleet, fleet_operator) -> None:  # type: ignore[no-untyped-def]
+async def test_incomplete_master_data_is_refused_and_nothing_is_sent(api: httpx.AsyncClient, fleet: Fleet,
+                                                                     fleet_operator: ApiUser) -> None:
     """A meter that measures no metering point: commissioning refuses with the reason, the gateway
     stays installed and is never contacted."""
     h = fleet_operator.headers
@@ -96,7 +104,7 @@ async def test_incomplete_master_data_is_refused_and_nothing_is_sent(api, fleet:
 
 
 async def test_a_refused_step_leaves_the_gateway_faulty_and_removes_what_this_run_wrote(
-    api, fleet: Fleet, fleet_operator  # type: ignore[no-untyped-def]
+    api: httpx.AsyncClient, fleet: Fleet, fleet_operator: ApiUser
 ) -> None:
     """The gateway refuses the evaluation profile: commissioning stops, deletes the meter profile it
     had created (no half-configured gateway), and leaves the gateway faulty with the reason."""
@@ -121,7 +129,7 @@ async def test_a_refused_step_leaves_the_gateway_faulty_and_removes_what_this_ru
 
 
 async def test_the_head_end_restarts_in_the_middle_and_every_gateway_is_commissioned_once(
-    api, fleet: Fleet, fleet_operator  # type: ignore[no-untyped-def]
+    api: httpx.AsyncClient, fleet: Fleet, fleet_operator: ApiUser
 ) -> None:
     """Four gateways are being commissioned when the head-end node goes down and comes back. The
     process completes: all four in operation, no command applied twice on any gateway."""
@@ -159,7 +167,7 @@ async def test_the_head_end_restarts_in_the_middle_and_every_gateway_is_commissi
 
 
 async def test_a_cancelled_commissioning_removes_what_it_wrote_and_leaves_the_gateway_installed(
-    api, fleet: Fleet, fleet_operator  # type: ignore[no-untyped-def]
+    api: httpx.AsyncClient, fleet: Fleet, fleet_operator: ApiUser
 ) -> None:
     import asyncio
 

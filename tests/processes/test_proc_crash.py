@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -20,11 +21,17 @@ from pki.testpki import init_test_pki
 from tests.fleet import provision
 from tests.helpers import gridgate_bin
 
+if TYPE_CHECKING:
+    from core.config import Settings
+    from core.db import Databases
+    from core.temporal_clients import TemporalClients
+    from tests.conftest import TenantFactory
+
 SIZE = 8
 QUEUE = "crash-test"
 
 
-def _env(settings, **extra: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _env(settings: Settings, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDGATE_")}
     env.update(
         GRIDGATE_DATABASE_URL=settings.database_url or "", GRIDGATE_TEMPORAL_ADDRESS=settings.temporal_address,
@@ -50,7 +57,8 @@ async def _port_open(port: int, timeout: float = 60) -> None:
 
 @pytest.mark.slow
 async def test_kill_worker_and_headend_mid_process_every_gateway_exactly_once(
-    settings, dbs, tenant_factory, temporal_clients, tmp_path_factory  # type: ignore[no-untyped-def]
+    settings: Settings, dbs: Databases, tenant_factory: TenantFactory, temporal_clients: TemporalClients,
+    tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     from simulator.config import SimulatorSettings
     from simulator.run import Simulator
@@ -111,13 +119,14 @@ async def test_kill_worker_and_headend_mid_process_every_gateway_exactly_once(
         headend = _spawn(["headend"], he_env, log)
         worker = _spawn(["worker"], worker_env, log)
 
-        final = {}
+        final: dict[str, int] = {}
         for _ in range(2400):
             p, final = await processes.counts(ctx, process.id)
             if p.state in ("completed", "paused", "failed", "cancelled"):
                 break
             await asyncio.sleep(0.25)
         assert p.state == "completed" and final.get("succeeded") == SIZE, (p.state, final, log.read_text()[-3000:])
+        assert sim.fleet is not None  # started above
         for gid in gateways:
             applied = sim.fleet.gateways[gid].state.counters.get("applied_by_kind", {})
             assert applied.get("set_time") == 1, (gid, applied)  # set once, never twice

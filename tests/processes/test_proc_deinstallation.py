@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import httpx
 from sqlalchemy import select
 
 from domain.certificates.models import Certificate
@@ -9,11 +12,15 @@ from domain.devices.models import Gateway
 from tests.fleet import GRID_OPERATOR, SUPPLIER, Fleet, melos_of, meters_of, run_process, wait_process
 from tests.helpers import error_code
 
+if TYPE_CHECKING:
+    from tests.conftest import ApiUser, UserFactory
+
 T = "fleet"
 
 
-async def test_deinstall_two_gateways_final_readings_reach_every_emt(api, fleet: Fleet, fleet_operator, make_user
-                                                                    ) -> None:  # type: ignore[no-untyped-def]
+async def test_deinstall_two_gateways_final_readings_reach_every_emt(api: httpx.AsyncClient, fleet: Fleet,
+                                                                     fleet_operator: ApiUser,
+                                                                     make_user: UserFactory) -> None:
     """Two gateways with orders of both EMTs. While another process holds one of them,
     deinstallation is refused. Then both are deinstalled: each EMT finds its final reading in its
     outbox, the profiles are deactivated on the gateways, the assignments end, the certificates are

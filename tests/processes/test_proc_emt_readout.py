@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 
 from pki import cms
 from tests.fleet import GRID_OPERATOR, SUPPLIER, Fleet, melos_of, run_process
 from tests.helpers import error_code
 
+if TYPE_CHECKING:
+    from tests.conftest import ApiUser, UserFactory
+
 T = "fleet"
 URL = f"/api/v1/tenants/{T}/emt/readouts"
 
 
 @pytest.fixture(scope="module")
-async def metering_point(api, fleet: Fleet, fleet_operator) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+async def metering_point(api: httpx.AsyncClient, fleet: Fleet, fleet_operator: ApiUser) -> tuple[str, str]:
     """A commissioned gateway whose consumption MeLo has a TAF 6 order of the supplier."""
     h = fleet_operator.headers
     (i,) = fleet.take(1, where=lambda i: i % 4 != 0)
@@ -30,7 +35,7 @@ async def metering_point(api, fleet: Fleet, fleet_operator) -> tuple[str, str]: 
 
 
 async def test_the_supplier_reads_its_metering_point_and_only_it_can_open_the_values(
-    api, fleet: Fleet, make_user, metering_point  # type: ignore[no-untyped-def]
+    api: httpx.AsyncClient, fleet: Fleet, make_user: UserFactory, metering_point: tuple[str, str]
 ) -> None:
     melo, gid = metering_point
     supplier = await make_user(tenant=T, role="emt", market_partner_id=SUPPLIER)
@@ -57,7 +62,8 @@ async def test_the_supplier_reads_its_metering_point_and_only_it_can_open_the_va
 
 
 async def test_anything_but_a_current_order_of_the_caller_is_a_plain_404(
-    api, fleet: Fleet, make_user, fleet_operator, metering_point  # type: ignore[no-untyped-def]
+    api: httpx.AsyncClient, fleet: Fleet, make_user: UserFactory, fleet_operator: ApiUser,
+    metering_point: tuple[str, str]
 ) -> None:
     melo, _ = metering_point
     grid = await make_user(tenant=T, role="emt", market_partner_id=GRID_OPERATOR)
@@ -74,8 +80,8 @@ async def test_anything_but_a_current_order_of_the_caller_is_a_plain_404(
     assert (await api.get(f"{URL}/{mine['id']}", headers=grid.headers)).status_code == 404
 
 
-async def test_a_slow_gateway_gets_202_and_a_status_url(api, fleet: Fleet, make_user, metering_point
-                                                       ) -> None:  # type: ignore[no-untyped-def]
+async def test_a_slow_gateway_gets_202_and_a_status_url(api: httpx.AsyncClient, fleet: Fleet, make_user: UserFactory,
+                                                        metering_point: tuple[str, str]) -> None:
     melo, gid = metering_point
     supplier = await make_user(tenant=T, role="emt", market_partner_id=SUPPLIER)
     await fleet.fault(gid, "slow", 1.5)

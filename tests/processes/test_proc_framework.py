@@ -9,17 +9,27 @@ runs in the session. The fleet tests drive the same machinery to success.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
 from tests.helpers import error_code
 
+if TYPE_CHECKING:
+    from core.config import Settings
+    from core.temporal_clients import TemporalClients
+    from domain.tenancy.service import TenantContext
+    from tests.conftest import ApiUser, UserFactory
+    from tests.processes.conftest import GatewayFactory
+
 FAST = {"connect_timeout_s": 1, "attempts": 1}
 
 
-async def _wait(api: httpx.AsyncClient, headers, pid: str, until, timeout: float = 90):  # type: ignore[no-untyped-def]
-    body = None
+async def _wait(api: httpx.AsyncClient, headers: dict[str, str], pid: str, until: Callable[[Any], bool],
+                timeout: float = 90) -> Any:
+    body: Any = None
     for _ in range(int(timeout * 4)):
         body = (await api.get(f"/api/v1/tenants/procs/processes/{pid}", headers=headers)).json()
         if until(body):
@@ -29,11 +39,12 @@ async def _wait(api: httpx.AsyncClient, headers, pid: str, until, timeout: float
 
 
 @pytest.fixture(scope="module")
-async def operator(make_user, procs):  # type: ignore[no-untyped-def]
+async def operator(make_user: UserFactory, procs: TenantContext) -> ApiUser:
     return await make_user(tenant="procs", role="operator")
 
 
-async def test_bad_starts_are_refused_before_anything_runs(api, operator, make_gateways, procs) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_starts_are_refused_before_anything_runs(api: httpx.AsyncClient, operator: ApiUser,
+                                                           make_gateways: GatewayFactory, procs: TenantContext) -> None:
     (in_stock,) = await make_gateways(1, state="in_stock")
     url = "/api/v1/tenants/procs/processes"
     cases = [
@@ -63,7 +74,7 @@ async def test_bad_starts_are_refused_before_anything_runs(api, operator, make_g
 
 
 async def test_unreachable_gateways_fail_pause_the_process_and_resume_and_retry_work(
-    api, operator, make_gateways, procs  # type: ignore[no-untyped-def]
+    api: httpx.AsyncClient, operator: ApiUser, make_gateways: GatewayFactory, procs: TenantContext
 ) -> None:
     ids = await make_gateways(6, segment="A12")
     body = {"type": "time_sync", "target": {"filter": f"device_id in ({', '.join(ids)})"},
@@ -110,7 +121,8 @@ async def test_unreachable_gateways_fail_pause_the_process_and_resume_and_retry_
 
 
 async def test_cancel_stops_pending_gateways_and_auditors_cannot_steer(
-    api, operator, make_user, make_gateways, procs  # type: ignore[no-untyped-def]
+    api: httpx.AsyncClient, operator: ApiUser, make_user: UserFactory, make_gateways: GatewayFactory,
+    procs: TenantContext
 ) -> None:
     ids = await make_gateways(5)
     body = {"type": "logbook_readout", "target": {"gateway_ids": ids}, "reason": "audit request 4711",
@@ -135,7 +147,8 @@ async def test_cancel_stops_pending_gateways_and_auditors_cannot_steer(
 
 
 async def test_long_processes_continue_as_new_and_abnormal_ends_show_as_failed(
-    api, operator, make_gateways, procs, temporal_clients  # type: ignore[no-untyped-def]
+    api: httpx.AsyncClient, operator: ApiUser, make_gateways: GatewayFactory, procs: TenantContext,
+    temporal_clients: TemporalClients
 ) -> None:
     ids = await make_gateways(7)
     body = {"type": "time_sync", "target": {"gateway_ids": ids}, "reason": "long run",
@@ -160,7 +173,8 @@ async def test_long_processes_continue_as_new_and_abnormal_ends_show_as_failed(
 
 
 async def test_signals_that_arrive_before_a_run_starts_are_not_lost(
-    api, operator, make_gateways, procs, settings, temporal_clients  # type: ignore[no-untyped-def]
+    api: httpx.AsyncClient, operator: ApiUser, make_gateways: GatewayFactory, procs: TenantContext, settings: Settings,
+    temporal_clients: TemporalClients
 ) -> None:
     """After continue-as-new, children still in flight signal the new run before its first workflow
     task; the SDK hands such buffered signals to their handlers before ``run``. Signal-with-start puts

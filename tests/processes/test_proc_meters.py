@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import httpx
+
 from tests.fleet import SUPPLIER, Fleet, melos_of, meters_of, run_process
 from tests.helpers import error_code
+
+if TYPE_CHECKING:
+    from tests.conftest import ApiUser, UserFactory
 
 T = "fleet"
 
 
-async def test_pair_the_meters_of_two_gateways_and_a_wrong_master_key_fails(api, fleet: Fleet, fleet_operator
-                                                                           ) -> None:  # type: ignore[no-untyped-def]
+async def test_pair_the_meters_of_two_gateways_and_a_wrong_master_key_fails(api: httpx.AsyncClient, fleet: Fleet,
+                                                                            fleet_operator: ApiUser) -> None:
     h = fleet_operator.headers
     idx = fleet.take(3, where=lambda i: i % 4 != 0)
     gids = [fleet.gid(i) for i in idx]
@@ -36,8 +43,9 @@ async def test_pair_the_meters_of_two_gateways_and_a_wrong_master_key_fails(api,
     assert other["targets"][gids[0]]["error_type"] == "meter_not_assigned"
 
 
-async def test_exchange_a_meter_final_and_initial_reading_and_assignments_moved(api, fleet: Fleet, fleet_operator,
-                                                                               make_user) -> None:  # type: ignore[no-untyped-def]
+async def test_exchange_a_meter_final_and_initial_reading_and_assignments_moved(api: httpx.AsyncClient, fleet: Fleet,
+                                                                                fleet_operator: ApiUser,
+                                                                                make_user: UserFactory) -> None:
     """A commissioned gateway's meter is replaced by a spare: the supplier gets the old meter's final
     and the new meter's initial reading (sealed for it), the old meter leaves the LMN with its
     profiles, the metering point is measured by the new meter from the exchange on."""
@@ -95,8 +103,8 @@ async def test_exchange_a_meter_final_and_initial_reading_and_assignments_moved(
     assert reasons == ["meter_exchange_final", "meter_exchange_initial"]
 
 
-async def test_pairing_over_a_connection_that_drops_every_answer_pairs_once(api, fleet: Fleet, fleet_operator
-                                                                           ) -> None:  # type: ignore[no-untyped-def]
+async def test_pairing_over_a_connection_that_drops_every_answer_pairs_once(api: httpx.AsyncClient, fleet: Fleet,
+                                                                            fleet_operator: ApiUser) -> None:
     """The gateway applies each command and then drops the connection before answering. The
     process repeats the step with the same command ID: the gateway answers from its command table,
     the meter is paired exactly once."""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from domain.tariffs.prechecks import PRECHECKS
 from tests.fleet import Fleet, meters_of
 
 
-async def _check(fleet: Fleet, type_: str, gid: str, params: dict) -> None:  # type: ignore[type-arg]
+async def _check(fleet: Fleet, type_: str, gid: str, params: dict[str, Any]) -> None:
     async with fleet.ctx.sessions() as session:
         await PRECHECKS[type_](session, Gateway.device_id == gid, params)
 
@@ -22,7 +23,7 @@ async def test_bad_parameters_are_named_before_a_process_starts(fleet: Fleet) ->
     a, b = fleet.take(2, where=lambda i: i % 4 != 0)
     gid = fleet.gid(a)
     own, foreign = meters_of(a)[0], meters_of(b)[0]
-    cases = [
+    cases: list[tuple[str, dict[str, Any], str]] = [
         ("profile_rollout", {"taf_order_ids": [987654321]}, "unknown_taf_order"),
         ("meter_pairing", {"meter_ids": ["1EMH0599999999"]}, "unknown_meters"),
         ("meter_exchange", {"old_meter_id": foreign, "new_meter_id": own}, "meter_not_assigned"),

@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import httpx
 
 from tests.fleet import GRID_OPERATOR, SUPPLIER, Fleet, melos_of, run_process
 from tests.helpers import error_code
+
+if TYPE_CHECKING:
+    from tests.conftest import ApiUser, UserFactory
 
 T = "fleet"
 ORDERS = f"/api/v1/tenants/{T}/taf-orders"
 
 
-async def _order(api, h, melo: str, taf: int, emt: str, params=None) -> dict:  # type: ignore[no-untyped-def]
+async def _order(api: httpx.AsyncClient, h: dict[str, str], melo: str, taf: int, emt: str,
+                 params: dict[str, Any] | None = None) -> dict[str, Any]:
     r = await api.post(ORDERS, headers=h, json={"metering_point": melo, "taf": taf, "emt": emt,
                                                 "params": params or {}})
     assert r.status_code == 201, r.text
-    return r.json()  # type: ignore[no-any-return]
+    return r.json()
 
 
-async def test_taf_orders_are_validated_per_taf_before_anything_is_stored(api, fleet: Fleet, fleet_operator,
-                                                                         make_user) -> None:  # type: ignore[no-untyped-def]
+async def test_taf_orders_are_validated_per_taf_before_anything_is_stored(api: httpx.AsyncClient, fleet: Fleet,
+                                                                          fleet_operator: ApiUser,
+                                                                          make_user: UserFactory) -> None:
     h = fleet_operator.headers
     (i,) = fleet.take(1, where=lambda i: i % 4 == 0)  # two meters: consumption and feed-in MeLo
     consumption, feed_in = melos_of(i)
@@ -62,8 +70,8 @@ async def test_taf_orders_are_validated_per_taf_before_anything_is_stored(api, f
     assert len(listed) == 6
 
 
-async def test_rollout_of_a_new_taf_then_an_emt_change_on_a_metering_point(api, fleet: Fleet, fleet_operator
-                                                                          ) -> None:  # type: ignore[no-untyped-def]
+async def test_rollout_of_a_new_taf_then_an_emt_change_on_a_metering_point(api: httpx.AsyncClient, fleet: Fleet,
+                                                                           fleet_operator: ApiUser) -> None:
     """Two gateways in operation with a billing TAF for the grid operator. The supplier orders a
     register profile: the rollout installs the supplier's certificates and writes its communication
     and evaluation profile. Then the metering point's register profile moves to the grid operator
@@ -134,8 +142,8 @@ async def test_rollout_of_a_new_taf_then_an_emt_change_on_a_metering_point(api, 
     assert [r["obis"] for r in active["content"]["registers"]] == ["1-0:1.8.0", "1-0:2.8.0"]
 
 
-async def test_rollout_needs_the_gateway_in_operation_and_known_orders(api, fleet: Fleet, fleet_operator
-                                                                      ) -> None:  # type: ignore[no-untyped-def]
+async def test_rollout_needs_the_gateway_in_operation_and_known_orders(api: httpx.AsyncClient, fleet: Fleet,
+                                                                       fleet_operator: ApiUser) -> None:
     h = fleet_operator.headers
     (i,) = fleet.take(1)
     gid = fleet.gid(i)
@@ -154,7 +162,8 @@ async def test_rollout_needs_the_gateway_in_operation_and_known_orders(api, flee
     assert r.status_code == 400 and error_code(r) == "unknown_taf_order", r.text
 
 
-async def test_time_of_use_schedule_reaches_the_gateway(api, fleet: Fleet, fleet_operator) -> None:  # type: ignore[no-untyped-def]
+async def test_time_of_use_schedule_reaches_the_gateway(api: httpx.AsyncClient, fleet: Fleet,
+                                                        fleet_operator: ApiUser) -> None:
     """TAF 2: the supplier's daily switching times travel in the evaluation profile, and the meter
     profile offers the tariff registers they name; a changed schedule rewrites the profile."""
     h = fleet_operator.headers

@@ -8,6 +8,7 @@ change is meant to be incompatible with old histories and no such workflows can 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
@@ -26,7 +27,7 @@ def test_histories_are_committed_for_the_process_workflows() -> None:
 
 
 @pytest.mark.parametrize("path", FILES, ids=[f.name for f in FILES])
-async def test_committed_history_replays(path) -> None:  # type: ignore[no-untyped-def]
+async def test_committed_history_replays(path: Path) -> None:
     recorded = json.loads(path.read_text())
     history = WorkflowHistory.from_json(recorded["workflow_id"], recorded["history"])
     replayer = Replayer(workflows=WORKFLOWS, workflow_runner=workflow_runner(),

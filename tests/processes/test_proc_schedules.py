@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING, Any
+
+import httpx
 
 from tests.helpers import error_code
 
+if TYPE_CHECKING:
+    from core.temporal_clients import TemporalClients
+    from domain.tenancy.service import TenantContext
+    from tests.conftest import UserFactory
 
-async def _schedules(api, headers):  # type: ignore[no-untyped-def]
+
+async def _schedules(api: httpx.AsyncClient, headers: dict[str, str]) -> list[dict[str, Any]]:
     for _ in range(80):  # the worker creates them when it starts serving the tenant
         response = await api.get("/api/v1/tenants/procs/schedules", headers=headers)
         if response.status_code == 200:
@@ -16,7 +24,8 @@ async def _schedules(api, headers):  # type: ignore[no-untyped-def]
     raise AssertionError(response.text)
 
 
-async def test_schedules_exist_change_and_run(api, make_user, procs, temporal_clients) -> None:  # type: ignore[no-untyped-def]
+async def test_schedules_exist_change_and_run(api: httpx.AsyncClient, make_user: UserFactory, procs: TenantContext,
+                                              temporal_clients: TemporalClients) -> None:
     operator = await make_user(tenant="procs", role="operator")
     auditor = await make_user(tenant="procs", role="auditor")
     listed = {s["name"]: s for s in await _schedules(api, auditor.headers)}
@@ -50,4 +59,4 @@ async def test_schedules_exist_change_and_run(api, make_user, procs, temporal_cl
         if recent and recent[0].status and recent[0].status.name == "COMPLETED":
             break
         await asyncio.sleep(0.25)
-    assert recent and recent[0].status.name == "COMPLETED"
+    assert recent and recent[0].status and recent[0].status.name == "COMPLETED"

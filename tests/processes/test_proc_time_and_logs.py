@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import httpx
+
 from tests.fleet import Fleet, run_process
+
+if TYPE_CHECKING:
+    from tests.conftest import ApiUser
 
 T = "fleet"
 
 
-async def test_time_sync_corrects_a_drifting_clock_once_and_raises_an_event(api, fleet: Fleet, fleet_operator) -> None:  # type: ignore[no-untyped-def]
+async def test_time_sync_corrects_a_drifting_clock_once_and_raises_an_event(api: httpx.AsyncClient, fleet: Fleet,
+                                                                            fleet_operator: ApiUser) -> None:
     h = fleet_operator.headers
     idx = fleet.take(3)
     gids = [fleet.gid(i) for i in idx]
@@ -35,7 +43,8 @@ async def test_time_sync_corrects_a_drifting_clock_once_and_raises_an_event(api,
         assert any(e["code"] == "clock_offset" for e in events.json()["items"])
 
 
-async def test_logbook_readout_stores_entries_once_and_they_can_be_filtered(api, fleet: Fleet, fleet_operator) -> None:  # type: ignore[no-untyped-def]
+async def test_logbook_readout_stores_entries_once_and_they_can_be_filtered(api: httpx.AsyncClient, fleet: Fleet,
+                                                                            fleet_operator: ApiUser) -> None:
     h = fleet_operator.headers
     (i,) = fleet.take(1, where=lambda i: fleet.gid(i)[1:4] != "PPC")  # PPC offers no calibration log
     gid = fleet.gid(i)
@@ -62,7 +71,8 @@ async def test_logbook_readout_stores_entries_once_and_they_can_be_filtered(api,
     assert len({(e["log"], e["record"]) for e in after}) == len(after)
 
 
-async def test_a_log_the_vendor_does_not_offer_is_noted_and_the_others_read(api, fleet: Fleet, fleet_operator) -> None:  # type: ignore[no-untyped-def]
+async def test_a_log_the_vendor_does_not_offer_is_noted_and_the_others_read(api: httpx.AsyncClient, fleet: Fleet,
+                                                                            fleet_operator: ApiUser) -> None:
     (i,) = fleet.take(1, where=lambda i: fleet.gid(i)[1:4] == "PPC")
     gid = fleet.gid(i)
     done = await run_process(api, fleet_operator.headers, T, "logbook_readout", [gid],
