@@ -51,7 +51,6 @@ class GatewayEventInput:
 
 
 class GwaSteps(Steps):
-
     @activity.defn
     async def find_last_logbook_record(self, inp: LogCursorInput) -> LogCursor:
         async with self._session() as session:
