@@ -116,7 +116,7 @@ def _register(command: str, entity: str, help_text: str, columns: list[str]) -> 
         """One page, filtered and sorted; prints the cursor of the next page."""
         from domain import listing
 
-        async def fn(settings: Any, ctx: Any, session: AsyncSession) -> tuple[list[Any], str | None]:
+        async def fn(settings: Settings, ctx: TenantContext, session: AsyncSession) -> tuple[list[Any], str | None]:
             items, nxt = await listing.page(session, entity, filter=filter, saved=saved, sort=sort, after=after,
                                             limit=limit, at=as_of)
             return [_out(entity, i) for i in items], nxt
@@ -135,7 +135,7 @@ def _register(command: str, entity: str, help_text: str, columns: list[str]) -> 
         """How many match the filter (before you run anything on them)."""
         from domain.filters import count
 
-        async def fn(settings: Any, ctx: Any, session: AsyncSession) -> int:
+        async def fn(settings: Settings, ctx: TenantContext, session: AsyncSession) -> int:
             return await count(session, entity, filter, saved=saved, at=as_of)
 
         typer.echo(_in_tenant(tenant, fn))
@@ -147,7 +147,7 @@ def _register(command: str, entity: str, help_text: str, columns: list[str]) -> 
         """The matching rows as CSV in the import format, streamed."""
         from domain.imports.export import export_csv
 
-        async def fn(settings: Any, ctx: Any, session: AsyncSession) -> None:
+        async def fn(settings: Settings, ctx: TenantContext, session: AsyncSession) -> None:
             target = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
             try:
                 async for chunk in export_csv(session, entity, filter, saved=saved, at=as_of):
@@ -177,7 +177,7 @@ def gateway_show(device_id: str, tenant: TenantOpt = None, as_of: AsOfOpt = None
     from domain.devices.service import get_gateway
     from domain.topology.service import gateway_assignment_history, gateway_topology
 
-    async def fn(settings: Any, ctx: Any, session: AsyncSession) -> dict[str, Any]:
+    async def fn(settings: Settings, ctx: TenantContext, session: AsyncSession) -> dict[str, Any]:
         gw = await get_gateway(session, device_id)
         return {"gateway": _jsonable(GatewayOut.of(gw)),
                 "topology": _jsonable(await gateway_topology(session, gw, as_of)),
@@ -192,7 +192,7 @@ def gateway_state(device_id: str, state: str, tenant: TenantOpt = None,
     """Move a gateway through its lifecycle (checked transitions)."""
     from domain.devices.service import transition_gateway
 
-    async def fn(settings: Any, ctx: Any, session: AsyncSession) -> str:
+    async def fn(settings: Settings, ctx: TenantContext, session: AsyncSession) -> str:
         return (await transition_gateway(session, device_id, state, reason=reason)).state
 
     typer.echo(f"{device_id.upper()}: {_in_tenant(tenant, fn)}")
@@ -226,7 +226,7 @@ def import_(
     def report(done: int, rows: int) -> None:
         progress.update(task, completed=done, rows=f"{rows:,}")
 
-    async def fn(settings: Any, ctx: Any, session: AsyncSession) -> Any:
+    async def fn(settings: Settings, ctx: TenantContext, session: AsyncSession) -> Any:
         with file.open("rb") as stream, progress:
             return await run_import(session, kind, stream, file_name=file.name, source_system=source,
                                     dry_run=dry_run, box=SecretBox(settings, ctx.name), progress=report)
@@ -254,7 +254,7 @@ def filter_save(name: str, expression: str, tenant: TenantOpt = None,
     """Save (or replace) a named filter after checking it."""
     from domain.filters.service import save
 
-    async def fn(settings: Any, ctx: Any, session: AsyncSession) -> bool:
+    async def fn(settings: Settings, ctx: TenantContext, session: AsyncSession) -> bool:
         return (await save(session, name, entity, expression, description))[1]
 
     typer.echo(f"{'saved' if _in_tenant(tenant, fn) else 'replaced'} filter {name}")
@@ -264,7 +264,7 @@ def filter_save(name: str, expression: str, tenant: TenantOpt = None,
 def filter_list(tenant: TenantOpt = None) -> None:
     from domain.filters.repository import list_all
 
-    async def fn(settings: Any, ctx: Any, session: AsyncSession) -> list[list[str]]:
+    async def fn(settings: Settings, ctx: TenantContext, session: AsyncSession) -> list[list[str]]:
         return [[f.name, f.entity, f.expression] for f in await list_all(session)]
 
     _table(["NAME", "ENTITY", "EXPRESSION"], _in_tenant(tenant, fn))
