@@ -11,14 +11,19 @@ from sqlalchemy import URL, MetaData, create_engine, inspect, pool
 
 from core.db import Databases, create_database, drop_database
 from domain import migrate
+from domain.meterdata.partitions import is_partition
 from domain.models import ControlBase, TenantBase
+
+
+def _not_a_partition(name: str | None, type_: str, parent_names: object) -> bool:
+    return not (type_ == "table" and name is not None and is_partition(name))
 
 
 def _pending_changes(url: URL, metadata: MetaData) -> list[Any]:
     engine = create_engine(url, poolclass=pool.NullPool)
     try:
         with engine.connect() as conn:
-            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": _not_a_partition})
             return list(compare_metadata(ctx, metadata))
     finally:
         engine.dispose()
