@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +29,9 @@ from domain.imports.service import run_import
 from domain.partners import repository as partners
 from domain.partners.models import MarketPartner
 from domain.secrets import SecretBox
+from domain.tariffs import repository as tariff_repo
+from domain.tariffs.schemas import TafOrderCreate
+from domain.tariffs.service import create_order
 from domain.tenancy.service import TenantContext
 
 
@@ -83,19 +87,28 @@ def _gateway_row(i: int) -> list[str]:
     return [demo_gateway_id(i), GATEWAY_TYPES[flag], firmware, f"CELL-A{10 + i % 8}", "in_operation"]
 
 
-async def _ensure_partners(session: AsyncSession) -> None:
+EndpointOf = Callable[[str], str]
+
+
+async def _ensure_partners(session: AsyncSession, endpoint_of: EndpointOf | None) -> None:
+    """The demo EMTs; with ``endpoint_of`` (market partner ID -> URL) their meter data endpoint is
+    this installation's MDM receiver, so the demo gateways deliver to it."""
     for p in DEMO_PARTNERS:
-        if await partners.by_mp_id(session, p.mp_id) is None:
-            session.add(MarketPartner(mp_id=p.mp_id, name=p.name, roles=list(p.roles),
-                                      endpoints=[{"purpose": "meter_data", "url": p.endpoint}]))
+        endpoints = [{"purpose": "meter_data", "url": endpoint_of(p.mp_id) if endpoint_of else p.endpoint}]
+        found = await partners.by_mp_id(session, p.mp_id)
+        if found is None:
+            session.add(MarketPartner(mp_id=p.mp_id, name=p.name, roles=list(p.roles), endpoints=endpoints))
+        elif endpoint_of is not None and found.endpoints != endpoints:
+            found.endpoints = endpoints
     await session.flush()
 
 
-async def seed_demo_fleet(session: AsyncSession, size: int, *, box: SecretBox) -> None:
+async def seed_demo_fleet(session: AsyncSession, size: int, *, box: SecretBox,
+                          endpoint_of: EndpointOf | None = None) -> None:
     """Make sure the first ``size`` demo gateways and everything around them exist."""
     if size <= 0:
         return
-    await _ensure_partners(session)
+    await _ensure_partners(session, endpoint_of)
     netz, vertrieb = DEMO_GRID_OPERATOR.mp_id, DEMO_SUPPLIER.mp_id
     gateways = range(size)
     slots = [(i, s) for i in gateways for s in range(demo_meter_count(i))]
@@ -132,7 +145,46 @@ async def seed_demo_fleet(session: AsyncSession, size: int, *, box: SecretBox) -
         await run_import(session, kind, data, file_name=f"demo-{kind}.csv", box=box)
 
 
-async def seed_demo_tenant(settings: Settings, tenant: TenantContext) -> None:
-    """Seed the demo fleet of ``GRIDGATE_DEMO_FLEET_SIZE`` gateways in its own transaction."""
+def demo_orders(size: int) -> list[TafOrderCreate]:
+    """What the demo EMTs order for the first ``size`` gateways: the grid operator (also metering
+    point operator) a register profile (TAF 7) of every metering point, and grid state data (TAF 10)
+    at every tenth gateway; the supplier a monthly register value (TAF 1) of each consumption point."""
+    netz, vertrieb = DEMO_GRID_OPERATOR.mp_id, DEMO_SUPPLIER.mp_id
+    orders = []
+    for i in range(size):
+        consumption = demo_melo(i, 0)
+        orders.append(TafOrderCreate(metering_point=consumption, taf=7, emt=netz, valid_from=_since()))
+        orders.append(TafOrderCreate(metering_point=consumption, taf=1, emt=vertrieb, valid_from=_since()))
+        if demo_meter_count(i) > 1:
+            orders.append(TafOrderCreate(metering_point=demo_melo(i, 1), taf=7, emt=netz, valid_from=_since(),
+                                         params={"registers": ["1-0:2.8.0"]}))
+        if i % 10 == 5:
+            orders.append(TafOrderCreate(metering_point=consumption, taf=10, emt=netz, valid_from=_since(),
+                                         params={"registers": ["1-0:32.7.0", "1-0:31.7.0", "1-0:16.7.0"]}))
+    return orders
+
+
+def _since() -> datetime:
+    return datetime.fromisoformat(SINCE)
+
+
+async def seed_demo_orders(session: AsyncSession, size: int) -> int:
+    """The demo TAF orders that do not exist yet (by metering point, TAF and EMT). Returns how many
+    were created."""
+    have = {(melo, taf, emt) for melo, taf, emt in await tariff_repo.order_keys(session)}
+    created = 0
+    for order in demo_orders(size):
+        if (order.metering_point, order.taf, order.emt) not in have:
+            await create_order(session, order)
+            created += 1
+    return created
+
+
+async def seed_demo_tenant(settings: Settings, tenant: TenantContext, *, endpoint_of: EndpointOf | None = None
+                           ) -> None:
+    """Seed the demo fleet of ``GRIDGATE_DEMO_FLEET_SIZE`` gateways and its TAF orders in its own
+    transaction."""
     async with tenant.sessions() as session, session.begin():
-        await seed_demo_fleet(session, settings.demo_fleet_size, box=SecretBox(settings, tenant.name))
+        await seed_demo_fleet(session, settings.demo_fleet_size, box=SecretBox(settings, tenant.name),
+                              endpoint_of=endpoint_of)
+        await seed_demo_orders(session, settings.demo_fleet_size)

@@ -20,6 +20,7 @@ from domain.iam.models import User
 from domain.iam.service import create_user, generate_password, grant
 from domain.tenancy.models import Tenant
 from domain.tenancy.service import context_for, migrate_all_tenants, resolve
+from mdm.config import MdmSettings
 from operations.tenants import create_tenant
 
 log = structlog.get_logger(__name__)
@@ -59,7 +60,8 @@ async def ensure_demo(settings: Settings, dbs: Databases, clients: TemporalClien
             tenant = await session.merge(tenant)
             await grant(session, user, tenant, "admin")
     ctx = context_for(dbs, tenant)
-    await seed_demo_tenant(settings, ctx)
+    mdm = MdmSettings()
+    await seed_demo_tenant(settings, ctx, endpoint_of=lambda mp_id: mdm.endpoint(name, mp_id))
     # Last, after the fleet exists, so gateway certificates link to their gateway records.
     await provision_demo_pki(settings, ctx, settings.demo_fleet_size)
     return DemoInfo(tenant=name, username=DEMO_ADMIN, password=password)

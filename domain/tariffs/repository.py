@@ -37,6 +37,15 @@ def orders_with_keys(at: datetime) -> Any:
             .outerjoin(gw, gw.id == mg.gateway_id))
 
 
+async def order_keys(session: AsyncSession) -> list[tuple[str, int, str]]:
+    """(MeLo, TAF, EMT market partner ID) of every active order."""
+    rows = await session.execute(select(MeteringPoint.melo, TafOrder.taf, MarketPartner.mp_id)
+                                 .join(MeteringPoint, MeteringPoint.id == TafOrder.metering_point_id)
+                                 .join(MarketPartner, MarketPartner.id == TafOrder.emt_id)
+                                 .where(TafOrder.status == "active"))
+    return [(melo, taf, mp) for melo, taf, mp in rows]
+
+
 async def active_order(session: AsyncSession, metering_point_id: int, taf: int) -> TafOrder | None:
     return await session.scalar(select(TafOrder).where(
         TafOrder.metering_point_id == metering_point_id, TafOrder.taf == taf, TafOrder.status == "active"
