@@ -8,6 +8,7 @@ the stored one stays, the delivered one is kept in the log entry, and the day is
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,13 +18,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.meterdata import partitions
 from domain.meterdata import repository as repo
-from domain.meterdata.days import SLOT, slot_of, slots_in
+from domain.meterdata.days import SLOT, local_day, slot_of, slots_in
 from domain.meterdata.delivery import GRID_PROFILE, INTERVAL_OF_REGISTER, LOAD_PROFILE, Delivery, Envelope, Profile
 from domain.meterdata.models import LAYERS
 from domain.meterdata.quality import Quality
 from domain.meterdata.repository import MeteringPointOfMeter, SeriesKey, SeriesSpec
 
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+# A registration period may deviate by at most 1 % (DS; 9 s of 15 minutes): a capture time that close
+# to a quarter-hour boundary is that boundary. One further off is a clock shift: not stored as a
+# value, noted on the day (docs/mdm.md, VEE "clock shifts").
+CAPTURE_TOLERANCE_S = 9
 RAW = LAYERS["raw"]
 WH = 30  # DLMS unit code of Wh
 
@@ -178,10 +183,11 @@ def _metering_point_for(routes: list[MeteringPointOfMeter], obis: str) -> Meteri
 
 @dataclass
 class _DayWork:
-    """New values for one (series, day), slot by slot."""
+    """New values for one (series, day), slot by slot, and capture times off by a clock shift."""
 
     values: dict[int, int | None] = field(default_factory=dict)
     status: dict[int, int] = field(default_factory=dict)
+    shifted: list[dict[str, Any]] = field(default_factory=list)
 
 
 async def _store(session: AsyncSession, ctx: _Context, envelope: Envelope, delivery: Delivery) -> Outcome:
@@ -211,11 +217,14 @@ async def _store(session: AsyncSession, ctx: _Context, envelope: Envelope, deliv
                     continue
                 if profile.obis != LOAD_PROFILE:
                     continue
+                on_grid, shifted = aligned(profile)
                 register = series(mp, obis, "register", unit, scaler, profile.period_s)
-                _register_slots(days, register, profile, col)
+                _register_slots(days, register, on_grid, col)
+                _note_shifts(days, register, shifted)
                 if obis in INTERVAL_OF_REGISTER:
                     interval = series(mp, INTERVAL_OF_REGISTER[obis], "interval", unit, scaler, profile.period_s)
-                    _interval_slots(days, interval, profile, col)
+                    _interval_slots(days, interval, on_grid, col)
+                    _note_shifts(days, interval, shifted)
         for reg in meter.registers:
             mp = _metering_point_for(routes, reg.obis)
             if mp is not None:
@@ -235,6 +244,21 @@ async def _store(session: AsyncSession, ctx: _Context, envelope: Envelope, deliv
     return await _log(session, envelope, delivery, outcome, stored, touched, conflicts)
 
 
+def aligned(profile: Profile) -> tuple[Profile, list[tuple[dt.datetime, int]]]:
+    """The profile with capture times on quarter-hour boundaries (within CAPTURE_TOLERANCE_S), and
+    the entries left out because their clock was further off: (capture time, offset in seconds)."""
+    kept, shifted = [], []
+    for e in profile.entries:
+        seconds = e.end.timestamp()
+        boundary = round(seconds / SLOT.total_seconds()) * SLOT.total_seconds()
+        offset = round(seconds - boundary)
+        if abs(offset) > CAPTURE_TOLERANCE_S:
+            shifted.append((e.end, offset))
+        else:
+            kept.append(dataclasses.replace(e, end=dt.datetime.fromtimestamp(boundary, dt.UTC)))
+    return dataclasses.replace(profile, entries=tuple(kept)), shifted
+
+
 def _register_slots(days: dict[tuple[SeriesKey, dt.date], _DayWork], key: SeriesKey, profile: Profile,
                     col: int) -> None:
     """A register value captured at the end of a quarter hour belongs to that quarter hour."""
@@ -244,6 +268,13 @@ def _register_slots(days: dict[tuple[SeriesKey, dt.date], _DayWork], key: Series
         work.values[slot] = e.values[col]
         if e.status:
             work.status[slot] = e.status
+
+
+def _note_shifts(days: dict[tuple[SeriesKey, dt.date], _DayWork], key: SeriesKey,
+                 shifted: list[tuple[dt.datetime, int]]) -> None:
+    for end, offset in shifted:
+        work = days.setdefault((key, local_day(end - SLOT)), _DayWork())
+        work.shifted.append({"captured": end.isoformat(), "offset_s": offset})
 
 
 def _interval_slots(days: dict[tuple[SeriesKey, dt.date], _DayWork], key: SeriesKey, profile: Profile,
@@ -296,6 +327,10 @@ async def _add_day_versions(session: AsyncSession, envelope: Envelope, ids: dict
             if work.values.get(slot) is None and slot < n and values[slot] is None and status.get(slot) != word:
                 status[slot] = word
                 changed += 1
+        notes = dict(old.notes or {}) if old else {}
+        if work.shifted:
+            notes["clock_shift"] = [*notes.get("clock_shift", []), *work.shifted]
+            changed += 1
         if not changed:
             continue
         stored += changed
@@ -304,7 +339,7 @@ async def _add_day_versions(session: AsyncSession, envelope: Envelope, ids: dict
                      "values": values,
                      "quality": bytes(Quality.TRUE if v is not None else Quality.MISSING for v in values),
                      "status_slots": slots or None, "status_words": [status[s] for s in slots] or None,
-                     "notes": None, "source": f"delivery:{envelope.sha256[:16]}", "reason": None})
+                     "notes": notes or None, "source": f"delivery:{envelope.sha256[:16]}", "reason": None})
         touched.append((sid, day))
     await repo.add_days(session, rows)
     return stored, conflicts, tuple(touched)

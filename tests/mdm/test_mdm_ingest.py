@@ -139,3 +139,21 @@ async def test_refusals_store_nothing_but_the_reason(mdm_session: AsyncSession) 
         MeterSeries.market_partner == VERTRIEB, MeterSeries.obis == "1-1:1.29.0"))
     assert supplier_sees_nothing is None
     assert await _days(mdm_session, "1-1:1.29.0", day) == []
+
+
+async def test_capture_times_within_one_percent_count_a_clock_shift_is_noted(mdm_session: AsyncSession) -> None:
+    """DS: a registration period may deviate by 1 % (9 s of 15 min). 7 s late is the boundary; four
+    minutes late is a clock shift: not stored as a value, noted on the day for VEE."""
+    day = dt.date(2026, 2, 5)
+    d = taf7_day(day, gateway=0)
+    (profile,) = d.meters[0].profiles
+    entries = list(profile.entries)
+    entries[5] = dataclasses.replace(entries[5], end=entries[5].end + dt.timedelta(seconds=7))
+    entries[40] = dataclasses.replace(entries[40], end=entries[40].end + dt.timedelta(minutes=4))
+    shifted = dataclasses.replace(d, meters=(dataclasses.replace(d.meters[0], profiles=(
+        dataclasses.replace(profile, entries=tuple(entries)),)),))
+    (out,) = await ingest(mdm_session, [(envelope(shifted), shifted)], NOW)
+    assert out.outcome == "stored"
+    (intervals,) = await _days(mdm_session, "1-1:1.29.0", day)
+    assert intervals.values[4] == 100 and intervals.values[39] is None and intervals.values[40] is None
+    assert intervals.notes and intervals.notes["clock_shift"][0]["offset_s"] == 240
