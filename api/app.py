@@ -18,7 +18,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import AppState
 from api.errors import install_error_handlers
-from api.routers import auth, health, members, platform
+from api.routers import (
+    auth,
+    certificates,
+    codec,
+    communications,
+    emt,
+    health,
+    logbooks,
+    masterdata,
+    members,
+    meterdata,
+    platform,
+    processes,
+    schedules,
+    tariffs,
+)
 from core import __version__
 from core.config import Settings, get_settings
 from core.context import set_actor, set_request_id
@@ -32,17 +47,11 @@ HTTP_REQUESTS = Counter("gridgate_http_requests_total", "HTTP requests", ["metho
 HTTP_LATENCY = Histogram("gridgate_http_request_seconds", "HTTP request latency", ["method", "route"])
 
 # Routers of later areas register here: (module, attribute).
-EXTRA_ROUTERS: list[tuple[str, str]] = [
-    ("api.routers.certificates", "router"),
-    ("api.routers.masterdata", "router"),
-    ("api.routers.communications", "router"),
-    ("api.routers.processes", "router"),
-    ("api.routers.emt", "router"),
-    ("api.routers.tariffs", "router"),
-    ("api.routers.logbooks", "router"),
-    ("api.routers.codec", "router"),
-    ("api.routers.schedules", "router"),
-]
+
+
+ROUTERS = (health.router, auth.router, platform.router, members.router, certificates.router, masterdata.router,
+           communications.router, processes.router, emt.router, tariffs.router, logbooks.router, codec.router,
+           schedules.router, meterdata.router)
 
 
 class RequestContextMiddleware:
@@ -125,25 +134,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
                        allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type", "X-Namespace"])
     install_error_handlers(app)
-    for r in (health.router, auth.router, platform.router, members.router):
+    for r in ROUTERS:
         app.include_router(r)
-    _include_extra_routers(app)
     return app
-
-
-def _include_extra_routers(app: FastAPI) -> None:
-    import importlib
-
-    for module_name, attr in EXTRA_ROUTERS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name == module_name:
-                continue  # area not built yet
-            raise
-        if getattr(module, "__file__", None) is None:
-            continue  # a bare folder (namespace package): area under construction
-        app.include_router(getattr(module, attr))
 
 
 def iter_api_routes(app: FastAPI) -> list[tuple[str, str, APIRoute]]:

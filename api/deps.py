@@ -150,4 +150,6 @@ ProcessWriter = Annotated[TenantAccess, Depends(require(Permission.PROCESS_WRITE
 CertificateWriter = Annotated[TenantAccess, Depends(require(Permission.CERTIFICATES_WRITE))]
 MemberManager = Annotated[TenantAccess, Depends(require(Permission.MEMBERS_MANAGE))]
 EmtClient = Annotated[TenantAccess, Depends(require(Permission.EMT_READOUT))]
+MeterDataReader = Annotated[TenantAccess, Depends(require(Permission.METERDATA_READ))]
+MeterDataWriter = Annotated[TenantAccess, Depends(require(Permission.METERDATA_WRITE))]
 PlatformAdmin = Annotated[Caller, Depends(require_platform(Permission.PLATFORM_ADMIN))]

@@ -12,6 +12,8 @@ class Permission(StrEnum):
     CERTIFICATES_WRITE = "certificates:write"
     MEMBERS_MANAGE = "members:manage"
     EMT_READOUT = "emt:readout"  # a market participant's machine client: its own readouts only
+    METERDATA_READ = "meterdata:read"  # meter data of the MDM (an EMT user: its own series only)
+    METERDATA_WRITE = "meterdata:write"  # correct values, re-run validation, export
     PLATFORM_ADMIN = "platform:admin"  # create tenants, manage users across tenants
 
 
@@ -30,11 +32,14 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.PROCESS_WRITE,
             Permission.CERTIFICATES_WRITE,
             Permission.MEMBERS_MANAGE,
+            Permission.METERDATA_READ,
+            Permission.METERDATA_WRITE,
         }
     ),
-    Role.OPERATOR: frozenset({Permission.TENANT_READ, Permission.MASTERDATA_WRITE, Permission.PROCESS_WRITE}),
-    Role.AUDITOR: frozenset({Permission.TENANT_READ}),
-    Role.EMT: frozenset({Permission.EMT_READOUT}),
+    Role.OPERATOR: frozenset({Permission.TENANT_READ, Permission.MASTERDATA_WRITE, Permission.PROCESS_WRITE,
+                              Permission.METERDATA_READ, Permission.METERDATA_WRITE}),
+    Role.AUDITOR: frozenset({Permission.TENANT_READ, Permission.METERDATA_READ}),
+    Role.EMT: frozenset({Permission.EMT_READOUT, Permission.METERDATA_READ}),
 }
 
 # The platform superadmin holds every tenant permission in every tenant, plus platform administration.

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.ids import demo_gateway_id, demo_meter_id
-from domain.demo import DEMO_GRID_OPERATOR, DEMO_SUPPLIER
+from domain.demo import DEMO_GRID_OPERATOR, DEMO_SUPPLIER, demo_melo
+from domain.locations.models import MeteringPoint
 from domain.meterdata.days import SLOT, day_start, slots_in
 from domain.meterdata.delivery import LOAD_PROFILE, Delivery, Entry, Envelope, MeterData, Profile, Register
 from domain.meterdata.ingest import ingest
@@ -46,10 +47,13 @@ def envelope(delivery: Delivery, salt: str = "") -> Envelope:
                     gateway_id=delivery.gateway_id)
 
 
-async def _days(session: AsyncSession, obis: str, day: dt.date) -> list[MeterDay]:
-    return list((await session.scalars(select(MeterDay).join(MeterSeries, MeterSeries.id == MeterDay.series_id)
-                                       .where(MeterSeries.obis == obis, MeterDay.day == day)
-                                       .order_by(MeterDay.version))).all())
+async def _days(session: AsyncSession, obis: str, day: dt.date, gateway: int = 0) -> list[MeterDay]:
+    """The versions of a day of the series ``obis`` at the consumption metering point of ``gateway``."""
+    return list((await session.scalars(
+        select(MeterDay).join(MeterSeries, MeterSeries.id == MeterDay.series_id)
+        .join(MeteringPoint, MeteringPoint.id == MeterSeries.metering_point_id)
+        .where(MeterSeries.obis == obis, MeterDay.day == day, MeteringPoint.melo == demo_melo(gateway, 0))
+        .order_by(MeterDay.version))).all())
 
 
 async def test_a_taf7_day_becomes_registers_and_quarter_hours(mdm_session: AsyncSession) -> None:
@@ -89,7 +93,7 @@ async def test_redelivery_is_idempotent_and_a_late_delivery_fills_the_gap(mdm_se
     late = taf7_day(day, gateway=1)
     (filled,) = await ingest(mdm_session, [(envelope(late), late)], NOW)
     assert filled.outcome == "stored" and filled.values_stored == 2 + 3  # 2 readings, 3 quarter hours
-    versions = await _days(mdm_session, "1-1:1.29.0", day)
+    versions = await _days(mdm_session, "1-1:1.29.0", day, gateway=1)
     assert [v.version for v in versions] == [1, 2] and None not in versions[-1].values
     assert None in versions[0].values  # the first version is kept as it was
 
@@ -104,7 +108,7 @@ async def test_a_differing_value_is_a_conflict_and_the_stored_one_stays(mdm_sess
     row = await mdm_session.scalar(select(MeterDelivery).where(MeterDelivery.id == out.delivery_id))
     assert row is not None and row.conflicts
     assert {c["delivered"] - c["stored"] for c in row.conflicts} == {7, -7}
-    (intervals,) = await _days(mdm_session, "1-1:1.29.0", day)
+    (intervals,) = await _days(mdm_session, "1-1:1.29.0", day, gateway=2)
     assert intervals.values[30] == 100
 
 
@@ -138,7 +142,7 @@ async def test_refusals_store_nothing_but_the_reason(mdm_session: AsyncSession) 
     supplier_sees_nothing = await mdm_session.scalar(select(MeterSeries.id).where(
         MeterSeries.market_partner == VERTRIEB, MeterSeries.obis == "1-1:1.29.0"))
     assert supplier_sees_nothing is None
-    assert await _days(mdm_session, "1-1:1.29.0", day) == []
+    assert await _days(mdm_session, "1-1:1.29.0", day, gateway=4) == []
 
 
 async def test_capture_times_within_one_percent_count_a_clock_shift_is_noted(mdm_session: AsyncSession) -> None:
