@@ -15,6 +15,7 @@ from domain.imports import models as imports_models  # noqa: F401
 from domain.locations import models as locations_models  # noqa: F401
 from domain.logbooks import models as logbooks_models  # noqa: F401
 from domain.meterdata import models as meterdata_models  # noqa: F401
+from domain.meterdata.vee import models as vee_models  # noqa: F401
 from domain.partners import models as partners_models  # noqa: F401
 from domain.processes import models as processes_models  # noqa: F401
 from domain.readouts import models as readouts_models  # noqa: F401

@@ -23,6 +23,7 @@ from domain.meterdata.delivery import GRID_PROFILE, INTERVAL_OF_REGISTER, LOAD_P
 from domain.meterdata.models import LAYERS
 from domain.meterdata.quality import Quality
 from domain.meterdata.repository import MeteringPointOfMeter, SeriesKey, SeriesSpec
+from domain.meterdata.vee.queue import enqueue_validation
 
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 # A registration period may deviate by at most 1 % (DS; 9 s of 15 minutes): a capture time that close
@@ -112,6 +113,7 @@ async def ingest(session: AsyncSession, batch: Sequence[tuple[Envelope, Delivery
             continue
         ctx.stored.add(envelope.sha256)  # a second copy in the same batch is a redelivery
         outcomes.append(await _store(session, ctx, envelope, delivery))
+    await enqueue_validation(session, outcomes)  # the days it touched, validated by the VEE workflow
     return outcomes
 
 
