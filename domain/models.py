@@ -14,6 +14,7 @@ from domain.iam import models as iam_models  # noqa: F401
 from domain.imports import models as imports_models  # noqa: F401
 from domain.locations import models as locations_models  # noqa: F401
 from domain.logbooks import models as logbooks_models  # noqa: F401
+from domain.meterdata import export_models as meterdata_export_models  # noqa: F401
 from domain.meterdata import models as meterdata_models  # noqa: F401
 from domain.meterdata.vee import models as vee_models  # noqa: F401
 from domain.partners import models as partners_models  # noqa: F401
