@@ -12,6 +12,7 @@ from typing import Any
 from activities.commissioning_steps import CommissioningSteps
 from activities.gwa_steps import GwaSteps
 from activities.meter_steps import MeterSteps
+from activities.meterdata_export_steps import MeterDataExportSteps
 from activities.processes import ProcessActivities
 from activities.readout_steps import ReadoutSteps
 from activities.renewal_steps import RenewalSteps
@@ -22,7 +23,7 @@ from activities.tariff_steps import TariffSteps
 from core.temporal import activity_methods
 
 MAIN_WORKER_ACTIVITIES = (SelfCheckActivities, ProcessActivities, GwaSteps, ScheduleSteps, TariffSteps,
-                          CommissioningSteps, MeterSteps, ReadoutSteps, RenewalSteps)
+                          CommissioningSteps, MeterSteps, ReadoutSteps, RenewalSteps, MeterDataExportSteps)
 
 
 def activities_for(runtime: TenantRuntime) -> list[Callable[..., Any]]:

@@ -13,6 +13,7 @@ from workflows.logbook import LogbookReadoutWorkflow
 from workflows.mass import MassProcessWorkflow
 from workflows.meter_exchange import MeterExchangeWorkflow
 from workflows.meter_pairing import MeterPairingWorkflow
+from workflows.meterdata_export import MeterDataExportWorkflow
 from workflows.profile_rollout import ProfileRolloutWorkflow
 from workflows.scheduled import CrlRefreshWorkflow, ScheduledProcessWorkflow
 from workflows.selfcheck import TenantSelfCheckWorkflow
@@ -32,6 +33,7 @@ WORKFLOWS: list[type] = [
     DeinstallationWorkflow,
     CertificateRenewalWorkflow,
     EmtReadoutWorkflow,
+    MeterDataExportWorkflow,
 ]
 
 

@@ -90,7 +90,7 @@ class MeterExport(TenantBase):
     content_type: Mapped[str | None] = mapped_column(String(60), nullable=True)
     content: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)  # of the last failed attempt, kept
     workflow_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # What was left out and why, e.g. {"held_back": {"missing_values": 3}}.
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)

@@ -306,7 +306,7 @@ async def items_of_export(session: AsyncSession, export_id: int) -> list[SentIte
 async def mark_sent(session: AsyncSession, export_id: int, at: dt.datetime) -> None:
     e = MeterExport
     await session.execute(update(e).where(e.id == export_id, e.state != "sent")
-                          .values(state="sent", sent_at=at, attempts=e.attempts + 1, last_error=None))
+                          .values(state="sent", sent_at=at, attempts=e.attempts + 1))
 
 
 async def record_attempt(session: AsyncSession, export_id: int, error: str, *, failed: bool) -> None:
