@@ -14,7 +14,8 @@ because b < min(g) * min(s), so registers are monotonic by construction, not by 
 Prosumer meters (a share) also have an export register 1-0:2.8.0 with a PV shape, same scheme.
 
 A share of meters has gaps (intervals without a value: SMGW status bit 13 NoValue) and a smaller
-share has tamper events (bit 14 plus the meter's terminal-cover bit).
+share has tamper events (SMGW bit 14 plus the meter's terminal-cover bit 10). Status words follow
+DS Tab. 15.1 (constants below).
 """
 
 from __future__ import annotations
@@ -33,15 +34,41 @@ PER_DAY = 96
 CET_OFFSET_INTERVALS = 4  # UTC+1: local quarter hour = (k + 4) % 96
 K_ORIGIN = 1_577_836_800 // INTERVAL_S  # 2020-01-01T00:00Z: registers count from here
 
-# SMGW status bits (upper 32 bits of the 64-bit status word) and meter bits (lower 32).
-SMGW_ERROR = 1 << 8
-SMGW_TIME_INVALID = 1 << 9
+# The combined status word of DS Tab. 15.1 (TR-03109-1 DS section 15.1): 64 bits, the SMGW's 32 bits
+# in the upper half, the meter's 32 bits in the lower half, bit 0 = least significant bit of each half.
+# SMGW bits
+SMGW_FIXED = (1 << 0) | (1 << 2)  # bits 0 and 2 are always 1 (every meter type)
+SMGW_VALUE_NOT_VALIDATED = 1 << 1  # values not for billing
+SMGW_ERROR = 1 << 8  # the SMGW detected a fatal error
+SMGW_TIME_INVALID = 1 << 9  # SMGW system time not valid
 SMGW_WARNING = 1 << 12
-SMGW_NO_VALUE = 1 << 13
-SMGW_METER_TAMPER = 1 << 14
-METER_FATAL = 1 << 0
-METER_MAGNETIC = 1 << 1
-METER_TERMINAL_COVER = 1 << 2
+SMGW_NO_VALUE = 1 << 13  # no meter value in the receive window
+SMGW_METER_TAMPER = 1 << 14  # magnetic, mechanical or electrical manipulation detected in the meter
+SMGW_VALUE_TRIGGERED = 1 << 16  # value sent because a threshold was crossed
+# (bit 15 = 0: FNN base meter; bit 17 = 0: status word of a wired meter: both stay 0 here)
+# Meter bits of a wired electricity meter (FNN Lastenheft Basiszähler)
+METER_BASE = 1 << 2  # 1: type base meter
+METER_ACTIVE_POWER = 1 << 8  # 1: active power present, 0: active power sum too low
+METER_MAGNETIC = 1 << 9  # magnetic manipulation
+METER_TERMINAL_COVER = 1 << 10  # mechanical manipulation (terminal cover or sealing pin open)
+METER_EXPORT = 1 << 11  # energy direction of the sum: 1 = -A (export), 0 = +A
+METER_BACKSTOP = 1 << 16  # backstop active
+METER_FATAL = 1 << 17  # error relevant under calibration law
+METER_VOLTAGE_L1 = 1 << 18  # L1 voltage present
+METER_VOLTAGE_L2 = 1 << 19
+METER_VOLTAGE_L3 = 1 << 20
+METER_VOLTAGES = METER_VOLTAGE_L1 | METER_VOLTAGE_L2 | METER_VOLTAGE_L3
+METER_NORMAL = METER_BASE | METER_VOLTAGES  # a base meter in operation (plus METER_ACTIVE_POWER under load)
+
+# Grid state registers (TAF 10): OBIS -> (DLMS unit, natural scaler); and the phase of each
+GRID_REGISTERS = {
+    "1-0:32.7.0": (35, -1), "1-0:52.7.0": (35, -1), "1-0:72.7.0": (35, -1),  # voltage L1-L3 (0.1 V)
+    "1-0:31.7.0": (33, -2), "1-0:51.7.0": (33, -2), "1-0:71.7.0": (33, -2),  # current L1-L3 (0.01 A)
+    "1-0:16.7.0": (27, 0),  # total active power (W, net: import - export)
+    "1-0:14.7.0": (44, -2),  # frequency (0.01 Hz)
+}
+GRID_PHASE = {"1-0:32.7.0": 1, "1-0:52.7.0": 2, "1-0:72.7.0": 3, "1-0:31.7.0": 1, "1-0:51.7.0": 2, "1-0:71.7.0": 3}
+NOMINAL_VOLTAGE_DV = 2300  # 230.0 V in 0.1 V
 
 GAP_SHARE = 0.05  # meters with gaps
 TAMPER_SHARE = 0.01  # meters with tamper events
@@ -51,7 +78,8 @@ _PV_NOISE = 0.25  # b for export: < min(g_pv) = 0.3
 
 
 def status_word(smgw_bits: int, meter_bits: int = 0) -> int:
-    return (smgw_bits << 32) | meter_bits
+    """The combined 64-bit status word (DS Tab. 15.1); the SMGW's fixed bits 0 and 2 are always set."""
+    return ((smgw_bits | SMGW_FIXED) << 32) | meter_bits
 
 
 def _shape(points: list[tuple[float, float, float]], floor: float, mean_one: bool = True) -> list[float]:
@@ -194,6 +222,30 @@ class MeterModel:
     def voltage_v(self, k: int, phase: int) -> float:
         return round(230.0 + 6.0 * (unit(self.seed, self.meter_id, "v", phase, k) - 0.5), 1)
 
+    def net_power_w(self, k: int) -> int:
+        """Mean net active power over interval ``k`` (import - export, W; negative while feeding in)."""
+        return (self.import_wh(k + 1) - self.import_wh(k) - self.export_wh(k + 1) + self.export_wh(k)) * 4
+
+    def grid_value(self, obis: str, t: float) -> int | None:
+        """A grid state value (TAF 10) sampled at time ``t``, in the register's natural scaler
+        (:data:`GRID_REGISTERS`): voltage per phase 230 V +- 3 V (a new sample every minute),
+        current per phase from the quarter hour's mean power, net power, frequency 50 Hz +- 0.05."""
+        minute = int(t // 60)
+        k = int(t // INTERVAL_S)
+        phase = GRID_PHASE.get(obis)
+        if obis in ("1-0:32.7.0", "1-0:52.7.0", "1-0:72.7.0") and phase:
+            return round(2300 + 60 * (unit(self.seed, self.meter_id, "v", phase, minute) - 0.5))
+        if obis in ("1-0:31.7.0", "1-0:51.7.0", "1-0:71.7.0") and phase:
+            volts = 230 + 6 * (unit(self.seed, self.meter_id, "v", phase, minute) - 0.5)
+            spread = 0.85 + 0.3 * unit(self.seed, self.meter_id, "i", phase, minute)
+            amps = abs(self.net_power_w(k)) / 3 / volts * spread
+            return round(amps * 100)
+        if obis == "1-0:16.7.0":
+            return self.net_power_w(k)
+        if obis == "1-0:14.7.0":
+            return round(5000 + 10 * (unit(self.seed, self.meter_id, "f", minute) - 0.5))
+        return None
+
     def gap(self, k: int) -> bool:
         # gaps come in two-hour blocks, about 2 % of the time
         return self.has_gaps and unit(self.seed, self.meter_id, "gap", k // 8) < 0.02
@@ -202,16 +254,24 @@ class MeterModel:
         return self.has_tamper and unit(self.seed, self.meter_id, "tamper", k) < 0.0005
 
     def reading(self, k: int, *, missing_since: int | None = None, tamper_since: int | None = None) -> Reading:
-        """The reading the gateway holds for interval ``k``; ``missing_since``/``tamper_since``
-        (interval indices) come from faults set on the gateway."""
-        meter_bits = 0
+        """The reading the gateway holds at the start of interval ``k`` (the end of interval k - 1),
+        with its status word (DS Tab. 15.1); ``missing_since``/``tamper_since`` (interval indices)
+        come from faults set on the gateway. Without a value (gap, missing meter) the gateway sets
+        NoValue and has no meter status (no telegram arrived)."""
         smgw_bits = 0
-        if self.tamper(k) or (tamper_since is not None and k >= tamper_since):
+        tampered = self.tamper(k) or (tamper_since is not None and k >= tamper_since)
+        if tampered:
             smgw_bits |= SMGW_METER_TAMPER
-            meter_bits |= METER_TERMINAL_COVER
         if self.gap(k) or (missing_since is not None and k >= missing_since):
-            return Reading(k, None, None, status_word(smgw_bits | SMGW_NO_VALUE, meter_bits))
-        return Reading(k, self.import_wh(k), self.export_wh(k), status_word(smgw_bits, meter_bits))
+            return Reading(k, None, None, status_word(smgw_bits | SMGW_NO_VALUE))
+        imp, exp = self.import_wh(k), self.export_wh(k)
+        meter_bits = METER_NORMAL | (METER_TERMINAL_COVER if tampered else 0)
+        d_imp, d_exp = imp - self.import_wh(k - 1), exp - self.export_wh(k - 1)
+        if d_imp > 0 or d_exp > 0:
+            meter_bits |= METER_ACTIVE_POWER
+        if d_exp > d_imp:
+            meter_bits |= METER_EXPORT
+        return Reading(k, imp, exp, status_word(smgw_bits, meter_bits))
 
     def readings(self, start_k: int, end_k: int, **faults: int | None) -> list[Reading]:
         """Readings for intervals ``start_k`` <= k < ``end_k``."""

@@ -87,3 +87,26 @@ def test_taf2_tariff_registers_follow_the_schedule_across_a_dst_change() -> None
         assert sum(derived.values()) == model.import_wh(end_k) - model.import_wh(start_k)
         assert all(v > 0 for v in derived.values())
     assert tariff_register_wh(model, "1-0:1.8.1", sch, since, start_k) == 0  # nothing counted yet
+
+
+def test_status_words_follow_ds_tab_15_1() -> None:
+    """Bit numbers of the combined status word (TR-03109-1 DS Tab. 15.1), SMGW half upper, meter
+    half lower: SMGW 0 and 2 always 1, 8 error, 9 time not valid, 12 warning, 13 NoValue, 14
+    tamper, 16 threshold; meter (FNN base meter) 2 type base meter, 8 active power, 9 magnetic, 10
+    terminal cover, 11 export direction, 17 fatal, 18-20 voltage L1-L3."""
+    from simulator import meters as M
+
+    assert (M.SMGW_FIXED, M.SMGW_ERROR, M.SMGW_TIME_INVALID, M.SMGW_WARNING, M.SMGW_NO_VALUE,
+            M.SMGW_METER_TAMPER, M.SMGW_VALUE_TRIGGERED) == (0b101, 1 << 8, 1 << 9, 1 << 12, 1 << 13, 1 << 14, 1 << 16)
+    assert (M.METER_BASE, M.METER_ACTIVE_POWER, M.METER_MAGNETIC, M.METER_TERMINAL_COVER, M.METER_EXPORT,
+            M.METER_FATAL, M.METER_VOLTAGES) == (1 << 2, 1 << 8, 1 << 9, 1 << 10, 1 << 11, 1 << 17, 0b111 << 18)
+    consumer = MeterModel(meter_ids(1)[0])
+    busy = next(k for k in range(NOW_K - PER_DAY, NOW_K) if consumer.import_wh(k) > consumer.import_wh(k - 1))
+    assert consumer.reading(busy).status == 0x00000005_001C0104  # in operation, consuming
+    gappy = next(MeterModel(m) for i in range(3000) for m in meter_ids(i) if MeterModel(m).has_gaps)
+    gap = next(r for r in gappy.readings(NOW_K - 60 * PER_DAY, NOW_K) if r.import_wh is None)
+    assert gap.status == (0b101 | 1 << 13) << 32  # NoValue, and no meter status without a telegram
+    tampered = next(MeterModel(m) for i in range(3000) for m in meter_ids(i) if MeterModel(m).has_tamper)
+    flagged = next(r for r in tampered.readings(NOW_K - 120 * PER_DAY, NOW_K) if r.status & (SMGW_METER_TAMPER << 32))
+    assert flagged.status & (1 << 10) and not flagged.status & (1 << 9)  # terminal cover, not magnetic
+
