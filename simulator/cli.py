@@ -1,7 +1,7 @@
 """``gridgate simulate ...``: run the simulated SMGW fleet and talk to a running one.
 
-``run`` starts the fleet in this process; ``status``, ``fault``, ``fleet``, ``contact`` and
-``event`` talk to a running simulator's control API on 127.0.0.1 (``--control-port``, default
+``run`` starts the fleet in this process; ``status``, ``fault``, ``fleet``, ``contact``, ``event``,
+``deliver`` and ``deliveries`` talk to a running simulator's control API on 127.0.0.1 (``--control-port``, default
 ``GRIDGATE_SIMULATOR_CONTROL_PORT``); ``firmware-image`` builds a signed image offline.
 """
 
@@ -71,6 +71,12 @@ def run(
     cyclic_contact_s: Annotated[float | None, typer.Option("--cyclic-contact-s", help="0 disables")] = None,
     meters_paired: Annotated[bool | None, typer.Option(
         "--meters-paired", help="gateways created now start with their meters paired (in operation)")] = None,
+    time_scale: Annotated[float | None, typer.Option(
+        "--time-scale", help="catch-up speed of deliveries: simulated seconds per real second (>= 1)")] = None,
+    backfill_days: Annotated[float | None, typer.Option(
+        "--backfill-days", help="on start, deliver the last D days first (at --time-scale)")] = None,
+    delivery_concurrency: Annotated[int | None, typer.Option(
+        "--delivery-concurrency", help="delivery connections to EMTs open at once")] = None,
 ) -> None:
     """Run N simulated gateways until Ctrl-C / SIGTERM."""
     from core.config import get_settings
@@ -79,7 +85,9 @@ def run(
 
     settings = _settings(gateways=gateways, headend=headend, pki_dir=pki, state_dir=state, control_port=control_port,
                          udp_port=udp_port, wakeup_mode=wakeup_mode, offline_pct=offline_pct, flaky_pct=flaky_pct,
-                         seed=seed, cyclic_contact_s=cyclic_contact_s, meters_paired=meters_paired)
+                         seed=seed, cyclic_contact_s=cyclic_contact_s, meters_paired=meters_paired,
+                         time_scale=time_scale, backfill_days=backfill_days,
+                         delivery_concurrency=delivery_concurrency)
     settings = SimulatorSettings.model_validate(settings.model_dump())
     g = get_settings()
     configure_logging(settings.log_level or g.log_level, g.log_format)
@@ -98,9 +106,15 @@ def fault(
     gateway: Annotated[str, typer.Argument(help="gateway ID")],
     kind: Annotated[str, typer.Argument(help="offline, flaky, slow, reject, firmware_verification_failure, "
                                              "clock_drift, missing_meter, tamper_alarm, revoked_certificate, "
-                                             "foreign_certificate")],
+                                             "foreign_certificate; in delivered data: gaps, duplicates, late, "
+                                             "spikes, zero_periods, register_reset, status_error, clock_shift, "
+                                             "voltage_excursion")],
     param: Annotated[str | None, typer.Option("--param", help="e.g. seconds for slow/clock_drift, meter ID, "
-                                                               "command kind for reject, rate for flaky")] = None,
+                                                               "command kind for reject, rate for flaky, share "
+                                                               "for gaps, minutes for clock_shift, L1:200 for "
+                                                               "voltage_excursion (docs/simulator.md)")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="a data fault acts on values from this time "
+                                                               "(ISO or Unix seconds; default now)")] = None,
     off: Annotated[bool, typer.Option("--off", help="clear the fault")] = False,
     control_port: ControlPort = None,
 ) -> None:
@@ -108,17 +122,53 @@ def fault(
     if off:
         _print(_call("DELETE", f"/gateways/{gateway}/faults/{kind}", control_port))
     else:
-        _print(_call("PUT", f"/gateways/{gateway}/faults/{kind}", control_port, {"param": param}))
+        _print(_call("PUT", f"/gateways/{gateway}/faults/{kind}", control_port, {"param": param, "since": since}))
 
 
 @app.command()
 def fleet(
     offline_pct: Annotated[float | None, typer.Option("--offline-pct")] = None,
     flaky_pct: Annotated[float | None, typer.Option("--flaky-pct")] = None,
+    share: Annotated[list[str] | None, typer.Option(
+        "--share", help="KIND=PCT: a data fault (gaps, duplicates, late, ...) on PCT % of the fleet; 0 clears")] = None,
     control_port: ControlPort = None,
 ) -> None:
-    """Fleet-level switch: X % of the gateways offline, Y % flaky (the same ones every run)."""
-    _print(_call("PUT", "/fleet/faults", control_port, {"offline_pct": offline_pct, "flaky_pct": flaky_pct}))
+    """Fleet-level switch: X % of the gateways offline, Y % flaky, shares with data faults."""
+    shares: dict[str, float] = {}
+    for item in share or []:
+        kind, sep, pct = item.partition("=")
+        try:
+            shares[kind.strip()] = float(pct)
+        except ValueError:
+            raise _die(f"--share {item!r} is not KIND=PCT") from None
+        if not sep:
+            raise _die(f"--share {item!r} is not KIND=PCT")
+    _print(_call("PUT", "/fleet/faults", control_port,
+                 {"offline_pct": offline_pct, "flaky_pct": flaky_pct, "shares": shares}))
+
+
+@app.command()
+def deliver(
+    gateway: Annotated[str, typer.Argument(help="gateway ID")],
+    profile: Annotated[str, typer.Argument(help="evaluation profile ID")],
+    reason: Annotated[str | None, typer.Option("--reason", help="on_demand (default; TAF 9: feed_in), final, ...")]
+    = None,
+    control_port: ControlPort = None,
+) -> None:
+    """Make a gateway deliver an evaluation profile's data to its EMT now (TAF 6 / TAF 9 on request)."""
+    _print(_call("POST", f"/gateways/{gateway}/deliveries", control_port, {"profile": profile, "reason": reason}))
+
+
+@app.command()
+def deliveries(
+    gateway: Annotated[str, typer.Argument(help="gateway ID")],
+    state: Annotated[str | None, typer.Option("--state", help="pending, delivered, refused, gave_up")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 20,
+    control_port: ControlPort = None,
+) -> None:
+    """A gateway's meter data deliveries to EMTs, newest first."""
+    query = f"?limit={limit}" + (f"&state={state}" if state else "")
+    _print(_call("GET", f"/gateways/{gateway}/deliveries{query}", control_port))
 
 
 @app.command()

@@ -78,6 +78,10 @@ class GatewayServices(Protocol):
     def schedule_cyclic(self, gw: GatewayState) -> None:
         """Plan the next cyclic contact anew (after a change of the GWA profile's interval)."""
 
+    def profiles_changed(self, gw: GatewayState) -> None:
+        """Plan the gateway's meter data deliveries anew (an evaluation profile was written,
+        deleted, activated or deactivated)."""
+
     async def restart(self, gw: GatewayState, reason: str) -> float:
         """Reboot the gateway; returns its boot time."""
 

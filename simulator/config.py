@@ -45,6 +45,19 @@ class SimulatorSettings(BaseSettings):
     max_body_bytes: int = 4 * 1024 * 1024
     tls_group: str = "brainpoolP256r1"
     contact_concurrency: int = 200  # TLS handshakes the simulator runs at once
+    # Meter data deliveries to EMTs (docs/protocol.md 14, docs/simulator.md "Deliveries")
+    deliveries: bool = True  # gateways deliver the data of their evaluation profiles
+    time_scale: float = Field(default=1.0, ge=1.0, le=1e9)  # catch-up speed: simulated s per real s
+    backfill_days: float = Field(default=0.0, ge=0, le=366)  # on start, deliver the last D days first
+    delivery_concurrency: int = Field(default=50, ge=1)  # delivery connections open at once
+    delivery_jitter_s: float = Field(default=300.0, ge=0)  # spread of a period's deliveries over the fleet
+    delivery_tick_s: float = Field(default=1.0, gt=0)  # how often due periods and retries are looked at
+    delivery_build_budget: int = Field(default=200, ge=1)  # deliveries built per tick at most
+    delivery_retry_first_s: float = 30.0  # back-off after a failed attempt, doubling ...
+    delivery_retry_max_s: float = 3600.0  # ... up to this ...
+    delivery_give_up_s: float = 7 * 86400.0  # ... for this long after the delivery was built
+    delivery_timeout_s: float = 30.0  # answer of the EMT's receiver
+    delivery_default_port: int = 443  # port of an endpoint URI that names none
     log_level: str = "info"
 
     def resolved_pki_dir(self, var_dir: Path) -> Path:

@@ -8,9 +8,11 @@ Routes (docs/simulator.md has examples):
     GET    /gateways/{id}/commands                   remembered command IDs (newest first)
     GET    /gateways/{id}/logs/{log}?from=1&limit=100
     GET    /gateways/{id}/meters/{meter}/readings?from=<time>&to=<time>   15-minute values
-    PUT    /gateways/{id}/faults/{kind}              body {"param": ...} (optional)
+    PUT    /gateways/{id}/faults/{kind}              body {"param": ..., "since": <time>} (both optional)
     DELETE /gateways/{id}/faults/{kind}
-    PUT    /fleet/faults                             body {"offline_pct": X, "flaky_pct": Y}
+    PUT    /fleet/faults                             body {"offline_pct": X, "flaky_pct": Y, "shares": {kind: pct}}
+    GET    /gateways/{id}/deliveries?limit=&state=   meter data deliveries to EMTs, newest first
+    POST   /gateways/{id}/deliveries                 body {"profile": ID, "reason": R}: deliver now (TAF 6/9)
     POST   /gateways/{id}/contact                    body {"reason": "cyclic"}: connect now
     POST   /gateways/{id}/events                     body {"code", "level", "text", "meter"}: raise an alarm
     GET    /counters                                 applied/repeated counters of every gateway
@@ -29,6 +31,7 @@ from typing import Any
 
 import psutil
 
+from simulator.deliveries import DeliveryError
 from simulator.faults import FaultError, clear_fault, set_fault, set_fleet_faults
 from simulator.firmware import build_image, image_id
 from simulator.fleet import Fleet
@@ -82,6 +85,8 @@ class ControlApi:
             ("PUT", re.compile(r"^/gateways/(?P<gid>[^/]+)/faults/(?P<kind>[a-z_]+)$"), self.put_fault),
             ("DELETE", re.compile(r"^/gateways/(?P<gid>[^/]+)/faults/(?P<kind>[a-z_]+)$"), self.delete_fault),
             ("PUT", re.compile(r"^/fleet/faults$"), self.fleet_faults),
+            ("GET", re.compile(r"^/gateways/(?P<gid>[^/]+)/deliveries$"), self.list_deliveries),
+            ("POST", re.compile(r"^/gateways/(?P<gid>[^/]+)/deliveries$"), self.deliver_now),
             ("POST", re.compile(r"^/gateways/(?P<gid>[^/]+)/contact$"), self.contact),
             ("POST", re.compile(r"^/gateways/(?P<gid>[^/]+)/events$"), self.event),
             ("GET", re.compile(r"^/firmware/(?P<flag>[A-Z]{3})/(?P<version>[0-9A-Za-z.\-]+)$"), self.firmware),
@@ -109,7 +114,7 @@ class ControlApi:
             if method == req.method:
                 try:
                     return await route(req, m)
-                except FaultError as err:
+                except (FaultError, DeliveryError) as err:
                     return _err(404 if err.code.startswith("unknown") else 422, err.code, str(err))
                 except (ValueError, Malformed) as err:
                     return _err(422, "bad_request", str(err))
@@ -142,12 +147,27 @@ class ControlApi:
             "gateways": len(f.gateways), "connected": f.contacts.connected,
             "wakeup_mode": f.settings.wakeup_mode, "wakeup_address": f"{f.settings.udp_host}:{f.wakeup_port}"
             if f.wakeup_port else None, "headend": f.settings.headend,
-            "fleet_faults": {"offline_pct": f.faults.offline_pct, "flaky_pct": f.faults.flaky_pct},
+            "fleet_faults": {"offline_pct": f.faults.offline_pct, "flaky_pct": f.faults.flaky_pct,
+                             "shares": dict(f.faults.shares)},
             "faulty": sum(1 for rt in f.gateways.values() if rt.state.faults),
             "unrouted_wakeups": f.unrouted_wakeups, "outbox": sum(len(rt.outbox) for rt in f.gateways.values()),
-            "totals": totals, "process": process_stats(f.started_at), "store": f.store.stats(),
+            "totals": totals, "deliveries": self._delivery_summary(), "process": process_stats(f.started_at),
+            "store": f.store.stats(),
             "startup_s": f.startup_s,
         })
+
+    def _delivery_summary(self) -> dict[str, Any]:
+        f = self.fleet
+        now = time.time()
+        by_kind: dict[str, int] = {}
+        for rt in f.gateways.values():
+            for k, n in rt.state.counters.get("deliveries", {}).items():
+                by_kind[k] = by_kind.get(k, 0) + int(n)
+        pace = f.deliveries.pace
+        return {"enabled": f.settings.deliveries, "pending": sum(len(rt.emt_pending) for rt in f.gateways.values()),
+                "connections": f.emt_outbox.open_connections, "counters": by_kind,
+                "time_scale": pace.scale, "backfill_days": f.settings.backfill_days,
+                "simulated_time": fmt_time(pace.now(now)), "caught_up": pace.caught_up(now)}
 
     async def counters(self, req: Request, m: re.Match[str]) -> Response:
         return _json(200, {gid: {k: rt.state.counters.get(k) for k in ("applied", "applied_by_kind", "repeated",
@@ -178,6 +198,7 @@ class ControlApi:
         return _json(200, {**self._summary(rt), **doc, "firmware": {**gw.firmware, "transfer": t},
                            "clock_offset_s": round(gw.clock_offset(), 3), "gateway_time": fmt_time(gw.gateway_time()),
                            "vendor_capabilities": rt.vendor.to_dict(), "outbox": len(rt.outbox),
+                           "deliveries_pending": len(rt.emt_pending),
                            "connected_since": rt.connected_since})
 
     async def commands(self, req: Request, m: re.Match[str]) -> Response:
@@ -205,16 +226,19 @@ class ControlApi:
         if k1 - k0 > 96 * 62:
             raise ValueError("at most 62 days per request")
         model = MeterModel(meter, gw.seed)
+        faults = self.fleet.faults.all_in_force(gw)
         out = []
         for k in range(k0, k1):
-            r = reading(gw, model, k)
+            r = reading(gw, model, k, faults)
             out.append({"time": fmt_time(k * INTERVAL_S), "import_wh": r.import_wh, "export_wh": r.export_wh,
                         "status": f"{r.status:016x}"})
         return _json(200, {"meter": meter, "prosumer": model.prosumer, "annual_kwh": round(model.annual_kwh),
                            "readings": out})
 
     async def put_fault(self, req: Request, m: re.Match[str]) -> Response:
-        fault = await set_fault(self.fleet, m["gid"], m["kind"], self._body(req).get("param"))
+        body = self._body(req)
+        since = _time(str(body["since"]), 0.0) if body.get("since") not in (None, "") else None
+        fault = await set_fault(self.fleet, m["gid"], m["kind"], body.get("param"), since=since)
         return _json(200, {"gateway": m["gid"].upper(), "fault": m["kind"], **fault})
 
     async def delete_fault(self, req: Request, m: re.Match[str]) -> Response:
@@ -223,7 +247,30 @@ class ControlApi:
 
     async def fleet_faults(self, req: Request, m: re.Match[str]) -> Response:
         b = self._body(req)
-        return _json(200, set_fleet_faults(self.fleet, b.get("offline_pct"), b.get("flaky_pct")))
+        shares = b.get("shares") or {}
+        if not isinstance(shares, dict):
+            raise ValueError("shares must be an object {kind: percent}")
+        return _json(200, set_fleet_faults(self.fleet, b.get("offline_pct"), b.get("flaky_pct"),
+                                           {str(k): float(v) for k, v in shares.items()}))
+
+    async def list_deliveries(self, req: Request, m: re.Match[str]) -> Response:
+        rt = self._rt(m["gid"])
+        rows = self.fleet.store.deliveries(rt.state.gateway_id, min(int(req.query.get("limit", 100)), 10_000),
+                                           req.query.get("state") or None)
+        return _json(200, [{"id": r.id, "profile": r.profile, "recipient": r.recipient, "taf": r.taf,
+                            "reason": r.reason, "uri": r.uri, "cid": r.cid, "entries": r.entries,
+                            "period_start": fmt_time(r.period_start) if r.period_start is not None else None,
+                            "period_end": fmt_time(r.period_end) if r.period_end is not None else None,
+                            "created": fmt_time(r.created), "state": r.state, "attempts": r.attempts,
+                            "status": r.status, "detail": r.detail, "next_at": fmt_time(r.next_at),
+                            "done_at": fmt_time(r.done_at) if r.done_at is not None else None} for r in rows])
+
+    async def deliver_now(self, req: Request, m: re.Match[str]) -> Response:
+        b = self._body(req)
+        if not b.get("profile"):
+            raise ValueError("body needs {\"profile\": <evaluation profile ID>}")
+        ids = self.fleet.deliveries.deliver_now(m["gid"], str(b["profile"]), b.get("reason") or None)
+        return _json(202, {"gateway": m["gid"].upper(), "profile": b["profile"], "deliveries": ids})
 
     async def contact(self, req: Request, m: re.Match[str]) -> Response:
         rt = self._rt(m["gid"])

@@ -14,6 +14,8 @@ from simulator.config import SimulatorSettings
 from simulator.connections import Dialer
 from simulator.contacts import Contacts
 from simulator.credentials import FleetCredentials
+from simulator.deliveries import Deliveries
+from simulator.emtoutbox import EmtOutbox
 from simulator.fleetfaults import FleetFaults
 from simulator.jobs import Jobs
 from simulator.outbox import Outbox
@@ -35,6 +37,9 @@ class Fleet:
         self.gateways: dict[str, GatewayRuntime] = {}  # the parts share this dict: fill it, never rebind it
         dialer = Dialer(settings, self.creds, self.certificates, self.faults)
         self.outbox = Outbox(settings, self.store, self.gateways, self.faults, self.certificates, dialer)
+        self.emt_outbox = EmtOutbox(settings, self.store, self.gateways, self.faults, self.certificates, self.creds,
+                                    dialer)
+        self.deliveries = Deliveries(settings, self.store, self.gateways, self.faults, self.emt_outbox)
         self.contacts = Contacts(self, self.gateways, dialer, self.outbox)
         self.jobs = Jobs(self, self.gateways, self.outbox)
         self.wakeups = WakeupReceiver(settings, self.gateways, self.faults, self.certificates, self.store,
@@ -65,6 +70,7 @@ class Fleet:
         if created:
             self.store.save_many(created, {gid: self.gateways[gid].state.take_logs() for gid in created})
         self.store.prune_commands(now=now)
+        self.store.prune_deliveries(now=now)
         self.outbox.restore()
         return list(created)
 
@@ -75,10 +81,12 @@ class Fleet:
             if rt.outbox:
                 self.outbox.kick(rt)
         self.jobs.resume_running()
+        self.deliveries.start()
 
     async def stop(self) -> None:
         self.contacts.stop()
         self.outbox.stop()
+        await self.deliveries.stop()
         self.wakeups.close()
         tasks: list[asyncio.Task[Any]] = []
         for rt in self.gateways.values():
@@ -120,6 +128,9 @@ class Fleet:
 
     def start_job(self, rt: GatewayRuntime, command_id: str, name: str, later: Later) -> None:
         self.jobs.start(rt, command_id, name, later)
+
+    def profiles_changed(self, gw: GatewayState) -> None:
+        self.deliveries.refresh(gw)
 
     # ------------------------------------------------------------------ for the control API, tests and benchmarks
     def contact(self, rt: GatewayRuntime, reason: str) -> bool:

@@ -17,14 +17,13 @@ from simulator import readings
 from simulator import xmlcodec as X
 from simulator.commands import COMM_PROFILES, EVAL_PROFILES, LMN, METER_PROFILES, Ctx, Outcome, expect, handler
 from simulator.errors import CommandError
-from simulator.meters import INTERVAL_S, MeterModel, demo_mk0
+from simulator.meters import GRID_REGISTERS, INTERVAL_S, MeterModel, demo_mk0
 from simulator.state import LEVEL_ERROR, LEVEL_INFO, OUTCOME_FAILURE, OUTCOME_SUCCESS, GatewayState
 
 # Registers a simulated base meter offers: OBIS -> (DLMS unit, scaler used in readings)
 METER_REGISTERS = {
     "1-0:1.8.0": (30, 0), "1-0:2.8.0": (30, 0), "1-0:1.8.1": (30, 0), "1-0:1.8.2": (30, 0),
-    "1-0:16.7.0": (27, 0), "1-0:32.7.0": (35, -1), "1-0:52.7.0": (35, -1), "1-0:72.7.0": (35, -1),
-    "1-1:1.29.0": (30, 0),
+    "1-0:2.8.1": (30, 0), "1-0:2.8.2": (30, 0), **GRID_REGISTERS, "1-1:1.29.0": (30, 0),
 }
 
 
@@ -71,6 +70,8 @@ def _delete_profile(ctx: Ctx, kind: str, body: ET.Element | None) -> Outcome:
     if existed:
         ctx.gw.log("system", LEVEL_INFO, OUTCOME_SUCCESS, f"{kind} profile {pid} deleted")
     _update_device_state(ctx.gw)
+    if kind == "evaluation":
+        ctx.fleet.profiles_changed(ctx.gw)
     return Outcome(200, ctx.root("profileDeleted", {"kind": kind, "id": pid, "existed": existed}))
 
 
@@ -195,6 +196,7 @@ def write_evaluation_profile(ctx: Ctx, body: ET.Element | None) -> Outcome:
         content["switchingTimes"] = switching
     out = _store_profile(ctx, "evaluation", pid, content)
     _update_device_state(ctx.gw)
+    ctx.fleet.profiles_changed(ctx.gw)
     return out
 
 
@@ -245,6 +247,7 @@ def deactivate_profiles(ctx: Ctx, body: ET.Element | None) -> Outcome:
         if was:
             ctx.gw.log("system", LEVEL_INFO, OUTCOME_SUCCESS, f"evaluation profile {pid} deactivated")
     _update_device_state(ctx.gw)
+    ctx.fleet.profiles_changed(ctx.gw)
     return Outcome(200, root)
 
 
@@ -262,16 +265,6 @@ def _meter_model(ctx: Ctx, meter: str, *, need_paired: bool = True) -> MeterMode
     return MeterModel(meter, ctx.gw.seed)
 
 
-def _tariff_schedule(gw: GatewayState, meter: str) -> tuple[list[dict[str, str]], float] | None:
-    """The daily schedule and start of the meter's active TAF 2 evaluation profile, if it has one:
-    its tariff registers are then derived by the gateway from 1-0:1.8.0 (docs/protocol.md 10.7)."""
-    meters = gw.profiles.get("meter", {})
-    for ep in gw.profiles.get("evaluation", {}).values():
-        if ep.get("active") and ep.get("switchingTimes") and meters.get(ep["meterProfile"], {}).get("meter") == meter:
-            return ep["switchingTimes"], float(ep.get("since") or 0.0)
-    return None
-
-
 def _emt_container(ctx: Ctx, recipient: str, meter: str, registers: list[str], reason: str) -> bytes:
     cert_entry = next((c for k, c in ctx.gw.certificates.items() if k == f"emt:{recipient}:enc"), None)
     if cert_entry is None:
@@ -279,13 +272,14 @@ def _emt_container(ctx: Ctx, recipient: str, meter: str, registers: list[str], r
     model = _meter_model(ctx, meter)
     gw_now = ctx.gw.gateway_time(ctx.now)
     k = int(gw_now // INTERVAL_S)
-    reading = readings.reading(ctx.gw, model, k)
+    rec = readings.Recorder(ctx.gw, model, time_valid_limit_s=ctx.fleet.settings.max_clock_offset_s)
+    reading = rec.reading(k)
     root = X.element("meterReading", {"gateway": ctx.gid, "meter": meter, "reason": reason,
                                       "created": X.fmt_time(gw_now)})
-    schedule = _tariff_schedule(ctx.gw, meter)
+    schedule = readings.tariff_schedule(ctx.gw, meter)
     for obis in registers:
         unit, scaler = METER_REGISTERS.get(obis, (255, 0))
-        value = readings.register_value(model, obis, k, reading, schedule)
+        value = rec.register(obis, k, reading, schedule)
         X.sub(root, "value", {"obis": obis, "unit": unit, "scaler": scaler, "status": f"{reading.status:016x}",
                               "time": X.fmt_time(k * INTERVAL_S)}, "" if value is None else str(value))
     sig = ctx.fleet.creds.keys(ctx.gid, "sig")

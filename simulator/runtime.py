@@ -22,6 +22,20 @@ class OutboxItem:
 
 
 @dataclass(eq=False, slots=True)
+class PendingDelivery:
+    """A meter data delivery not yet acknowledged by its EMT (the XML stays in the store)."""
+
+    id: int
+    profile: str
+    recipient: str
+    uri: str
+    cid: str
+    created: float
+    next_at: float
+    attempts: int = 0
+
+
+@dataclass(eq=False, slots=True)
 class GatewayRuntime:
     state: GatewayState
     vendor: Vendor
@@ -34,6 +48,9 @@ class GatewayRuntime:
     last_reject_log: float = 0.0
     outbox: list[OutboxItem] = field(default_factory=list)
     wakeup_port: int | None = None
+    emt_pending: list[PendingDelivery] = field(default_factory=list)  # deliveries to EMTs, oldest first
+    emt_sending: asyncio.Task[None] | None = None
+    last_untrusted_log: float = 0.0
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:

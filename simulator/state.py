@@ -41,6 +41,16 @@ FAULT_KINDS = (
     "tamper_alarm",  # tamper on meter `param` (default: the first): status bit + alarm
     "revoked_certificate",  # connects with a TLS certificate the Sub-CA has revoked
     "foreign_certificate",  # connects with a TLS certificate of a foreign CA
+    # faults in the meter data delivered to EMTs (simulator.datafaults)
+    "gaps",  # share `param` of quarter hours without value (NoValue)
+    "duplicates",  # share `param` of deliveries sent twice
+    "late",  # a period held back until `param` later periods were delivered (late, out of order)
+    "spikes",  # one register value a day jumps by `param` Wh
+    "zero_periods",  # `param` hours a day without consumption
+    "register_reset",  # the import register restarts at `param` Wh (meter exchange)
+    "status_error",  # status bits (DS Tab. 15.1) by name, e.g. tamper, time_invalid
+    "clock_shift",  # capture times shifted by `param` minutes
+    "voltage_excursion",  # a phase voltage at `param` (L1:200): TAF 10 threshold delivery
 )
 
 
@@ -77,6 +87,9 @@ def _new_counters() -> dict[str, Any]:
         "contact_failures": 0,
         "alarms_sent": 0,
         "notifies_sent": 0,
+        # meter data deliveries to EMTs: built, delivered, refused, retried, untrusted (EMT server
+        # certificate refused), gave_up, duplicates, threshold
+        "deliveries": {},
     }
 
 
@@ -108,6 +121,10 @@ class GatewayState:
     own_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
     # ENC keys replaced by a renewal, still used for decrypting until not_after: [{sha256, key, not_after}]
     previous_enc: list[dict[str, Any]] = field(default_factory=list)
+    # evaluation profile ID -> delivery cursor: {"next": start of the next period to deliver,
+    # "seq": periods delivered, "held": [[start, end, remaining]] (fault late), "outside": TAF 10
+    # voltage outside the band}
+    deliveries: dict[str, dict[str, Any]] = field(default_factory=dict)
     pending_logs: list[LogEntry] = field(default_factory=list, repr=False)
 
     # -- creation / serialisation

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,28 @@ CREATE TABLE IF NOT EXISTS certstore (
     der BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS command_at ON command (gateway, at);
+CREATE TABLE IF NOT EXISTS delivery (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    gateway TEXT NOT NULL,
+    profile TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    taf INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    uri TEXT NOT NULL,
+    cid TEXT NOT NULL,
+    period_start REAL,
+    period_end REAL,
+    entries INTEGER NOT NULL,
+    xml BLOB NOT NULL,
+    created REAL NOT NULL,
+    next_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,
+    status INTEGER,
+    detail TEXT,
+    done_at REAL
+);
+CREATE INDEX IF NOT EXISTS delivery_state ON delivery (state, gateway, id);
 CREATE TABLE IF NOT EXISTS logentry (
     gateway TEXT NOT NULL,
     log TEXT NOT NULL,
@@ -90,6 +113,33 @@ class CommandRecord:
     contact_uri: str
     at: float
     request: bytes = b""  # the request's XML payload, to resume a running command after a restart
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    """A meter data delivery to an EMT (docs/protocol.md 14) kept until the EMT has it: its XML
+    payload (zlib, sealed anew for each attempt), where it goes and its ``x-CID`` (the same on
+    every redelivery). ``state``: ``pending`` | ``delivered`` | ``refused`` | ``gave_up``."""
+
+    gateway: str
+    profile: str
+    recipient: str
+    taf: int
+    reason: str
+    uri: str
+    cid: str
+    period_start: float | None
+    period_end: float | None
+    entries: int
+    xml: bytes
+    created: float
+    next_at: float
+    id: int = 0
+    attempts: int = 0
+    state: str = "pending"
+    status: int | None = None
+    detail: str | None = None
+    done_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -224,6 +274,71 @@ class Store:
         with self._tx() as db:
             db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
 
+    # -- deliveries to EMTs (docs/protocol.md 14)
+    def save_with_deliveries(self, gateway_id: str, doc: dict[str, Any], logs: Iterable[LogEntry],
+                             rows: Iterable[DeliveryRow]) -> list[int]:
+        """Write a gateway's document (its delivery cursors), log entries and new deliveries in one
+        transaction: a period is either queued and past the cursor, or neither. Returns the IDs."""
+        ids = []
+        with self._tx() as db:
+            db.execute("INSERT INTO gateway(id, doc) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
+                       (gateway_id, json.dumps(doc, separators=(",", ":"))))
+            db.executemany(
+                "INSERT INTO logentry(gateway, log, recno, level, outcome, text, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(gateway_id, e.log, e.recno, e.level, e.outcome, e.text, e.at) for e in logs],
+            )
+            for r in rows:
+                cur = db.execute(
+                    "INSERT INTO delivery(gateway, profile, recipient, taf, reason, uri, cid, period_start,"
+                    " period_end, entries, xml, created, next_at, attempts, state)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'pending')",
+                    (r.gateway, r.profile, r.recipient, r.taf, r.reason, r.uri, r.cid, r.period_start, r.period_end,
+                     r.entries, zlib.compress(r.xml), r.created, r.next_at))
+                ids.append(int(cur.lastrowid or 0))
+        return ids
+
+    _DCOLS = ("gateway, profile, recipient, taf, reason, uri, cid, period_start, period_end, entries, created, "
+              "next_at, id, attempts, state, status, detail, done_at")
+
+    def pending_deliveries(self) -> list[DeliveryRow]:
+        """Deliveries not yet acknowledged (without their XML), oldest first."""
+        rows = self.db.execute(f"SELECT {self._DCOLS} FROM delivery WHERE state = 'pending' ORDER BY id")
+        return [_delivery(r) for r in rows]
+
+    def deliveries(self, gateway_id: str, limit: int = 100, state: str | None = None) -> list[DeliveryRow]:
+        """A gateway's deliveries, newest first (without their XML)."""
+        sql = f"SELECT {self._DCOLS} FROM delivery WHERE gateway = ?"
+        args: list[Any] = [gateway_id]
+        if state is not None:
+            sql += " AND state = ?"
+            args.append(state)
+        rows = self.db.execute(sql + " ORDER BY id DESC LIMIT ?", [*args, limit])
+        return [_delivery(r) for r in rows]
+
+    def delivery_xml(self, delivery_id: int) -> bytes | None:
+        row = self.db.execute("SELECT xml FROM delivery WHERE id = ?", (delivery_id,)).fetchone()
+        return None if row is None or not row[0] else zlib.decompress(bytes(row[0]))
+
+    def delivery_attempted(self, delivery_id: int, *, next_at: float, attempts: int, status: int | None,
+                           detail: str | None) -> None:
+        """An attempt that did not end the delivery: when to try again."""
+        with self._tx() as db:
+            db.execute("UPDATE delivery SET next_at = ?, attempts = ?, status = ?, detail = ? WHERE id = ?",
+                       (next_at, attempts, status, detail, delivery_id))
+
+    def delivery_done(self, delivery_id: int, *, state: str, attempts: int, status: int | None, detail: str | None,
+                      at: float) -> None:
+        """The delivery ended (``delivered``, ``refused``, ``gave_up``): its XML is dropped, the
+        record is kept a while for inspection (:meth:`prune_deliveries`)."""
+        with self._tx() as db:
+            db.execute("UPDATE delivery SET state = ?, attempts = ?, status = ?, detail = ?, done_at = ?, xml = x''"
+                       " WHERE id = ?", (state, attempts, status, detail, at, delivery_id))
+
+    def prune_deliveries(self, *, max_age_s: float = 7 * 86400, now: float) -> int:
+        with self._tx() as db:
+            return db.execute("DELETE FROM delivery WHERE state != 'pending' AND done_at < ?",
+                              (now - max_age_s,)).rowcount
+
     # -- certificates installed on gateways, by SHA-256 (documents hold only the hash)
     def put_certificate(self, sha256: str, der: bytes) -> None:
         self.db.execute("INSERT OR IGNORE INTO certstore(sha256, der) VALUES (?, ?)", (sha256, der))
@@ -269,6 +384,12 @@ class Store:
         size = self.path.stat().st_size if self.path.exists() else 0
         wal = self.path.with_name(self.path.name + "-wal")
         return {"db_bytes": size, "wal_bytes": wal.stat().st_size if wal.exists() else 0}
+
+
+def _delivery(r: Any) -> DeliveryRow:
+    return DeliveryRow(gateway=r[0], profile=r[1], recipient=r[2], taf=r[3], reason=r[4], uri=r[5], cid=r[6],
+                       period_start=r[7], period_end=r[8], entries=r[9], xml=b"", created=r[10], next_at=r[11],
+                       id=r[12], attempts=r[13], state=r[14], status=r[15], detail=r[16], done_at=r[17])
 
 
 def _record(row: Any) -> CommandRecord:

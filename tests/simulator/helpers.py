@@ -64,7 +64,7 @@ async def commission(link: Link, stub: GwaStub, pki: TestPki, meter: str) -> Non
     assert (await post(link, CERTS_INSTALL, emt_certificates(pki))).status == 200
     notify = await pair(link, stub, meter)
     assert notify.get("status") == "200"
-    mp = xml("meterProfile", {"id": f"mp-{meter}", "meter": meter, "interface": "lmn-wired", "capturePeriod": 900},
+    mp = xml("meterProfile", {"id": f"mp-{meter}", "meter": meter, "interface": "lmn-wired", "capturePeriod": 60},
              child("register", {"obis": "1-0:1.8.0", "unit": 30, "scaler": 0}),
              child("register", {"obis": "1-0:2.8.0", "unit": 30, "scaler": 0}))
     assert (await post(link, METER_PROFILE.format(1), mp)).status == 200
@@ -91,3 +91,43 @@ def brute_force_tariffs(model: MeterModel, schedule: list[tuple[str, str]], star
         out[reg] += model.import_wh(i + 1) - model.import_wh(i)
     return out
 
+
+
+# --------------------------------------------------------------------------- meter data deliveries (protocol.md 14)
+ENERGY = ("1-0:1.8.0", "1-0:2.8.0", "1-0:1.8.1", "1-0:1.8.2")
+GRID = ("1-0:32.7.0", "1-0:52.7.0", "1-0:72.7.0", "1-0:31.7.0", "1-0:51.7.0", "1-0:71.7.0", "1-0:16.7.0", "1-0:14.7.0")
+UNITS = {**dict.fromkeys(ENERGY, (30, 0)), "1-0:32.7.0": (35, -1), "1-0:52.7.0": (35, -1), "1-0:72.7.0": (35, -1),
+         "1-0:31.7.0": (33, -2), "1-0:51.7.0": (33, -2), "1-0:71.7.0": (33, -2), "1-0:16.7.0": (27, 0),
+         "1-0:14.7.0": (44, -2)}
+
+
+def evaluation_profile(pid: str, taf: int, meter: str, registers: tuple[str, ...] = ("1-0:1.8.0",), *,
+                       interval: int = 900, period: int = 86400, valid_from: str | None = None,
+                       valid_to: str | None = None, switching: tuple[tuple[str, str], ...] = ()) -> bytes:
+    attrs: dict[str, object] = {"id": pid, "taf": taf, "recipient": "emt1", "communicationProfile": "cp-emt1",
+                                "meterProfile": f"mp-{meter}", "interval": interval, "deliveryPeriod": period,
+                                "active": "true"}
+    if valid_from:
+        attrs["validFrom"] = valid_from
+    if valid_to:
+        attrs["validTo"] = valid_to
+    return xml("evaluationProfile", attrs, *(child("register", {"obis": r}) for r in registers),
+               *(child("switchingTime", {"at": at, "register": reg}) for at, reg in switching))
+
+
+async def commission_deliveries(link: Link, stub: GwaStub, pki: TestPki, meter: str, endpoint: str,
+                                profiles: list[bytes], *, scalers: dict[str, int] | None = None) -> None:
+    """Install emt1's certificates, pair ``meter``, write its meter profile (every register the
+    tests use, natural scalers unless ``scalers`` says otherwise), a communication profile to
+    ``endpoint`` and the evaluation ``profiles``."""
+    assert (await post(link, CERTS_INSTALL, emt_certificates(pki))).status == 200
+    assert (await pair(link, stub, meter)).get("status") == "200"
+    scalers = scalers or {}
+    mp = xml("meterProfile", {"id": f"mp-{meter}", "meter": meter, "interface": "lmn-wired", "capturePeriod": 60},
+             *(child("register", {"obis": o, "unit": u, "scaler": scalers.get(o, s)}) for o, (u, s) in UNITS.items()))
+    assert (await post(link, METER_PROFILE.format(1), mp)).status == 200
+    cp = xml("communicationProfile", {"id": "cp-emt1", "peer": "emt1", "role": "emt", "endpoint": endpoint})
+    assert (await post(link, COMM_PROFILE.format(1), cp)).status == 200
+    for ep in profiles:
+        reply = await post(link, EVAL_PROFILE.format(1), ep)
+        assert reply.status == 200, reply

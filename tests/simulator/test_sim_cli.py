@@ -28,6 +28,7 @@ async def gridgate(*args: str, env: dict[str, str] | None = None) -> tuple[int, 
 async def test_simulate_without_subcommand_prints_help() -> None:
     _code, out, err = await gridgate("simulate")
     assert "run" in out + err and "fault" in out + err and "status" in out + err
+    assert "deliver" in out + err and "deliveries" in out + err
 
 
 async def test_run_status_fault_stop(sim_pki: TestPki, tmp_path: Path) -> None:
