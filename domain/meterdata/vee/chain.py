@@ -100,7 +100,7 @@ class ZeroStretch(_Rule):
 
 
 def _status_defaults() -> dict[str, Action]:
-    return {"smgw_error": "reject", "no_value": "reject", "meter_fatal": "reject", "tamper": "provisional",
+    return {"smgw_error": "reject", "no_value": "flag", "meter_fatal": "reject", "tamper": "provisional",
             "meter_magnetic": "provisional", "meter_mechanical": "provisional",
             "value_not_validated": "provisional", "smgw_warning": "flag", "voltage_missing": "flag"}
 

@@ -193,9 +193,12 @@ def _status(w: _Day, rule: StatusFlags) -> None:
         if 0 <= slot < w.n:
             for name in bits.flags(word, phases):
                 by_flag.setdefault(name, []).append(slot)
+    # NoValue says the gateway had no value; on a slot that has one (delivered later, the earlier
+    # delivery's status word kept) it explains nothing any more.
+    by_flag["no_value"] = [s for s in by_flag.get("no_value", []) if w.values[s] is None]
     for name, slots in sorted(by_flag.items()):
         action = rule.actions.get(name)
-        if action is None:
+        if action is None or not slots:
             continue
         w.find(rule, slots, f"status {name} on {len(slots)} quarter hours ({action})", {"flag": name},
                severity="warning" if action == "flag" else None)
