@@ -28,6 +28,7 @@ from headend.config import HeadendSettings
 from headend.errors import ConnectionLost, ProtocolViolation
 from headend.metrics import HeadendMetrics, protocol_violation
 from headend.registry import Registry
+from pki import tls as pki_tls
 
 log = structlog.get_logger("headend.connection")
 
@@ -89,10 +90,8 @@ class _TlsAccepting(asyncio.Protocol):
         self.peer = "?"
         self.opened = time.monotonic()
 
-    # TCP accepted: wire the TLS layer in synchronously (no byte can slip past it), the way
-    # loop.start_tls does internally. start_tls itself is racy under uvloop: uvloop starts reading
-    # after connection_made even if the protocol paused, so a ClientHello could reach us raw.
-    # uvloop's own SSLProtocol keeps an idle session at ~25 KB; asyncio's preallocates 256 KB.
+    # TCP accepted: wire the TLS layer in synchronously (pki.tls.start_server_tls: no byte can slip
+    # past it; why not loop.start_tls is explained there).
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._tls_started:
             tls = cast(asyncio.Transport, transport)  # the TLS application transport
@@ -108,19 +107,14 @@ class _TlsAccepting(asyncio.Protocol):
         except AssertionError:
             cast(asyncio.Transport, transport).abort()  # TCP as accepted: a full transport
             return
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        proto = _ssl_protocol_class(loop)(loop, self, ctx, waiter, server_side=True,
-                                           ssl_handshake_timeout=node.settings.handshake_timeout_s)
-        transport.set_protocol(proto)
-        proto.connection_made(transport)
+        waiter = pki_tls.start_server_tls(transport, self, ctx, node.settings.handshake_timeout_s)
         waiter.add_done_callback(self._handshake_done)
 
     def _handshake_done(self, fut: asyncio.Future[None]) -> None:
         err = fut.exception() if not fut.cancelled() else asyncio.CancelledError()
         if err is None:
             return
-        reason = _handshake_reason(err)
+        reason = pki_tls.handshake_failure_reason(err)
         self.closed = True
         self.node.metrics.handshake_failures.labels(reason=reason).inc()
         log.info("headend.handshake_failed", peer=self.peer, kind=self.kind, reason=reason, detail=str(err)[:200])
@@ -154,31 +148,6 @@ class _TlsAccepting(asyncio.Protocol):
         protocol_violation(self.node.metrics, a.tenant.name if a else None, a.gateway_id if a else None, self.peer,
                            reason, detail)
         self.abort()
-
-
-def _ssl_protocol_class(loop: asyncio.AbstractEventLoop) -> type[Any]:
-    try:
-        import uvloop
-        import uvloop.loop
-    except ImportError:  # pragma: no cover
-        pass
-    else:
-        if isinstance(loop, uvloop.Loop):
-            # uvloop's own SSLProtocol is missing from its type stubs (loop.pyi): looked up untyped.
-            ssl_protocol: type[Any] = vars(uvloop.loop)["SSLProtocol"]
-            return ssl_protocol
-    from asyncio import sslproto
-
-    return sslproto.SSLProtocol
-
-
-def _handshake_reason(err: BaseException) -> str:
-    if isinstance(err, asyncio.TimeoutError | TimeoutError):
-        return "timeout"
-    reason = getattr(err, "reason", None)
-    if reason:
-        return str(reason).lower()[:60]
-    return type(err).__name__.lower()
 
 
 class ManagementConnection(_TlsAccepting):

@@ -26,7 +26,7 @@ async def build_endpoint(tenant: TenantContext, source: IdentitySource, node_id:
     # that spares a brainpoolP384r1 verification of the Sub-CA per handshake. validate_peer still
     # validates the full path to the root, with revocation, for every connection.
     ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
-    disable_session_cache(ctx)
+    pki_tls.disable_session_cache(ctx)
     async with tenant.sessions() as session:
         validator = await tenant_validator(session, tenant)
     if not validator.anchors:
@@ -36,25 +36,6 @@ async def build_endpoint(tenant: TenantContext, source: IdentitySource, node_id:
         validator = Validator(identity.trust_anchors, identity.chain, crl_cache=validator.crl_cache)
     return TenantEndpoint(name=tenant.name, context=tenant, identity=identity, ssl_context=ctx, validator=validator,
                           sni_names=san_dns_names(identity.tls_cert), identity_fp=identity_fingerprint(identity))
-
-
-def disable_session_cache(ctx: ssl.SSLContext) -> bool:
-    """Turn off OpenSSL's server session cache on ``ctx``: gateways reconnect rarely, so resumption
-    buys nothing, while every cached session (with the peer's certificate) costs memory per
-    connection. Python offers no setter, so this calls ``SSL_CTX_ctrl`` on the context's
-    ``SSL_CTX*`` (the first field after the object header). Guarded: it only writes after reading
-    back the default mode (server caching) through the same pointer; otherwise it does nothing."""
-    ctrl = pki_tls.ssl_ctx_ctrl(ctx)
-    if ctrl is None or ctrl(_SSL_CTRL_GET_SESS_CACHE_MODE, 0, None) != _SSL_SESS_CACHE_SERVER:
-        return False
-    ctrl(_SSL_CTRL_SET_SESS_CACHE_MODE, _SSL_SESS_CACHE_OFF, None)
-    return ctrl(_SSL_CTRL_GET_SESS_CACHE_MODE, 0, None) == _SSL_SESS_CACHE_OFF
-
-
-_SSL_CTRL_SET_SESS_CACHE_MODE = 44
-_SSL_CTRL_GET_SESS_CACHE_MODE = 45
-_SSL_SESS_CACHE_OFF = 0
-_SSL_SESS_CACHE_SERVER = 2
 
 
 async def refresh_validator(ep: TenantEndpoint) -> None:

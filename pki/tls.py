@@ -27,6 +27,7 @@ What is enforced, and how (Python's ``ssl`` on OpenSSL 3.0 exposes no groups *li
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import os
@@ -346,3 +347,71 @@ def _memory_handshake(srv_ctx: ssl.SSLContext, cli_ctx: ssl.SSLContext) -> bool:
         if done["s"] and done["c"]:
             return cli.version() == "TLSv1.3"
     return False
+
+
+# --------------------------------------------------------------------------- server plumbing
+# Shared by the TLS servers gateways connect to (the head-end's listeners, the MDM receiver).
+
+
+def start_server_tls(transport: asyncio.BaseTransport, app_protocol: asyncio.Protocol, ctx: ssl.SSLContext,
+                     handshake_timeout: float) -> asyncio.Future[None]:
+    """Wire the server side of TLS into a just-accepted TCP ``transport`` synchronously (no byte can
+    slip past it), the way ``loop.start_tls`` does internally; ``app_protocol.connection_made`` is
+    called with the TLS application transport once the handshake is done. Returns the handshake
+    future (its exception: why the handshake failed, see :func:`handshake_failure_reason`).
+
+    ``loop.start_tls`` itself is racy under uvloop: uvloop starts reading after connection_made
+    even if the protocol paused, so a ClientHello could reach the application raw. uvloop's own
+    SSLProtocol keeps an idle session at ~25 KB; asyncio's preallocates 256 KB."""
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+    proto = _ssl_protocol_class(loop)(loop, app_protocol, ctx, waiter, server_side=True,
+                                       ssl_handshake_timeout=handshake_timeout)
+    transport.set_protocol(proto)
+    proto.connection_made(transport)
+    return waiter
+
+
+def _ssl_protocol_class(loop: asyncio.AbstractEventLoop) -> type[Any]:
+    try:
+        import uvloop
+        import uvloop.loop
+    except ImportError:  # pragma: no cover
+        pass
+    else:
+        if isinstance(loop, uvloop.Loop):
+            # uvloop's own SSLProtocol is missing from its type stubs (loop.pyi): looked up untyped.
+            ssl_protocol: type[Any] = vars(uvloop.loop)["SSLProtocol"]
+            return ssl_protocol
+    from asyncio import sslproto
+
+    return sslproto.SSLProtocol
+
+
+def handshake_failure_reason(err: BaseException) -> str:
+    """A short label of why a server-side handshake failed (metrics, logs)."""
+    if isinstance(err, asyncio.TimeoutError | TimeoutError):
+        return "timeout"
+    reason = getattr(err, "reason", None)
+    if reason:
+        return str(reason).lower()[:60]
+    return type(err).__name__.lower()
+
+
+def disable_session_cache(ctx: ssl.SSLContext) -> bool:
+    """Turn off OpenSSL's server session cache on ``ctx``: gateways reconnect rarely, so resumption
+    buys nothing, while every cached session (with the peer's certificate) costs memory per
+    connection. Python offers no setter, so this calls ``SSL_CTX_ctrl`` on the context's
+    ``SSL_CTX*`` (the first field after the object header). Guarded: it only writes after reading
+    back the default mode (server caching) through the same pointer; otherwise it does nothing."""
+    ctrl = ssl_ctx_ctrl(ctx)
+    if ctrl is None or ctrl(_SSL_CTRL_GET_SESS_CACHE_MODE, 0, None) != _SSL_SESS_CACHE_SERVER:
+        return False
+    ctrl(_SSL_CTRL_SET_SESS_CACHE_MODE, _SSL_SESS_CACHE_OFF, None)
+    return ctrl(_SSL_CTRL_GET_SESS_CACHE_MODE, 0, None) == _SSL_SESS_CACHE_OFF
+
+
+_SSL_CTRL_SET_SESS_CACHE_MODE = 44
+_SSL_CTRL_GET_SESS_CACHE_MODE = 45
+_SSL_SESS_CACHE_OFF = 0
+_SSL_SESS_CACHE_SERVER = 2
