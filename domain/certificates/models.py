@@ -1,5 +1,6 @@
-"""Certificates of one tenant. Private keys (only for the tenant's own identity) are encrypted with
-the tenant's key (``domain.secrets.SecretBox``, purpose ``private_key``, bound to the fingerprint)."""
+"""Certificates of one tenant. Private keys (only of the tenant's own identities: its GWA, and the
+EMTs it runs the MDM for) are encrypted with the tenant's key (``domain.secrets.SecretBox``, purpose
+``private_key``, bound to the fingerprint)."""
 
 from __future__ import annotations
 
@@ -22,14 +23,15 @@ class Certificate(Audited, TenantBase):
         CheckConstraint(f"owner IN ({', '.join(repr(o) for o in OWNERS)})", name="owner"),
         CheckConstraint(f"status IN ({', '.join(repr(o) for o in STATUSES)})", name="status"),
         CheckConstraint(f"revocation IN ({', '.join(repr(o) for o in REVOCATION)})", name="revocation"),
-        CheckConstraint("private_key IS NULL OR owner = 'identity'", name="keys_only_for_identity"),
+        CheckConstraint("private_key IS NULL OR owner IN ('identity', 'emt')", name="keys_only_for_identity"),
         Index("ix_certificates_not_after_active", "not_after", postgresql_where="status = 'active'"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     # trust: root/Sub-CA certificates (anchors have is_trust_anchor); identity: the tenant's own
-    # GWA TLS/SIG/ENC; emt: a market participant's; gateway: an SMGW's.
+    # GWA TLS/SIG/ENC; emt: a market participant's (with keys: an EMT identity the tenant's MDM
+    # receives for); gateway: an SMGW's.
     owner: Mapped[str] = mapped_column(String(10), nullable=False, index=True)
     role: Mapped[str | None] = mapped_column(String(8), nullable=True)  # CA, GWA, GWH, EMT, SMGW
     usage: Mapped[str | None] = mapped_column(String(3), nullable=True)  # tls, sig, enc (None for CAs)

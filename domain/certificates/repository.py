@@ -46,6 +46,16 @@ async def active_emt(session: AsyncSession, mp_ids: Sequence[str]) -> Sequence[t
     return [(c, mp) for c, mp in rows]
 
 
+async def active_emt_with_keys(session: AsyncSession) -> Sequence[tuple[Certificate, str]]:
+    """The active EMT certificates that carry a private key (the tenant's EMT identities), each with
+    its market partner ID, in id order."""
+    rows = await session.execute(
+        select(Certificate, MarketPartner.mp_id).join(MarketPartner, MarketPartner.id == Certificate.market_partner_id)
+        .where(Certificate.owner == "emt", Certificate.status == "active", Certificate.private_key.is_not(None))
+        .order_by(Certificate.id))
+    return [(c, mp) for c, mp in rows]
+
+
 async def active_of_gateway(session: AsyncSession, gateway_pk_: int, usages: Sequence[str] | None = None
                             ) -> Sequence[Certificate]:
     """A gateway's active certificates (of ``usages``, default all), the longest valid last."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import structlog
 from cryptography import x509
@@ -164,17 +165,46 @@ async def import_identity(
     check = check_identity(data, await tenant_validator(session, tenant), role=Role.GWA, password=password)
     if not check.ok:
         raise _reject(check.reason, check.detail)
-    box = SecretBox(settings, tenant.name, KEY_PURPOSE)
-    items: list[tuple[x509.Certificate, CertInfo, dict[str, object]]] = []
-    for item in check.items:
-        assert item.private_key is not None
-        pem = item.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                             serialization.NoEncryption())
-        items.append((item.certificate, item.info, {"private_key": box.encrypt(pem, item.info.fingerprint)}))
-    outcome = await _store(session, items, owner="identity")
+    outcome = await _store(session, _with_keys(settings, tenant, check.items), owner="identity")
     superseded = await repo.supersede_identity(session, [i.info.fingerprint for i in check.items])
     if superseded:
         record(session, "supersede", "gwa_identity", tenant.name, {"certificates": {"old": superseded, "new": 0}})
+    return outcome
+
+
+def _with_keys(settings: Settings, tenant: TenantContext, items: Sequence[ImportItem],
+               **extra: object) -> list[tuple[x509.Certificate, CertInfo, dict[str, object]]]:
+    """The items to store, each private key encrypted for the tenant and bound to its certificate."""
+    box = SecretBox(settings, tenant.name, KEY_PURPOSE)
+    out: list[tuple[x509.Certificate, CertInfo, dict[str, object]]] = []
+    for item in items:
+        assert item.private_key is not None
+        pem = item.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                             serialization.NoEncryption())
+        out.append((item.certificate, item.info, {**extra, "private_key": box.encrypt(pem, item.info.fingerprint)}))
+    return out
+
+
+async def import_emt_identity(
+    session: AsyncSession, settings: Settings, tenant: TenantContext, data: bytes, market_partner: str,
+    password: bytes | None = None,
+) -> ImportOutcome:
+    """An EMT identity of the tenant: the TLS, SIG and ENC certificates of market partner
+    ``market_partner`` with their private keys, for the MDM receiver (docs/mdm.md, "Who is served").
+    Keys are encrypted at rest like the GWA identity's. Certificates imported before without keys
+    (``import_emt``) gain them and the link to the market partner. A later identity of the same
+    market partner (renewal) does not supersede the earlier one: the receiver presents the newest
+    TLS certificate and opens containers for any valid ENC certificate, so gateways that still hold
+    the old ENC certificate keep delivering."""
+    mp_pk = await repo.market_partner_pk(session, market_partner)
+    if mp_pk is None:
+        raise MarketPartnerNotFound(f"market partner {market_partner!r} not found")
+    check = check_identity(data, await tenant_validator(session, tenant), role=Role.EMT, password=password)
+    if not check.ok:
+        raise _reject(check.reason, check.detail)
+    outcome = await _store(session, _with_keys(settings, tenant, check.items, market_partner_id=mp_pk), owner="emt")
+    log.info("certificates.emt_identity_imported", tenant=tenant.name, market_partner=market_partner,
+             imported=len(outcome.imported), unchanged=len(outcome.unchanged))
     return outcome
 
 
@@ -230,11 +260,17 @@ async def _store(
                        and getattr(row, k) != v}
             if row.status != "active" and owner != "trust":
                 changed["status"] = "active"
+            # A certificate imported without its key gains it (an EMT identity over a public import).
+            gains_key = row.private_key is None and extra.get("private_key") is not None
             for key, value in changed.items():
                 setattr(row, key, value)
-            if changed:
-                record(session, "update", "certificate", info.fingerprint,
-                       {k: {"old": None, "new": str(v)} for k, v in changed.items()})
+            if gains_key:
+                row.private_key = cast(bytes, extra["private_key"])
+            if changed or gains_key:
+                audit = {k: {"old": None, "new": str(v)} for k, v in changed.items()}
+                if gains_key:
+                    audit["private_key"] = {"old": None, "new": "stored (encrypted)"}  # never the key
+                record(session, "update", "certificate", info.fingerprint, audit)
                 outcome.imported.append(row)
             else:
                 outcome.unchanged.append(row)

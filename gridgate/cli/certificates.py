@@ -14,7 +14,8 @@ from domain.certificates.schemas import CertificateOut
 from domain.tenancy.service import resolve
 from gridgate.cli.common import databases, fail, load_settings, run
 
-app = typer.Typer(help="Certificates of a tenant: trust anchors, GWA identity, EMT and gateway certificates.",
+app = typer.Typer(help="Certificates of a tenant: trust anchors, GWA identity, EMT identities, EMT and gateway "
+                       "certificates.",
                   no_args_is_help=True)
 
 TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="tenant name")]
@@ -48,6 +49,9 @@ def _import(tenant: str, kind: str, data: bytes, *, password: bytes | None = Non
                     return await service.import_identity(session, settings, ctx, data, password)
                 if kind == "emt":
                     return await service.import_emt(session, ctx, data, market_partner)
+                if kind == "emt-identity":
+                    assert market_partner is not None
+                    return await service.import_emt_identity(session, settings, ctx, data, market_partner, password)
                 return await service.import_gateway(session, ctx, data, gateway)
 
     _print_outcome(run(body))
@@ -76,6 +80,18 @@ def import_emt(
 ) -> None:
     """Import a market participant's certificates."""
     _import(tenant, "emt", _read(file), market_partner=market_partner)
+
+
+@app.command("import-emt-identity")
+def import_emt_identity(
+    file: Path, tenant: TenantOpt,
+    market_partner: Annotated[str, typer.Option(help="13-digit market partner ID the identity belongs to")],
+    password_stdin: Annotated[bool, typer.Option(help="read the key password from stdin")] = False,
+) -> None:
+    """Import an EMT identity of the tenant: a market partner's TLS, SIG and ENC certificates with
+    their private keys (encrypted at rest). The MDM receiver (`gridgate mdm`) then serves it."""
+    password = input().encode() if password_stdin else None
+    _import(tenant, "emt-identity", _read(file), password=password, market_partner=market_partner)
 
 
 @app.command("import-gateway")
