@@ -54,6 +54,7 @@ _SUBAPPS: list[tuple[str, str, str]] = [
     ("gridgate.cli.certificates", "cert", "Certificates of a tenant (trust, GWA identity, EMT, gateways)"),
     ("gridgate.cli.masterdata", "", ""),  # master data commands (gateways, meters, imports, filters)
     ("gridgate.cli.headend", "", ""),  # gridgate headend
+    ("gridgate.cli.mdm", "", ""),  # gridgate mdm
     ("simulator.cli", "simulate", "Simulated SMGW fleet"),
     ("gridgate.cli.processes", "", ""),  # gridgate process ..., gridgate schedule ...
 ]

@@ -35,3 +35,7 @@ async def mdm_session(mdm_tenant: TenantContext) -> AsyncIterator[AsyncSession]:
             yield s
         finally:
             await s.rollback()
+
+
+# The receiver tests' fixtures (tests/mdm/receiver_fixtures.py): a test PKI, tenant mdmrx, a receiver.
+from tests.mdm.receiver_fixtures import receiver, rx_pki, rx_tenant  # noqa: E402, F401
