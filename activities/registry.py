@@ -13,6 +13,7 @@ from activities.commissioning_steps import CommissioningSteps
 from activities.gwa_steps import GwaSteps
 from activities.meter_steps import MeterSteps
 from activities.meterdata_export_steps import MeterDataExportSteps
+from activities.meterdata_steps import MeterDataSteps
 from activities.processes import ProcessActivities
 from activities.readout_steps import ReadoutSteps
 from activities.renewal_steps import RenewalSteps
@@ -23,7 +24,8 @@ from activities.tariff_steps import TariffSteps
 from core.temporal import activity_methods
 
 MAIN_WORKER_ACTIVITIES = (SelfCheckActivities, ProcessActivities, GwaSteps, ScheduleSteps, TariffSteps,
-                          CommissioningSteps, MeterSteps, ReadoutSteps, RenewalSteps, MeterDataExportSteps)
+                          CommissioningSteps, MeterSteps, ReadoutSteps, RenewalSteps, MeterDataExportSteps,
+                          MeterDataSteps)
 
 
 def activities_for(runtime: TenantRuntime) -> list[Callable[..., Any]]:

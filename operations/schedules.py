@@ -30,6 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.schedule_steps import ScheduledProcessInput
 from core.errors import InvalidInput, NotFound
+from workflows.meterdata_validation import NightlyValidationWorkflow, PendingValidationWorkflow
 from workflows.scheduled import CrlRefreshWorkflow, ScheduledProcessWorkflow
 
 
@@ -48,6 +49,8 @@ DEFAULTS = {d.name: d for d in [
     CyclicDefault(name="logbook_readout", interval=timedelta(hours=24), workflow=ScheduledProcessWorkflow.run,
                   process_type="logbook_readout"),
     CyclicDefault(name="crl_refresh", interval=timedelta(hours=6), workflow=CrlRefreshWorkflow.run),
+    CyclicDefault(name="vee_pending", interval=timedelta(minutes=1), workflow=PendingValidationWorkflow.run),
+    CyclicDefault(name="vee_daily", interval=timedelta(hours=24), workflow=NightlyValidationWorkflow.run),
 ]}
 
 

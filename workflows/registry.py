@@ -14,6 +14,11 @@ from workflows.mass import MassProcessWorkflow
 from workflows.meter_exchange import MeterExchangeWorkflow
 from workflows.meter_pairing import MeterPairingWorkflow
 from workflows.meterdata_export import MeterDataExportWorkflow
+from workflows.meterdata_validation import (
+    NightlyValidationWorkflow,
+    PendingValidationWorkflow,
+    RangeValidationWorkflow,
+)
 from workflows.profile_rollout import ProfileRolloutWorkflow
 from workflows.scheduled import CrlRefreshWorkflow, ScheduledProcessWorkflow
 from workflows.selfcheck import TenantSelfCheckWorkflow
@@ -34,6 +39,7 @@ WORKFLOWS: list[type] = [
     CertificateRenewalWorkflow,
     EmtReadoutWorkflow,
     MeterDataExportWorkflow,
+    PendingValidationWorkflow, RangeValidationWorkflow, NightlyValidationWorkflow,
 ]
 
 
