@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from core.config import Settings
 from core.db import Databases
 from headend.config import HeadendSettings
+from mdm.config import MdmSettings
 from operations.bootstrap import point_demo_wakeups
 from simulator.config import SimulatorSettings
 
@@ -30,6 +31,10 @@ def default_apps(settings: Settings) -> list[AppProcess]:
                      (h.host, h.inbound_port, "GRIDGATE_HEADEND_INBOUND_PORT")]
     if h.metrics_port:
         headend_ports.append((h.host, h.metrics_port, "GRIDGATE_HEADEND_METRICS_PORT"))
+    m = MdmSettings()
+    mdm_ports = [(m.host, m.port, "GRIDGATE_MDM_PORT")]
+    if m.metrics_port:
+        mdm_ports.append((m.host, m.metrics_port, "GRIDGATE_MDM_METRICS_PORT"))
     return [
         AppProcess("api", ["api"], [(settings.api_host, settings.api_port, "GRIDGATE_API_PORT")]),
         AppProcess("worker", ["worker"]),
@@ -39,6 +44,8 @@ def default_apps(settings: Settings) -> list[AppProcess]:
                               "--port", str(settings.testca_port)],
                    [("127.0.0.1", settings.testca_port, "GRIDGATE_TESTCA_PORT")]),
         AppProcess("headend", ["headend"], headend_ports),
+        # Receives the meter data the simulated gateways deliver to the demo EMTs.
+        AppProcess("mdm", ["mdm"], mdm_ports),
         AppProcess("simulator", [
             "simulate", "run", "--gateways", str(settings.demo_fleet_size), "--pki", str(settings.testpki_path),
             "--state", str(sim.resolved_state_dir(settings.var_dir)), "--control-port", str(sim.control_port),
@@ -48,12 +55,14 @@ def default_apps(settings: Settings) -> list[AppProcess]:
 
 
 def banner_rows(settings: Settings) -> list[tuple[str, str]]:
-    h, sim = HeadendSettings(), SimulatorSettings()
+    h, m, sim = HeadendSettings(), MdmSettings(), SimulatorSettings()
     return [
         ("Test CA", f"{settings.testca_url}  (test SM-PKI in {settings.testpki_path})"),
         ("Head-end", f"tls://{h.host}:{h.port} (management), tls://{h.host}:{h.inbound_port} (Notify/events), "
                      f"node {h.node_id}; tenant by SNI <tenant>.{h.sni_suffix}"),
         ("Head-end metrics", f"http://{h.host}:{h.metrics_port}/metrics" if h.metrics_port else "off"),
+        ("MDM receiver", f"tls://{m.host}:{m.port}{m.path}; EMT identity by SNI <mp-id>.<tenant>.{m.sni_suffix}"
+                         + (f"; metrics http://{m.host}:{m.metrics_port}/metrics" if m.metrics_port else "")),
         ("Simulator", f"{settings.demo_fleet_size} gateways -> head-end {sim.headend}; wake-ups udp://"
                       f"{sim.udp_host}:{sim.udp_port}; control http://{sim.control_host}:{sim.control_port}"
                       "  (gridgate simulate status)"),

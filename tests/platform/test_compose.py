@@ -20,13 +20,16 @@ ENV = {"POSTGRES_PASSWORD": "pw", "GRIDGATE_SECRET_KEY": "s" * 40, "GRIDGATE_MAS
 
 
 def _interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's ``${NAME}``, ``${NAME:?message}`` (required) and ``${NAME:-default}``."""
     def sub(m: re.Match[str]) -> str:
-        name = m.group(1)
-        if name not in env:
-            raise AssertionError(f"compose file needs ${name}")
-        return env[name]
+        name, modifier, default = m.group(1), m.group(2), m.group(3)
+        if name in env:
+            return env[name]
+        if modifier in (":-", "-"):
+            return default
+        raise AssertionError(f"compose file needs ${name}")
 
-    return re.sub(r"\$\{([A-Z_][A-Z0-9_]*)(?::?[?-][^}]*)?\}", sub, text)
+    return re.sub(r"\$\{([A-Z_][A-Z0-9_]*)(?:(:?[?-])([^}]*))?\}", sub, text)
 
 
 def _compose() -> dict[str, Any]:
@@ -40,7 +43,7 @@ def test_compose_file_validates_against_the_compose_spec() -> None:
 
 def test_compose_has_the_production_services_and_real_commands() -> None:
     services = _compose()["services"]
-    assert {"postgres", "temporal", "temporal-ui", "api", "worker", "migrate"} <= set(services)
+    assert {"postgres", "temporal", "temporal-ui", "api", "worker", "migrate", "mdm"} <= set(services)
     assert services["temporal"]["image"].startswith("temporalio/auto-setup")
     for name, svc in services.items():
         if svc.get("image", "").startswith("gridgate"):
