@@ -39,7 +39,7 @@ async def test_tenant_gets_database_namespace_search_attributes_and_private_key_
     # The cyclic processes come with the tenant.
     client = await temporal_clients.for_namespace(tenant_a.namespace)
     names = sorted([s.id async for s in await client.list_schedules()])
-    assert names == ["crl_refresh", "logbook_readout", "time_sync"]
+    assert names == ["crl_refresh", "logbook_readout", "time_sync", "vee_daily", "vee_pending"]
 
 
 async def test_creating_an_existing_tenant_is_a_clear_error(

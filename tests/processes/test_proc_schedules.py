@@ -29,7 +29,7 @@ async def test_schedules_exist_change_and_run(api: httpx.AsyncClient, make_user:
     operator = await make_user(tenant="procs", role="operator")
     auditor = await make_user(tenant="procs", role="auditor")
     listed = {s["name"]: s for s in await _schedules(api, auditor.headers)}
-    assert set(listed) == {"time_sync", "logbook_readout", "crl_refresh"}
+    assert set(listed) == {"time_sync", "logbook_readout", "crl_refresh", "vee_pending", "vee_daily"}
     assert listed["time_sync"]["interval_s"] == 86400 and not listed["time_sync"]["paused"]
     assert listed["time_sync"]["filter"] == "state = in_operation"
 
