@@ -12,7 +12,7 @@ from domain.meterdata.delivery import GRID_PROFILE, LOAD_PROFILE, Delivery, Entr
 from mdm.payload import PayloadError, obis_of, parse
 from tests.mdm.delivering import to_xml
 
-# docs/protocol.md 14.2, the example as written (its last status in decimal, as on the wire).
+# docs/protocol.md 14.2, the example as written (status words of DS Tab. 15.1: normal is not 0).
 EXAMPLE = b"""<cosem xmlns="urn:k461-dke-de:cor-1" xmlns:gg="urn:gridgate:mdm:1" gg:gateway="EEMH0116900001"
        gg:recipient="9900000000001" gg:profile="ep-7-9900000000001-1EMH0530000004" gg:taf="7"
        gg:reason="scheduled" gg:created="2026-01-02T00:03:12.000Z">
@@ -33,9 +33,9 @@ EXAMPLE = b"""<cosem xmlns="urn:k461-dke-de:cor-1" xmlns:gg="urn:gridgate:mdm:1"
             </array></attribute>
             <attribute id="4"><double-long-unsigned>900</double-long-unsigned></attribute>
             <attribute id="2"><array count="3">
-              <structure><date-time>2025-12-31T23:00:00Z</date-time><long64-unsigned>4183021</long64-unsigned><long64-unsigned>0</long64-unsigned></structure>
-              <structure><date-time>2025-12-31T23:15:00Z</date-time><long64-unsigned>4183102</long64-unsigned><long64-unsigned>0</long64-unsigned></structure>
-              <structure><date-time>2025-12-31T23:30:00Z</date-time><long64-unsigned/><long64-unsigned>35184372088832</long64-unsigned></structure>
+              <structure><date-time>2025-12-31T23:00:00Z</date-time><long64-unsigned>4183021</long64-unsigned><long64-unsigned>21474836736</long64-unsigned></structure>
+              <structure><date-time>2025-12-31T23:15:00Z</date-time><long64-unsigned>4183102</long64-unsigned><long64-unsigned>21474836736</long64-unsigned></structure>
+              <structure><date-time>2025-12-31T23:30:00Z</date-time><long64-unsigned/><long64-unsigned>35205846925568</long64-unsigned></structure>
             </array></attribute>
           </attributes>
         </object>
@@ -56,10 +56,11 @@ def test_the_example_of_the_protocol() -> None:
     assert meter.meter_id == "1EMH0530000004" and meter.scaler_units == {"1-0:1.8.0": (0, 30)}
     (profile,) = meter.profiles
     assert (profile.obis, profile.period_s, profile.columns) == (LOAD_PROFILE, 900, ("1-0:1.8.0",))
+    normal = 0x0000000500000100  # SMGW bits 0 and 2, meter bit 8
     assert profile.entries == (
-        Entry(end=dt.datetime(2025, 12, 31, 23, tzinfo=UTC), values=(4183021,)),
-        Entry(end=dt.datetime(2025, 12, 31, 23, 15, tzinfo=UTC), values=(4183102,)),
-        Entry(end=dt.datetime(2025, 12, 31, 23, 30, tzinfo=UTC), values=(None,), status=(1 << 13) << 32))
+        Entry(end=dt.datetime(2025, 12, 31, 23, tzinfo=UTC), values=(4183021,), status=normal),
+        Entry(end=dt.datetime(2025, 12, 31, 23, 15, tzinfo=UTC), values=(4183102,), status=normal),
+        Entry(end=dt.datetime(2025, 12, 31, 23, 30, tzinfo=UTC), values=(None,), status=normal | (1 << 13) << 32))
 
 
 def test_what_the_gateway_side_writes_reads_back() -> None:
