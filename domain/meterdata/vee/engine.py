@@ -36,6 +36,7 @@ from domain.meterdata.vee.slp import day_profile
 
 WH = 30  # DLMS unit code
 MANUAL_RULE = "manual"  # the rule id findings about manual corrections carry
+_TRUE, _MISSING = int(Quality.TRUE), int(Quality.MISSING)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,7 +109,7 @@ class _Day:
         self.d = d
         self.n = n
         self.values: list[int | None] = (list(d.values) + [None] * n)[:n]
-        self.quality = bytearray(Quality.TRUE if v is not None else Quality.MISSING for v in self.values)
+        self.quality = bytearray(_TRUE if v is not None else _MISSING for v in self.values)
         self.notes: dict[int, dict[str, Any]] = {}
         self.rejected: dict[int, dict[str, Any]] = {}
         self.findings: list[Finding] = []

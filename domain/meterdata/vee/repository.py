@@ -6,9 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import column, delete, func, insert, literal, select, tuple_, update
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+from sqlalchemy import column, func, literal, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import JSONB, distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -132,10 +134,17 @@ async def replace_findings(session: AsyncSession, run_id: int, keys: Sequence[tu
                            rows: Sequence[dict[str, Any]]) -> None:
     """The findings of ``run_id`` on ``keys``: those of an earlier attempt of the same batch go."""
     if keys:
-        await session.execute(delete(VeeFinding).where(VeeFinding.run_id == run_id, tuple_(
-            VeeFinding.series_id, VeeFinding.day).in_(sorted(set(keys)))))
+        await session.execute(text(
+            "DELETE FROM vee_findings f USING unnest(CAST(:sids AS bigint[]), CAST(:days AS date[])) "
+            "AS k(series_id, day) WHERE f.run_id = :run AND f.series_id = k.series_id AND f.day = k.day"),
+            {"run": run_id, "sids": [k[0] for k in keys], "days": [k[1] for k in keys]})
     if rows:
-        await session.execute(insert(VeeFinding), list(rows))
+        pg = await _driver(session)
+        sql = f"COPY vee_findings ({', '.join(_FINDING_COLUMNS)}) FROM STDIN"
+        async with pg.cursor() as cur, cur.copy(sql) as copy:
+            for r in rows:
+                await copy.write_row(tuple(Jsonb(r[c]) if c == "data" and r[c] is not None else r[c]
+                                           for c in _FINDING_COLUMNS))
 
 
 async def findings(session: AsyncSession, series_id: int, day: dt.date, run_id: int | None = None
@@ -340,6 +349,84 @@ async def latest_versions(session: AsyncSession, keys: Iterable[tuple[int, dt.da
     if as_of is not None:
         stmt = stmt.where(MeterDay.recorded_at <= as_of)
     return {(r.series_id, r.day): _version(r) for r in await session.scalars(stmt)}
+
+
+# Bulk reads and writes of day rows go through the driver (psycopg) inside the session's
+# transaction: arrays of 96 values decode several times faster in the binary format than through
+# SQLAlchemy's text results, and COPY writes a batch of versions about ten times faster than an
+# executemany INSERT (measured with 6,000 days: 4.9 s -> 0.4 s).
+_KEYS = ("JOIN unnest(CAST(%(sids)s AS bigint[]), CAST(%(days)s AS date[])) AS k(series_id, day) "
+         "ON d.series_id = k.series_id AND d.day = k.day")
+_COLUMNS = ("d.series_id, d.day, d.version, d.layer, d.recorded_at, d.values, d.quality, d.status_slots, "
+            "d.status_words, d.notes, d.source, d.reason")
+_DAY_COLUMNS = ("series_id", "day", "version", "layer", "values", "quality", "status_slots", "status_words", "notes",
+                "source", "reason")
+_FINDING_COLUMNS = ("run_id", "series_id", "day", "rule_id", "severity", "slots", "detail", "data")
+
+
+async def _driver(session: AsyncSession) -> AsyncConnection[Any]:
+    """The psycopg connection of the session's transaction."""
+    connection = await session.connection()
+    raw = (await connection.get_raw_connection()).driver_connection
+    assert raw is not None
+    return cast(AsyncConnection[Any], raw)
+
+
+def _key_params(keys: list[tuple[int, dt.date]]) -> dict[str, Any]:
+    """The keys as two arrays (one bind parameter each, whatever their number) and the day range
+    that lets PostgreSQL skip the other months' partitions."""
+    return {"sids": [s for s, _ in keys], "days": [d for _, d in keys], "first": min(d for _, d in keys),
+            "last": max(d for _, d in keys)}
+
+
+async def _fetch(session: AsyncSession, sql: str, params: dict[str, Any]) -> list[Version]:
+    pg = await _driver(session)
+    async with pg.cursor(binary=True) as cur:
+        await cur.execute(sql, params)
+        rows = await cur.fetchall()
+    return [Version(series_id=r[0], day=r[1], version=r[2], layer=r[3], recorded_at=r[4], values=r[5],
+                    quality=bytes(r[6]), status_slots=r[7], status_words=r[8], notes=r[9], source=r[10],
+                    reason=r[11]) for r in rows]
+
+
+async def newest_by_layer(session: AsyncSession, keys: Iterable[tuple[int, dt.date]]
+                          ) -> dict[tuple[int, dt.date], dict[int, Version]]:
+    """For each (series, day): the newest version of each layer (raw, validated, edited)."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    rows = await _fetch(session, f"SELECT DISTINCT ON (d.series_id, d.day, d.layer) {_COLUMNS} FROM meter_days d "
+                                 f"{_KEYS} WHERE d.day BETWEEN %(first)s AND %(last)s "
+                                 "ORDER BY d.series_id, d.day, d.layer, d.version DESC", _key_params(wanted))
+    found: dict[tuple[int, dt.date], dict[int, Version]] = {}
+    for r in rows:
+        found.setdefault((r.series_id, r.day), {})[r.layer] = r
+    return found
+
+
+async def newest(session: AsyncSession, keys: Iterable[tuple[int, dt.date]]) -> dict[tuple[int, dt.date], Version]:
+    """For each (series, day): the newest version of any layer."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    rows = await _fetch(session, f"SELECT DISTINCT ON (d.series_id, d.day) {_COLUMNS} FROM meter_days d {_KEYS} "
+                                 "WHERE d.day BETWEEN %(first)s AND %(last)s "
+                                 "ORDER BY d.series_id, d.day, d.version DESC", _key_params(wanted))
+    return {(r.series_id, r.day): r for r in rows}
+
+
+async def copy_days(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert day versions (``meter_days`` columns as keys) with COPY."""
+    if not rows:
+        return
+    pg = await _driver(session)
+    cols = ", ".join(f'"{c}"' for c in _DAY_COLUMNS)
+    async with pg.cursor() as cur, cur.copy(f"COPY meter_days ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["int8", "date", "int4", "int2", "int8[]", "bytea", "int2[]", "int8[]", "jsonb", "varchar",
+                         "varchar"])
+        for r in rows:
+            await copy.write_row(tuple(Jsonb(r[c]) if c == "notes" and r[c] is not None else r[c]
+                                       for c in _DAY_COLUMNS))
 
 
 async def versions_of(session: AsyncSession, series_id: int, day: dt.date, as_of: dt.datetime | None = None

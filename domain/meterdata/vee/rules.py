@@ -75,6 +75,9 @@ def decreasing(values: Values, start: int | None, tolerance: int = 0) -> list[in
 
 def outside(values: Values, low: float | None, high: float | None) -> tuple[list[int], list[int]]:
     """Slots below ``low`` and above ``high`` (either None: no bound)."""
+    known = [v for v in values if v is not None]
+    if not known or ((low is None or min(known) >= low) and (high is None or max(known) <= high)):
+        return [], []
     below = [i for i, v in enumerate(values) if v is not None and low is not None and v < low]
     above = [i for i, v in enumerate(values) if v is not None and high is not None and v > high]
     return below, above

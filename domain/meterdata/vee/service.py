@@ -22,7 +22,6 @@ from domain.meterdata.days import SLOT, day_end, day_start, days_between, slot_o
 from domain.meterdata.delivery import INTERVAL_OF_REGISTER
 from domain.meterdata.models import LAYERS
 from domain.meterdata.quality import STS_CORRECTION_REASON, Quality
-from domain.meterdata.repository import DayRow
 from domain.meterdata.vee import chain as chains
 from domain.meterdata.vee import queue
 from domain.meterdata.vee import repository as repo
@@ -115,22 +114,25 @@ class BatchResult:
         return {f: getattr(self, f) for f in ("days", "values", "versions", "findings", "substitutes", "missing")}
 
 
-def _true(row: DayRow | None) -> list[int | None] | None:
+_TRUE = int(Quality.TRUE)
+
+
+def _true(row: Version | None) -> list[int | None] | None:
     """The row's true values (None elsewhere)."""
     if row is None:
         return None
     q = row.quality
-    return [v if i < len(q) and q[i] == Quality.TRUE else None for i, v in enumerate(row.values)]
+    if q.count(_TRUE) == len(q) == len(row.values):
+        return list(row.values)
+    return [v if q_ == _TRUE else None for v, q_ in zip(row.values, q, strict=False)]
 
 
-def _first(row: DayRow | None) -> int | None:
-    vals = _true(row)
-    return vals[0] if vals else None
+def _first(row: Version | None) -> int | None:
+    return row.values[0] if row and row.values and row.quality[:1] == bytes([_TRUE]) else None
 
 
-def _last(row: DayRow | None) -> int | None:
-    vals = _true(row)
-    return vals[-1] if vals else None
+def _last(row: Version | None) -> int | None:
+    return row.values[-1] if row and row.values and row.quality[-1:] == bytes([_TRUE]) else None
 
 
 def _capacity(periods: list[repo.MeterCapacity] | None, day: dt.date) -> Capacity | None:
@@ -153,7 +155,7 @@ def _edits(final: Version | None) -> dict[int, Edit]:
             for slot, note in final.notes.items() if isinstance(note, dict) and "user" in note}
 
 
-def _same(result: DayResult, final: Version, raw: DayRow | None) -> bool:
+def _same(result: DayResult, final: Version, raw: Version | None) -> bool:
     return (result.values == list(final.values) and result.quality == bytes(final.quality)
             and (result.notes or None) == (final.notes or None)
             and (raw.status_slots if raw else None) == final.status_slots
@@ -187,14 +189,21 @@ async def validate(session: AsyncSession, run_id: int, keys: Sequence[tuple[int,
         other_keys |= {(s, d - one), (s, d + one)} | {(s, h) for h in history_days.get(d, [])}
         if (r := register_of.get(s)) is not None:
             other_keys.add((r, d - one))
-    raw = await days_repo.latest_days(session, raw_keys, layers=[RAW])
-    final = await repo.latest_versions(session, wanted, layers=[VALIDATED, EDITED])
-    other = await days_repo.latest_days(session, other_keys, layers=[RAW, VALIDATED, EDITED])
+    by_layer = await repo.newest_by_layer(session, raw_keys)
+    raw = {k: v[RAW] for k, v in by_layer.items() if RAW in v}
+    final: dict[tuple[int, dt.date], Version] = {}
+    versions: dict[tuple[int, dt.date], int] = {}
+    for k, layers in by_layer.items():
+        versions[k] = max(v.version for v in layers.values())
+        done = [v for layer, v in layers.items() if layer != RAW]
+        if done:
+            final[k] = max(done, key=lambda v: v.version)
+    other = await repo.newest(session, other_keys - raw_keys)
+    other.update({k: max(v.values(), key=lambda x: x.version) for k, v in by_layer.items() if k in other_keys})
     first, last = min(d for _, d in wanted), max(d for _, d in wanted)
     point = await repo.readings(session, [s for s, i in info.items() if i.kind == "register"], first, last)
     conflicted = await repo.conflicts(session, wanted)
     capacities = await repo.meter_capabilities(session, {i.metering_point_id for i in info.values()}, first, last)
-    versions = await days_repo.last_versions(session, wanted)
 
     readings_at: dict[tuple[int, dt.date], dict[int, int]] = {}
     for s, found in point.items():
@@ -260,7 +269,7 @@ async def validate(session: AsyncSession, run_id: int, keys: Sequence[tuple[int,
                      "notes": result.notes, "source": source, "reason": f"chain {si.role} v{chain.version}"})
     if rows:
         await partitions.ensure(session, "meter_days", first, last)
-        await days_repo.add_days(session, rows)
+        await repo.copy_days(session, rows)
     await repo.replace_findings(session, run_id, wanted, finding_rows)
     out.versions += len(rows)
     out.findings = len(finding_rows)
