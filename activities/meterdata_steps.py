@@ -113,7 +113,7 @@ class MeterDataSteps(Steps):
     async def open_validation_run(self, inp: OpenRunInput) -> RunRef:
         """The run of the calling workflow (the same one on a retry or after continue-as-new)."""
         async with self._session() as session, session.begin():
-            if inp.only_if_queued and not await queue.count_queued(session):
+            if inp.only_if_queued and not await queue.any_queued(session):
                 return RunRef(run_id=None)
             run_id = await vee.open_run(session, trigger=inp.trigger, workflow_id=activity.info().workflow_id,
                                         initiator=inp.initiator, reason=inp.reason, first=_day(inp.first_day),

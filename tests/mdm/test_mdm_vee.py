@@ -13,7 +13,10 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import InvalidInput
+from core.ids import demo_meter_id
+from domain.catalogue.models import DeviceType
 from domain.demo import demo_melo
+from domain.devices.models import Meter
 from domain.locations.models import MeteringPoint
 from domain.meterdata.ingest import ingest
 from domain.meterdata.models import LAYERS, MeterDay, MeterSeries
@@ -222,3 +225,24 @@ async def test_range_pages_cover_the_filtered_series(mdm_session: AsyncSession) 
         days += page.result.days
         after = page.last_series
     assert seen == total and days >= 2
+
+
+async def test_limits_come_from_the_meters_device_type(mdm_session: AsyncSession) -> None:
+    day = dt.date(2026, 2, 17)
+    meter_type = await mdm_session.scalar(select(DeviceType).join(Meter, Meter.device_type_id == DeviceType.id)
+                                          .where(Meter.device_id == demo_meter_id(1, 0)))
+    assert meter_type is not None and "three_phase" in meter_type.capabilities
+    meter_type.capabilities = [*meter_type.capabilities, "imax:40"]
+    await mdm_session.flush()
+    await _deliver(mdm_session, day, gateway=1, bump={50: 7_000})  # 7,100 Wh in one quarter hour
+    iv = await _series(mdm_session, INTERVAL, 1)
+    run = await _run(mdm_session)
+    await service.validate(mdm_session, run, [(iv, day)])
+    limits = list(await mdm_session.scalars(select(VeeFinding).where(VeeFinding.run_id == run,
+                                                                     VeeFinding.rule_id == "limits")))
+    high = next(f for f in limits if f.data and "high_wh" in f.data)
+    assert high.slots == [50] and high.data == {"high_wh": 3 * 230 * 40 / 4, "phases": 3, "max_current_a": 40.0}
+    low = next(f for f in limits if f.data and "low_wh" in f.data)
+    assert low.slots == [51]  # the register falls back by 7,000 Wh: a negative quarter hour
+    *_, validated = await _versions(mdm_session, iv, day)
+    assert validated.values[50] == validated.values[51] == 100  # both rejected and interpolated

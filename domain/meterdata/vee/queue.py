@@ -89,5 +89,9 @@ async def done(session: AsyncSession, rows: Sequence[Queued]) -> None:
             [(r.series_id, r.day, r.queued_at) for r in rows])))
 
 
+async def any_queued(session: AsyncSession) -> bool:
+    return bool((await session.execute(select(select(VeePending.series_id).exists()))).scalar())
+
+
 async def count_queued(session: AsyncSession) -> int:
     return int((await session.execute(select(func.count()).select_from(VeePending))).scalar_one())
