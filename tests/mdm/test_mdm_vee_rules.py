@@ -144,8 +144,12 @@ def test_status_bits_of_the_combined_word() -> None:
                                                                      "meter_fatal"]
     assert bits.flags(bits.word(meter_bits=(bits.METER_BASE_METER, 18, 19))) == ["voltage_missing"]
     assert bits.flags(bits.word(meter_bits=(bits.METER_BASE_METER, 18)), phases=1) == []
-    # a wireless (OMS) meter's word means other things: its bits are not read as an FNN base meter's
+    # the protocol example's normal word (SMGW bits 0 and 2, meter bit 8): nothing; no base meter, no voltage check
+    assert bits.flags(0x0000000500000100) == []
+    assert bits.flags(0x0000000500000100 | bits.word(meter_bits=(10,))) == ["meter_mechanical"]
+    # a wireless (OMS) or gas meter's word means other things: its bits are not read as an electricity meter's
     assert bits.flags(bits.word(smgw_bits=(17,), meter_bits=(bits.METER_BASE_METER, 9))) == []
+    assert bits.flags(bits.word(meter_bits=(bits.METER_GAS, 9, 10))) == []
 
 
 # -- calendar and standard load profile ------------------------------------------------------------

@@ -1,9 +1,11 @@
 """The combined status word of a value (BSI TR-03109-1 DS, Tab. 15.1), as the ingest stores it:
 the SMGW's 32 bits in the upper half, the meter's 32 bits in the lower half.
 
-Meter bits are read as an FNN base meter's (wired electricity meter) only when the SMGW says the
-meter's word is of the wired type (SMGW bit 17 = 0) and the meter says it is a base meter (meter
-bit 2 = 1); other meter types give the same bits other meanings."""
+Meter bits are read as those of a wired electricity meter (FNN Lastenheft Basiszähler column) when
+the SMGW says the meter's word is of the wired type (SMGW bit 17 = 0) and the meter's word is not a
+gas meter's (meter bit 3 = 0, DVGW G697); wireless (OMS) and gas meters give the same bits other
+meanings. The voltage bits (18-20, 1: voltage present) are read only when the meter says it is a
+base meter (meter bit 2 = 1): a word without them says nothing about voltage."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ SMGW_WIRELESS_METER = 17  # type of the meter's word: 1 wireless OMS, 0 FNN base
 
 # Meter status of an FNN base meter (lower 32 bits).
 METER_BASE_METER = 2  # 1: type base meter
+METER_GAS = 3  # 1: wired gas meter (DVGW G697): its word has other meanings
 METER_MAGNETIC = 9  # MTR_Tamper, magnetic manipulation
 METER_MECHANICAL = 10  # MTR_Tamper, terminal cover or sealing pin open
 METER_FATAL = 17  # MTR_Fatal, calibration-relevant error
@@ -36,8 +39,8 @@ def meter(word: int, bit: int) -> bool:
     return bool((word >> bit) & 1)
 
 
-def is_fnn_base_meter(word: int) -> bool:
-    return not smgw(word, SMGW_WIRELESS_METER) and meter(word, METER_BASE_METER)
+def is_wired_electricity(word: int) -> bool:
+    return not smgw(word, SMGW_WIRELESS_METER) and not meter(word, METER_GAS)
 
 
 def flags(word: int, phases: int = 3) -> list[str]:
@@ -56,14 +59,15 @@ def flags(word: int, phases: int = 3) -> list[str]:
         found.append("no_value")
     if smgw(word, SMGW_TAMPER):
         found.append("tamper")
-    if is_fnn_base_meter(word):
+    if is_wired_electricity(word):
         if meter(word, METER_MAGNETIC):
             found.append("meter_magnetic")
         if meter(word, METER_MECHANICAL):
             found.append("meter_mechanical")
         if meter(word, METER_FATAL):
             found.append("meter_fatal")
-        if any(not meter(word, METER_VOLTAGE_L1 + p) for p in range(max(1, min(phases, 3)))):
+        if meter(word, METER_BASE_METER) and any(not meter(word, METER_VOLTAGE_L1 + p)
+                                                 for p in range(max(1, min(phases, 3)))):
             found.append("voltage_missing")
     return found
 
