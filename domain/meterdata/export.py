@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gzip
 import hashlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -48,6 +49,7 @@ Layer = Literal["raw", "validated", "final"]
 WHAT: tuple[What, ...] = ("load_profiles", "readings")
 MAX_DAYS = 400  # one export covers at most this many days
 MAX_ITEMS = 5000  # and carries at most this many (series, day or reading)
+STORED_LEVEL = 3  # gzip level of the kept content: fast, and most of the gain
 LAYERS_OF: dict[str, tuple[int, ...]] = {
     "raw": (LAYERS["raw"],),
     "validated": (LAYERS["raw"], LAYERS["validated"]),
@@ -93,6 +95,19 @@ class Planned:
     size: int
 
 
+def _stored(content: bytes) -> dict[str, Any]:
+    """The columns that keep ``content``: compressed (the database would otherwise compress the
+    same bytes more slowly, and write them to its log uncompressed), with size and hash of the
+    bytes as they leave."""
+    return {"content": gzip.compress(content, compresslevel=STORED_LEVEL, mtime=0), "content_encoding": "gzip",
+            "size": len(content), "sha256": hashlib.sha256(content).hexdigest()}
+
+
+def _unstored(export: MeterExport) -> bytes:
+    content = export.content or b""
+    return gzip.decompress(content) if export.content_encoding == "gzip" else content
+
+
 def reference_of(export_id: int) -> str:
     """The interchange reference (UNB DE0020) of an export: unique per installation, so per sender."""
     return f"GG{export_id:012d}"
@@ -112,14 +127,21 @@ def _planned_of(export: MeterExport) -> Planned:
                    exhausted=bool(details.get("exhausted")), size=export.size)
 
 
-def _encode(due: Due, what: What) -> str:
-    return f"{due.series_id}|{due.day.isoformat() if what == 'load_profiles' else due.at.isoformat()}"
+# A cursor names the last (series, day or reading time) a batch looked at; "<series>|" means the
+# whole series.
+Cursor = tuple[int, Any]  # (series ID, day | reading time | None)
 
 
-def _decode(cursor: str | None, what: What) -> tuple[int, Any] | None:
+def _encode(after: Cursor) -> str:
+    return f"{after[0]}|{after[1].isoformat() if after[1] is not None else ''}"
+
+
+def _decode(cursor: str | None, what: What) -> Cursor | None:
     if not cursor:
         return None
     series, _, rest = cursor.partition("|")
+    if not rest:
+        return int(series), None
     return int(series), dt.date.fromisoformat(rest) if what == "load_profiles" else dt.datetime.fromisoformat(rest)
 
 
@@ -150,7 +172,8 @@ async def _scope(session: AsyncSession, batch: Batch) -> _Scope:
                   recipient=export_webhook.recipient_of(receiver.name), receiver_id=receiver.id)
 
 
-Fetch = Callable[[tuple[int, Any] | None, int], Awaitable[list[Due]]]
+Series = Callable[[int | None, int], Awaitable[list[int]]]
+Fetch = Callable[[Sequence[int], Cursor | None], Awaitable[list[Due]]]
 
 
 def _problem(batch: Batch, due: Due) -> str | None:
@@ -161,26 +184,31 @@ def _problem(batch: Batch, due: Due) -> str | None:
     return mscons.reading_problem(_reading(due, ""))
 
 
-async def _gather(batch: Batch, fetch: Fetch) -> tuple[list[Due], Counter[str], str | None, bool]:
-    """Up to ``batch.limit`` due items from the cursor on, and what was held back on the way."""
+async def _gather(batch: Batch, series: Series, fetch: Fetch) -> tuple[list[Due], Counter[str], str | None, bool]:
+    """Up to ``batch.limit`` due items from the cursor on, and what was held back on the way. Goes a
+    page of series at a time (about ``batch.page`` days each)."""
     after = _decode(batch.cursor, batch.what)
-    cursor, due, held = batch.cursor, list[Due](), Counter[str]()
-    while len(due) < batch.limit:
-        wanted = min(batch.page, batch.limit - len(due) + 16)
-        page = await fetch(after, wanted)
-        for row in page:
-            cursor = _encode(row, batch.what)
+    due, held = list[Due](), Counter[str]()
+    chunk = max(1, batch.page // ((batch.last_day - batch.first_day).days + 1))
+    while True:
+        start = None if after is None else after[0] + 1 if after[1] is None else after[0]
+        ids = await series(start, chunk)
+        if not ids:
+            return due, held, _encode(after) if after else None, True
+        for row in await fetch(ids, after if after is not None and after[1] is not None else None):
             after = (row.series_id, row.day if batch.what == "load_profiles" else row.at)
+            if row.current:
+                continue
             problem = _problem(batch, row)
             if problem is not None:
                 held[problem] += 1
                 continue
             due.append(row)
             if len(due) >= batch.limit:
-                return due, held, cursor, False
-        if len(page) < wanted:
-            return due, held, cursor, True
-    return due, held, cursor, False
+                return due, held, _encode(after), False
+        after = (ids[-1], None)
+        if len(ids) < chunk:
+            return due, held, _encode(after), True
 
 
 def _load_profile(due: Due, document: str) -> mscons.LoadProfileDay:
@@ -220,12 +248,18 @@ async def plan(session: AsyncSession, batch: Batch) -> Planned:
         raise ExportRefused(f"an export carries 1 to {MAX_ITEMS} items")
     scope = await _scope(session, batch)
 
-    async def fetch(after: tuple[int, Any] | None, limit: int) -> list[Due]:
-        select = repo.due_days if batch.what == "load_profiles" else repo.due_readings
-        return await select(session, scope.audience, recipient=scope.recipient, kind=batch.kind,
-                            first=batch.first_day, last=batch.last_day, after=after, limit=limit)
+    async def series(start: int | None, limit: int) -> list[int]:
+        kind = "interval" if batch.what == "load_profiles" else None
+        return await repo.next_series(session, scope.audience, kind=kind, from_id=start, limit=limit)
 
-    due, held, cursor, exhausted = await _gather(batch, fetch)
+    async def fetch(ids: Sequence[int], after: Cursor | None) -> list[Due]:
+        if batch.what == "load_profiles":
+            return await repo.due_days(session, scope.audience, recipient=scope.recipient, kind=batch.kind,
+                                       series_ids=ids, first=batch.first_day, last=batch.last_day, after=after)
+        return await repo.due_readings(session, scope.audience, recipient=scope.recipient, kind=batch.kind,
+                                       series_ids=ids, first=batch.first_day, last=batch.last_day, after=after)
+
+    due, held, cursor, exhausted = await _gather(batch, series, fetch)
     result = Planned(export_id=None, items=0, corrections=0, held_back=dict(held), cursor=cursor,
                      exhausted=exhausted, size=0)
     if not due:
@@ -240,10 +274,11 @@ async def plan(session: AsyncSession, batch: Batch) -> Planned:
         "corrections": 0, "size": 0, "attempts": 0, "workflow_id": batch.workflow_id})
     item = "day" if batch.what == "load_profiles" else "reading"
     documents = {(d.series_id, d.at, d.version): f"{reference}M{n}" for n, d in enumerate(due, 1)}
-    claimed = await repo.claim(session, [{
-        "export_id": export_id, "recipient": scope.recipient, "kind": batch.kind, "item": item,
-        "series_id": d.series_id, "day": d.day, "at": d.at, "version": d.version, "corrects": d.sent_version,
-        "document": documents[(d.series_id, d.at, d.version)] if batch.kind == "mscons" else None} for d in due])
+    claimed = await repo.claim(session, export_id=export_id, recipient=scope.recipient, kind=batch.kind, item=item,
+                               claims=[repo.Claim(series_id=d.series_id, day=d.day, at=d.at, version=d.version,
+                                                  corrects=d.sent_version,
+                                                  document=documents[(d.series_id, d.at, d.version)]
+                                                  if batch.kind == "mscons" else None) for d in due])
     mine = [(d, documents[(d.series_id, d.at, d.version)]) for d in due if (d.series_id, d.at, d.version) in claimed]
     if not mine:  # a concurrent export claimed all of them first
         await repo.delete_export(session, export_id)
@@ -258,8 +293,7 @@ async def plan(session: AsyncSession, batch: Batch) -> Planned:
     corrections = sum(1 for d, _ in mine if d.sent_version is not None)
     details = {"cursor": cursor, "exhausted": exhausted, "held_back": dict(held)}
     await repo.update_export(session, export_id, {
-        "content": content, "content_type": content_type, "size": len(content),
-        "sha256": hashlib.sha256(content).hexdigest(), "messages": messages, "items": len(mine),
+        **_stored(content), "content_type": content_type, "messages": messages, "items": len(mine),
         "corrections": corrections, "details": details})
     return dataclasses.replace(result, export_id=export_id, items=len(mine), corrections=corrections,
                                size=len(content))
@@ -294,7 +328,7 @@ async def webhook_call(session: AsyncSession, box: SecretBox, export_id: int, no
     receiver = await repo.receiver_by_id(session, export.receiver_id)
     if receiver is None:
         raise ReceiverNotFound(f"the receiver of export {export_id} does not exist")
-    content = export.content or b""
+    content = _unstored(export)
     secret = export_webhook.secret_of(box, receiver)
     return WebhookCall(export_id=export_id, url=receiver.url, body=content,
                        headers=export_webhook.headers(secret, content, delivery=export.key, now=now))
@@ -354,13 +388,12 @@ async def write_csv(session: AsyncSession, request: CsvRequest) -> Planned:
         "id": export_id, "key": request.key, "kind": "csv", "sender": series.market_partner,
         "recipient": request.recipient, "first_day": request.first_day, "last_day": request.last_day,
         "created_at": request.created, "state": "ready", "messages": 0, "items": len(days), "corrections": 0,
-        "size": len(content), "sha256": hashlib.sha256(content).hexdigest(), "content_type": export_csv.CONTENT_TYPE,
-        "content": content, "attempts": 0, "workflow_id": request.workflow_id,
+        **_stored(content), "content_type": export_csv.CONTENT_TYPE, "attempts": 0, "workflow_id": request.workflow_id,
         "details": {"series": request.series_id, "layer": request.layer,
                     "as_of": request.as_of.isoformat() if request.as_of else None, "exhausted": True}})
-    await repo.claim(session, [{
-        "export_id": export_id, "recipient": request.recipient, "kind": "csv", "item": "day",
-        "series_id": d.series_id, "day": d.day, "at": day_start(d.day), "version": d.version} for d in days])
+    await repo.claim(session, export_id=export_id, recipient=request.recipient, kind="csv", item="day",
+                     claims=[repo.Claim(series_id=d.series_id, day=d.day, at=day_start(d.day), version=d.version)
+                             for d in days])
     return Planned(export_id=export_id, items=len(days), corrections=0, held_back={}, cursor=None, exhausted=True,
                    size=len(content))
 
@@ -370,7 +403,7 @@ async def content(session: AsyncSession, export_id: int) -> tuple[str, bytes]:
     export = await repo.export_by_id(session, export_id)
     if export is None or export.content is None:
         raise ExportNotFound(f"export {export_id} does not exist")
-    return export.content_type or "application/octet-stream", export.content
+    return export.content_type or "application/octet-stream", _unstored(export)
 
 
 async def sent_items(session: AsyncSession, series_id: int, first: dt.date, last: dt.date) -> list[SentItem]:

@@ -89,6 +89,9 @@ class MeterExport(TenantBase):
     sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     content_type: Mapped[str | None] = mapped_column(String(60), nullable=True)
     content: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # "gzip": ``content`` is stored compressed (EDIFACT shrinks about tenfold; size and sha256 are of
+    # the bytes as sent).
+    content_encoding: Mapped[str | None] = mapped_column(String(10), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)  # of the last failed attempt, kept
     workflow_id: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -1,9 +1,10 @@
 """Queries of exports: what is due for a recipient (keyset pages over the final versions, with the
 version it had before), claiming items, the export rows, and what was sent to whom and when.
 
-Every selection is one statement per page: the final version of each (series, day) or (series,
-reading), the series' metering point and OBIS code, and the version the recipient already has, in
-(series, day) order from a cursor. Nothing queries per series."""
+A selection goes a page of series at a time (``next_series``, keyset on the series ID) and reads
+those series' days or readings in one statement (``due_days``, ``due_readings``): the final version
+of each, the metering point and OBIS code, and the version the recipient already has. The work of
+a page is bounded by its series and the period, whatever lies behind the cursor."""
 
 from __future__ import annotations
 
@@ -13,10 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
+    Date,
     DateTime,
+    Integer,
     Select,
     SQLColumnExpression,
+    String,
+    bindparam,
+    case,
     cast,
     delete,
     exists,
@@ -29,7 +36,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
@@ -57,7 +64,7 @@ class Audience:
 
 @dataclass(frozen=True, kw_only=True)
 class Due:
-    """A (series, day or reading) whose final version a recipient does not have yet."""
+    """The final version of a (series, day or reading), and what a recipient had of it before."""
 
     series_id: int
     day: dt.date
@@ -68,13 +75,14 @@ class Due:
     obis: str
     unit: int
     scaler: int
-    values: list[int | None]  # a day's values; a reading: [value]
+    values: list[int | None]  # a day's values; a reading: [value] (empty where ``current``)
     quality: bytes  # one byte per value
     notes: dict[str, Any] | None
     sent_version: int | None  # the newest version this recipient had before
     sent_document: str | None  # the document (BGM DE1004) that carried it
     meter_id: str | None = None  # readings
     reason: str | None = None  # readings
+    current: bool = False  # the recipient has this version already
 
 
 def _local_start(day: SQLColumnExpression[dt.date]) -> ColumnElement[dt.datetime]:
@@ -85,23 +93,34 @@ def _local_end(day: SQLColumnExpression[dt.date]) -> ColumnElement[dt.datetime]:
     return func.timezone(ZONE, cast(day, DateTime) + ONE_DAY)
 
 
-def _audience(audience: Audience, lo: SQLColumnExpression[dt.datetime], hi: SQLColumnExpression[dt.datetime],
-              *, point: bool = False) -> list[ColumnElement[bool]]:
-    """Conditions on ``MeterSeries`` for ``audience`` over ``lo`` .. ``hi`` (a day), or at ``lo`` =
-    ``hi`` (a reading: an assignment that ends at that moment still holds it)."""
-    s, a, ml, mp = MeterSeries, MeteringPointMarketLocation, MarketLocation, MeteringPoint
-    where: list[ColumnElement[bool]] = [s.market_partner == audience.sender]
+async def next_series(session: AsyncSession, audience: Audience, *, kind: str | None, from_id: int | None,
+                      limit: int) -> list[int]:
+    """The IDs of the audience's series from ``from_id`` on (inclusive), in ID order: the keyset
+    pages of a selection go series by series."""
+    s = MeterSeries
+    stmt = select(s.id).where(s.market_partner == audience.sender).order_by(s.id).limit(limit)
+    if kind is not None:
+        stmt = stmt.where(s.kind == kind)
     if audience.series_ids is not None:
-        where.append(s.id.in_(audience.series_ids))
-    if audience.route_to is not None:
-        to = audience.route_to
-        operator = exists().where(mp.id == s.metering_point_id, or_(mp.grid_operator == to, mp.msb == to))
-        during = ((a.valid_from <= hi, or_(a.valid_to.is_(None), a.valid_to >= lo)) if point
-                  else (a.valid_from < hi, or_(a.valid_to.is_(None), a.valid_to > lo)))
-        supplier = exists().where(a.metering_point_id == s.metering_point_id, ml.id == a.market_location_id,
-                                  ml.supplier == to, *during)
-        where.append(or_(operator, supplier))
-    return where
+        stmt = stmt.where(s.id.in_(audience.series_ids))
+    if from_id is not None:
+        stmt = stmt.where(s.id >= from_id)
+    return list((await session.scalars(stmt)).all())
+
+
+def _routing(audience: Audience, lo: SQLColumnExpression[dt.datetime], hi: SQLColumnExpression[dt.datetime],
+             *, point: bool = False) -> list[ColumnElement[bool]]:
+    """Conditions on ``MeterSeries`` for ``audience.route_to`` over ``lo`` .. ``hi`` (a day), or at
+    ``lo`` = ``hi`` (a reading: an assignment that ends at that moment still holds it)."""
+    if audience.route_to is None:
+        return []
+    s, a, ml, mp, to = MeterSeries, MeteringPointMarketLocation, MarketLocation, MeteringPoint, audience.route_to
+    operator = exists().where(mp.id == s.metering_point_id, or_(mp.grid_operator == to, mp.msb == to))
+    during = ((a.valid_from <= hi, or_(a.valid_to.is_(None), a.valid_to >= lo)) if point
+              else (a.valid_from < hi, or_(a.valid_to.is_(None), a.valid_to > lo)))
+    supplier = exists().where(a.metering_point_id == s.metering_point_id, ml.id == a.market_location_id,
+                              ml.supplier == to, *during)
+    return [or_(operator, supplier)]
 
 
 def _previous(recipient: str, kind: str, item: str, series: ColumnElement[int], at: ColumnElement[dt.datetime]
@@ -112,60 +131,69 @@ def _previous(recipient: str, kind: str, item: str, series: ColumnElement[int], 
             .order_by(i.version.desc()).limit(1).lateral())
 
 
-async def due_days(session: AsyncSession, audience: Audience, *, recipient: str, kind: str, first: dt.date,
-                   last: dt.date, after: tuple[int, dt.date] | None, limit: int) -> list[Due]:
-    """The next ``limit`` (series, day) of interval series in ``first`` .. ``last`` whose final
-    version (the newest validated or edited one, raw where none) ``recipient`` has not had."""
+async def due_days(session: AsyncSession, audience: Audience, *, recipient: str, kind: str,
+                   series_ids: Sequence[int], first: dt.date, last: dt.date,
+                   after: tuple[int, dt.date] | None) -> list[Due]:
+    """Of ``series_ids`` (interval series), every day in ``first`` .. ``last`` after the cursor
+    that the audience gets: its final version (the newest validated or edited one, raw where none)
+    and the version ``recipient`` had before, in (series, day) order."""
     d, s, mp = MeterDay, MeterSeries, MeteringPoint
     start = _local_start(d.day)
     inner = (select(d.series_id, d.day, d.version, d.layer, d.values, d.quality, d.notes, start.label("at"))
              .join(s, s.id == d.series_id)
-             .where(s.kind == "interval", d.day >= first, d.day <= last,
-                    *_audience(audience, start, _local_end(d.day)))
+             .where(d.series_id.in_(list(series_ids)), s.kind == "interval", d.day >= first, d.day <= last,
+                    *_routing(audience, start, _local_end(d.day)))
              .ext(distinct_on(d.series_id, d.day))
              .order_by(d.series_id, d.day, (d.layer > 0).desc(), d.version.desc()))
     if after is not None:
         inner = inner.where(tuple_(d.series_id, d.day) > tuple_(literal(after[0]), literal(after[1])))
     final = inner.subquery()
     before = _previous(recipient, kind, "day", final.c.series_id, final.c.at)
-    stmt = (select(final, s.obis, s.unit, s.scaler, mp.melo, before.c.version.label("sent_version"),
-                   before.c.document.label("sent_document"))
+    current = func.coalesce(before.c.version >= final.c.version, False)
+    stmt = (select(final.c.series_id, final.c.day, final.c.version, final.c.layer, final.c.at,
+                   case((current, None), else_=final.c["values"]).label("values"), final.c.quality, final.c.notes,
+                   current.label("current"), s.obis, s.unit, s.scaler, mp.melo,
+                   before.c.version.label("sent_version"), before.c.document.label("sent_document"))
             .join(s, s.id == final.c.series_id).join(mp, mp.id == s.metering_point_id)
             .outerjoin(before, true())
-            .where(or_(before.c.version.is_(None), before.c.version < final.c.version))
-            .order_by(final.c.series_id, final.c.day).limit(limit))
-    rows = await session.execute(stmt)
+            .order_by(final.c.series_id, final.c.day))
+    rows = await (await session.connection()).execute(stmt)  # Core rows: no ORM loading
     return [Due(series_id=r.series_id, day=r.day, at=r.at, version=r.version, layer=r.layer, melo=r.melo,
-                obis=r.obis, unit=r.unit, scaler=r.scaler, values=list(r.values), quality=bytes(r.quality),
-                notes=r.notes, sent_version=r.sent_version, sent_document=r.sent_document) for r in rows]
+                obis=r.obis, unit=r.unit, scaler=r.scaler, values=list(r.values or ()), quality=bytes(r.quality),
+                notes=r.notes, sent_version=r.sent_version, sent_document=r.sent_document, current=r.current)
+            for r in rows]
 
 
-async def due_readings(session: AsyncSession, audience: Audience, *, recipient: str, kind: str, first: dt.date,
-                       last: dt.date, after: tuple[int, dt.datetime] | None, limit: int) -> list[Due]:
-    """As ``due_days`` for register readings taken in ``first`` .. ``last`` (local days)."""
+async def due_readings(session: AsyncSession, audience: Audience, *, recipient: str, kind: str,
+                       series_ids: Sequence[int], first: dt.date, last: dt.date,
+                       after: tuple[int, dt.datetime] | None) -> list[Due]:
+    """As ``due_days`` for the register readings of ``series_ids`` taken in ``first`` .. ``last``
+    (local days)."""
     r, s, mp = MeterReading, MeterSeries, MeteringPoint
     lo = func.timezone(ZONE, cast(literal(first), DateTime))
     hi = func.timezone(ZONE, cast(literal(last), DateTime) + ONE_DAY)
     inner = (select(r.series_id, r.at, r.version, r.layer, r.value, r.quality, r.notes, r.meter_id, r.reason)
              .join(s, s.id == r.series_id)
-             .where(r.at >= lo, r.at < hi, *_audience(audience, r.at, r.at, point=True))
+             .where(r.series_id.in_(list(series_ids)), r.at >= lo, r.at < hi,
+                    *_routing(audience, r.at, r.at, point=True))
              .ext(distinct_on(r.series_id, r.at))
              .order_by(r.series_id, r.at, (r.layer > 0).desc(), r.version.desc()))
     if after is not None:
         inner = inner.where(tuple_(r.series_id, r.at) > tuple_(literal(after[0]), literal(after[1])))
     final = inner.subquery()
     before = _previous(recipient, kind, "reading", final.c.series_id, final.c.at)
-    stmt = (select(final, s.obis, s.unit, s.scaler, mp.melo, before.c.version.label("sent_version"),
-                   before.c.document.label("sent_document"))
+    current = func.coalesce(before.c.version >= final.c.version, False)
+    stmt = (select(final, current.label("current"), s.obis, s.unit, s.scaler, mp.melo,
+                   before.c.version.label("sent_version"), before.c.document.label("sent_document"))
             .join(s, s.id == final.c.series_id).join(mp, mp.id == s.metering_point_id)
             .outerjoin(before, true())
-            .where(or_(before.c.version.is_(None), before.c.version < final.c.version))
-            .order_by(final.c.series_id, final.c.at).limit(limit))
-    rows = await session.execute(stmt)
+            .order_by(final.c.series_id, final.c.at))
+    rows = await (await session.connection()).execute(stmt)  # Core rows: no ORM loading
     return [Due(series_id=x.series_id, day=local_day(x.at), at=x.at, version=x.version,
                 layer=x.layer, melo=x.melo, obis=x.obis, unit=x.unit, scaler=x.scaler, values=[x.value],
                 quality=bytes([x.quality]), notes=x.notes, sent_version=x.sent_version,
-                sent_document=x.sent_document, meter_id=x.meter_id, reason=x.reason) for x in rows]
+                sent_document=x.sent_document, meter_id=x.meter_id, reason=x.reason, current=x.current)
+            for x in rows]
 
 
 async def days_of_series(session: AsyncSession, series_id: int, first: dt.date, last: dt.date, *,
@@ -220,14 +248,39 @@ async def delete_export(session: AsyncSession, export_id: int) -> None:
     await session.execute(delete(MeterExport).where(MeterExport.id == export_id))
 
 
-async def claim(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[tuple[int, dt.datetime, int]]:
-    """Record items; those another export already claimed are skipped. Returns (series, at,
-    version) of the rows recorded here."""
-    if not rows:
+@dataclass(frozen=True, kw_only=True)
+class Claim:
+    series_id: int
+    day: dt.date
+    at: dt.datetime
+    version: int
+    corrects: int | None = None
+    document: str | None = None
+
+
+async def claim(session: AsyncSession, *, export_id: int, recipient: str, kind: str, item: str,
+                claims: Sequence[Claim]) -> set[tuple[int, dt.datetime, int]]:
+    """Record the items of an export; those another export already claimed are skipped. Returns
+    (series, at, version) of the ones recorded here. One statement (arrays unnested), whatever the
+    number of items."""
+    if not claims:
         return set()
+    arrays = func.unnest(
+        bindparam("series_ids", [c.series_id for c in claims], type_=ARRAY(BigInteger)),
+        bindparam("days", [c.day for c in claims], type_=ARRAY(Date)),
+        bindparam("ats", [c.at for c in claims], type_=ARRAY(DateTime(timezone=True))),
+        bindparam("versions", [c.version for c in claims], type_=ARRAY(Integer)),
+        bindparam("corrects", [c.corrects for c in claims], type_=ARRAY(Integer)),
+        bindparam("documents", [c.document for c in claims], type_=ARRAY(String)),
+    ).table_valued("series_id", "day", "at", "version", "corrects", "document").render_derived(name="claims")
     i = MeterExportItem
-    claimed = await session.execute(pg_insert(i).values(list(rows)).on_conflict_do_nothing()
-                                    .returning(i.series_id, i.at, i.version))
+    rows = select(literal(export_id, BigInteger), literal(recipient, String), literal(kind, String),
+                  literal(item, String), arrays.c.series_id, arrays.c.day, arrays.c.at, arrays.c.version,
+                  arrays.c.corrects, arrays.c.document)
+    claimed = await session.execute(
+        pg_insert(i).from_select(["export_id", "recipient", "kind", "item", "series_id", "day", "at", "version",
+                                  "corrects", "document"], rows)
+        .on_conflict_do_nothing().returning(i.series_id, i.at, i.version))
     return {(s, at, v) for s, at, v in claimed}
 
 

@@ -73,7 +73,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
-from typing import Any
+from itertools import chain
+from typing import Any, cast
 
 from pydifact.control import Characters
 from pydifact.segments import Segment
@@ -215,12 +216,12 @@ def load_profile_problem(day: LoadProfileDay) -> str | None:
     """Why the AHB does not allow ``day`` as a load profile (None: it does)."""
     if len(day.values) != slots_in(day.day) or len(day.quality) != len(day.values):
         return "slot_count"
-    if any(v is None for v in day.values):
+    if None in day.values:
         return "missing_values"
     qualities = set(day.quality)
     if not qualities <= SENDABLE:
         return "quality_not_sendable"
-    if any(v is not None and v < 0 for v in day.values):
+    if day.values and min(cast(Sequence[int], day.values)) < 0:
         return "negative_value"
     if Quality.SUBSTITUTE in qualities:
         for slot, q in enumerate(day.quality):
@@ -308,18 +309,31 @@ def _sts(codes: tuple[tuple[str, str], ...]) -> str:
 
 
 _QUALIFIERS = tuple(Quality(code).mscons for code in range(len(Quality)))
-_QTY_CACHE: dict[tuple[int, int, int, int], str] = {}
 _QTY_CACHE_MAX = 100_000
 
 
-def _qty(quality: int, value: int, unit: int, scaler: int) -> str:
-    key = (quality, value, unit, scaler)
-    found = _QTY_CACHE.get(key)
-    if found is None:
-        if len(_QTY_CACHE) >= _QTY_CACHE_MAX:
-            _QTY_CACHE.clear()
-        found = _QTY_CACHE[key] = _segments(Segment("QTY", [_QUALIFIERS[quality], quantity(value, unit, scaler)]))
+@lru_cache(maxsize=16)
+def _quantities(unit: int, scaler: int) -> dict[int, str]:
+    """QTY segments of one unit and scaler, by ``value << 3 | quality`` (values are not negative)."""
+    return {}
+
+
+def _qty(table: dict[int, str], quality: int, value: int, unit: int, scaler: int) -> str:
+    if len(table) >= _QTY_CACHE_MAX:
+        table.clear()
+    found = table[value << 3 | quality] = _segments(
+        Segment("QTY", [_QUALIFIERS[quality], quantity(value, unit, scaler)]))
     return found
+
+
+@lru_cache(maxsize=8192)
+def _location(melo: str) -> str:
+    return _segments(Segment("LOC", "172", melo))
+
+
+@lru_cache(maxsize=64)
+def _product(obis: str) -> str:
+    return _segments(Segment("LIN", "1"), Segment("PIA", "5", [market_obis(obis), "SRW"]))
 
 
 class InterchangeWriter:
@@ -360,13 +374,13 @@ class InterchangeWriter:
         self.messages += 1
         reference = str(self.messages)
         if isinstance(body, LoadProfileDay):
-            pieces, count = self._load_profile(body)
+            begin, (pieces, count) = [Segment("BGM", "7", body.document, "9")], self._load_profile(body)
         elif isinstance(body, RegisterReading):
-            pieces, count = self._reading(body)
+            begin, (pieces, count) = [Segment("BGM", "7", body.document, "9")], self._reading(body)
         else:
-            pieces, count = self._cancellation(body)
-        unh = _segments(Segment("UNH", reference, ["MSCONS", "D", "04B", "UN", self.version]))
-        unt = _segments(Segment("UNT", str(count + 2), reference))
+            begin, (pieces, count) = [], self._cancellation(body)
+        unh = _segments(Segment("UNH", reference, ["MSCONS", "D", "04B", "UN", self.version]), *begin)
+        unt = _segments(Segment("UNT", str(count + 2 + len(begin)), reference))
         return "".join((unh, *pieces, unt))
 
     def _load_profile(self, day: LoadProfileDay) -> tuple[list[str], int]:
@@ -374,21 +388,23 @@ class InterchangeWriter:
         if problem is not None:
             raise ValueError(f"{day.melo} {day.obis} {day.day}: not a load profile the AHB allows ({problem})")
         times = _interval_times(day.day)
-        pieces = [_segments(Segment("BGM", "7", day.document, "9")), self._head(PID_LOAD_PROFILE),
-                  _segments(Segment("LOC", "172", day.melo)), _period(day.day),
-                  _segments(Segment("LIN", "1"), Segment("PIA", "5", [market_obis(day.obis), "SRW"]))]
-        count = 12
-        cached, unit, scaler, notes = _QTY_CACHE.get, day.unit, day.scaler, day.notes
-        for slot, (value, q, period) in enumerate(zip(day.values, day.quality, times, strict=True)):
-            v = value or 0
-            pieces.append(cached((q, v, unit, scaler)) or _qty(q, v, unit, scaler))
-            pieces.append(period)
-            count += 3
-            if notes:
-                codes = sts_of(_note(notes, slot), q)
-                if codes:
-                    pieces.append(_sts(codes))
-                    count += len(codes)
+        pieces = [self._head(PID_LOAD_PROFILE), _location(day.melo), _period(day.day), _product(day.obis)]
+        count = 11 + 3 * len(day.values)
+        unit, scaler = day.unit, day.scaler
+        table = _quantities(unit, scaler)
+        cached = table.get
+        values = cast(Sequence[int], day.values)  # no None: checked above
+        quantities = [cached(v << 3 | q) or _qty(table, q, v, unit, scaler)
+                      for v, q in zip(values, day.quality, strict=True)]
+        if not any(key.isdigit() for key in day.notes or ()):  # no value has a note: no STS
+            pieces.extend(chain.from_iterable(zip(quantities, times, strict=True)))
+            return pieces, count
+        for slot, (qty, period) in enumerate(zip(quantities, times, strict=True)):
+            pieces += (qty, period)
+            codes = sts_of(_note(day.notes, slot), day.quality[slot])
+            if codes:
+                pieces.append(_sts(codes))
+                count += len(codes)
         return pieces, count
 
     def _reading(self, reading: RegisterReading) -> tuple[list[str], int]:
@@ -396,7 +412,6 @@ class InterchangeWriter:
         if problem is not None:
             raise ValueError(f"{reading.melo} {reading.obis} {reading.at}: not a reading the AHB allows ({problem})")
         q = Quality(reading.quality)
-        segments = [Segment("BGM", "7", reading.document, "9")]
         tail = [Segment("LOC", "172", reading.melo)]
         if reading.meter_id:
             tail.append(Segment("RFF", ["MG", reading.meter_id]))
@@ -410,7 +425,7 @@ class InterchangeWriter:
         if exchange:
             tail.append(Segment("DTM", ["60", at, "303"]))
         tail += [Segment("STS", category, "", code) for category, code in sts_of(reading.notes, q)]
-        return [_segments(*segments), self._head(PID_METER_READING), _segments(*tail)], 6 + len(segments) + len(tail)
+        return [self._head(PID_METER_READING), _segments(*tail)], 6 + len(tail)
 
     def _cancellation(self, body: Cancellation) -> tuple[list[str], int]:
         return [_segments(Segment("BGM", "7", body.document, "1"), self._date, Segment("RFF", ["ACW", body.cancels]),

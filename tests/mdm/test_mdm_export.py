@@ -234,9 +234,9 @@ async def test_a_second_claim_of_the_same_version_is_refused(mdm_session: AsyncS
     await write_day(s, series, DAY, profile(DAY))
     planned = await export.plan(s, batch("t5#1", DAY))
     assert planned.export_id is not None
-    row = {"export_id": planned.export_id, "recipient": LF, "kind": "mscons", "item": "day", "series_id": series,
-           "day": DAY, "at": day_start(DAY), "version": 1}
-    assert await export_repo.claim(s, [row]) == set()  # e.g. a concurrent run: the index says no
+    again = export_repo.Claim(series_id=series, day=DAY, at=day_start(DAY), version=1)
+    assert await export_repo.claim(s, export_id=planned.export_id, recipient=LF, kind="mscons", item="day",
+                                   claims=[again]) == set()  # e.g. a concurrent run: the index says no
 
 
 async def test_a_series_as_csv_in_each_layer_as_known_at_a_time(mdm_session: AsyncSession) -> None:

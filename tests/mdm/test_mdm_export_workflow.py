@@ -148,7 +148,10 @@ async def test_mscons_goes_exactly_once_across_lost_answers_and_a_later_version_
         rows = (await session.scalars(select(MeterExport).where(MeterExport.id.in_(result.exports))
                                       .order_by(MeterExport.id))).all()
         assert [(e.state, e.items, e.messages, e.attempts) for e in rows] == [("sent", 4, 4, 1), ("sent", 2, 2, 1)]
-        assert all(e.content and e.content.count(b"UNH+") == e.items for e in rows)
+        for e in rows:
+            _, content = await export.content(session, e.id)
+            assert content.count(b"UNH+") == e.items and len(content) == e.size
+            assert e.content_encoding == "gzip" and e.content is not None and len(e.content) < e.size / 5
 
     again = await run_export(export_env, activity_methods(steps), inp, 2)
     assert (again.outcome, again.exports, again.items) == ("succeeded", [], 0)

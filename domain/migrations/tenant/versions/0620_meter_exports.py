@@ -56,6 +56,7 @@ def upgrade() -> None:
     sa.Column('sha256', sa.String(length=64), nullable=True),
     sa.Column('content_type', sa.String(length=60), nullable=True),
     sa.Column('content', sa.LargeBinary(), nullable=True),
+    sa.Column('content_encoding', sa.String(length=10), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('workflow_id', sa.String(length=200), nullable=True),
