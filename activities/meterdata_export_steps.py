@@ -81,6 +81,7 @@ class CsvExportInput:
     last_day: str
     layer: Literal["raw", "validated", "final"] = "final"
     as_of: str | None = None  # ISO time with offset
+    recipient: str = "download"  # who asked for it
 
 
 def _planned(p: export.Planned) -> PlannedExport:
@@ -149,6 +150,7 @@ class MeterDataExportSteps(Steps):
                                     first_day=dt.date.fromisoformat(inp.first_day),
                                     last_day=dt.date.fromisoformat(inp.last_day), layer=inp.layer,
                                     as_of=dt.datetime.fromisoformat(inp.as_of) if inp.as_of else None,
-                                    created=_now(), workflow_id=activity.info().workflow_id)
+                                    created=_now(), recipient=inp.recipient,
+                                    workflow_id=activity.info().workflow_id)
         async with self._session() as session, session.begin():
             return _planned(await export.write_csv(session, request))

@@ -112,7 +112,7 @@ class MeterDataExportWorkflow:
                 return self._result("failed")
             planned: PlannedExport = await _step(MeterDataExportSteps.write_meter_csv, CsvExportInput(
                 key=f"{key}#1", series_id=inp.series_id, first_day=inp.first_day, last_day=inp.last_day,
-                layer=inp.layer, as_of=inp.as_of))
+                layer=inp.layer, as_of=inp.as_of, recipient=inp.recipient))
             self._count(planned)
             return self._result("succeeded")
         opened = await _step(MeterDataExportSteps.open_meter_exports,

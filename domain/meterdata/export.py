@@ -249,7 +249,7 @@ async def plan(session: AsyncSession, batch: Batch) -> Planned:
     scope = await _scope(session, batch)
 
     async def series(start: int | None, limit: int) -> list[int]:
-        kind = "interval" if batch.what == "load_profiles" else None
+        kind = "interval" if batch.what == "load_profiles" else "register"
         return await repo.next_series(session, scope.audience, kind=kind, from_id=start, limit=limit)
 
     async def fetch(ids: Sequence[int], after: Cursor | None) -> list[Due]:

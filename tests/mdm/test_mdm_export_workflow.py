@@ -287,4 +287,6 @@ async def test_a_csv_export_of_a_series(export_env: WorkflowEnvironment, export_
         content_type, data = await export.content(session, result.exports[0])
         csv_items = await session.scalar(select(func.count()).select_from(MeterExportItem)
                                          .where(MeterExportItem.export_id == result.exports[0]))
+        row = await session.get(MeterExport, result.exports[0])
     assert content_type.startswith("text/csv") and data.count(b"\n") == 97 and csv_items == 1
+    assert row is not None and (row.kind, row.recipient, row.state) == ("csv", "operator", "ready")
