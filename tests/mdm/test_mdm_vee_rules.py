@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.meterdata.days import slots_in
+from domain.meterdata.days import slot_start, slots_in
 from domain.meterdata.quality import METHOD_INTERPOLATION, METHOD_STATISTICAL, Quality
 from domain.meterdata.vee import bits, calendar, rules, slp
 from domain.meterdata.vee import chain as chains
@@ -289,3 +289,14 @@ def test_a_chain_is_checked() -> None:
     with pytest.raises(chains.InvalidChain, match="Extra inputs"):
         chains.parse([{"id": "c", "type": "completeness", "bogus": 1}])
     assert next(r for r in chains.default_rules("LF") if r["id"] == "spike")["action"] == "flag"
+
+
+def test_clock_shifts_the_ingest_noted_are_findings_on_their_slots() -> None:
+    values: list[int | None] = [100] * 96
+    values[20] = values[21] = None  # the reading at the end of slot 20 came 40 s late: not stored
+    captured = (slot_start(WINTER, 21) + dt.timedelta(seconds=40)).isoformat()
+    result = validate_day(DayInput(series_id=1, day=WINTER, kind="interval", values=values,
+                                   raw_notes={"clock_shift": [{"captured": captured, "offset_s": 40}]}), CHAIN)
+    (clock,) = [f for f in result.findings if f.rule_id == "clock"]
+    assert clock.slots == (20,) and clock.data == {"clock_shift": [{"captured": captured, "offset_s": 40}]}
+    assert result.values[20] == result.values[21] == 100  # the gap is interpolated as any other
