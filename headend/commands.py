@@ -285,27 +285,37 @@ async def deactivate_profiles(c: AdminClient, inp: M.DeactivateProfilesInput) ->
 
 
 # --------------------------------------------------------------------------- readouts
-def _container(el: X.ET.Element, default_recipient: str = "", default_meter: str = "") -> M.ReadoutContainer:
-    b64 = "".join(X.text(el).split())
+def _delivery(el: X.ET.Element) -> M.ReadoutDelivery:
+    """One ``<delivery>`` of an acknowledgement (docs/protocol.md 10.9)."""
     try:
-        raw = base64.b64decode(b64, validate=True)
-    except ValueError:
-        raise HeadendError("readout container is not base64", error_type="malformed") from None
-    digest = hashlib.sha256(raw).hexdigest()
-    claimed = el.get("sha256")
-    if claimed and claimed.lower() != digest:
-        raise HeadendError("readout container does not match its sha256", error_type="malformed")
-    return M.ReadoutContainer(recipient=el.get("recipient", default_recipient), meter_id=el.get("meter", default_meter),
-                              profile_id=el.get("profile"), container_b64=b64, sha256=digest)
+        values_at = X.req(el, "valuesAt")
+        X.parse_time(values_at)
+        return M.ReadoutDelivery(profile_id=X.req(el, "profile"), taf=X.req_int(el, "taf"),
+                                 recipient=X.req(el, "recipient"), meter_id=el.get("meter", ""),
+                                 reason=X.req(el, "reason"), delivery_ref=X.req(el, "cid"), values_at=values_at,
+                                 values_from=el.get("valuesFrom"), created=el.get("created"))
+    except X.XmlError as err:
+        raise HeadendError(f"delivery: {err}", error_type="malformed") from None
 
 
 async def trigger_readout(c: AdminClient, inp: M.TriggerReadoutInput) -> M.TriggerReadoutResult:
-    el = X.element("readoutRequest", {"recipient": inp.recipient, "meter": inp.meter_id, "reason": inp.reason},
-                   children=[X.element("register", {"obis": r}) for r in inp.registers])
-    ans = await c.call("trigger_readout", "POST", f"objects/{OBJ_EVAL_PROFILES}/methods/4", _xml(el),
-                       command_id=inp.command_id, timeout=_sync_timeout(inp), notify_timeout=_notify_timeout("", inp))
-    return M.TriggerReadoutResult(gateway_id=c.gateway_id,
-                                  readout=_container(_expect(ans, "readout"), inp.recipient, inp.meter_id))
+    if inp.profile_id:
+        attrs: dict[str, object] = {"profile": inp.profile_id, "reason": inp.reason}
+    elif inp.recipient and inp.meter_id:
+        attrs = {"recipient": inp.recipient, "meter": inp.meter_id, "reason": inp.reason}
+    else:
+        raise HeadendError("trigger_readout needs profile_id, or recipient and meter_id", error_type="malformed")
+    ans = await c.call("trigger_readout", "POST", f"objects/{OBJ_EVAL_PROFILES}/methods/4",
+                       _xml(X.element("readoutRequest", attrs)), command_id=inp.command_id,
+                       timeout=_sync_timeout(inp), notify_timeout=_notify_timeout("", inp))
+    deliveries = X.children(_expect(ans, "readoutTriggered"), "delivery")
+    if len(deliveries) != 1:
+        raise HeadendError(f"readoutTriggered names {len(deliveries)} deliveries, not one", error_type="malformed")
+    delivery = _delivery(deliveries[0])
+    if inp.profile_id and delivery.profile_id != inp.profile_id:
+        raise HeadendError(f"the gateway started a delivery of {delivery.profile_id}, not of {inp.profile_id}",
+                           error_type="malformed")
+    return M.TriggerReadoutResult(gateway_id=c.gateway_id, delivery=delivery)
 
 
 async def final_readout(c: AdminClient, inp: M.FinalReadoutInput) -> M.FinalReadoutResult:
@@ -314,7 +324,7 @@ async def final_readout(c: AdminClient, inp: M.FinalReadoutInput) -> M.FinalRead
                        notify_timeout=_notify_timeout("final_readout", inp))
     root = _expect(ans, "finalReadout")
     return M.FinalReadoutResult(gateway_id=c.gateway_id,
-                                readouts=tuple(_container(r) for r in X.children(root, "readout")))
+                                deliveries=tuple(_delivery(d) for d in X.children(root, "delivery")))
 
 
 # --------------------------------------------------------------------------- LMN

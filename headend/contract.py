@@ -426,17 +426,50 @@ class ActivateFirmwareResult:
 
 
 # --------------------------------------------------------------------------- readouts
+# The gateway delivers meter data to the EMT itself (docs/protocol.md 14); the GWA triggers and
+# gets an acknowledgement: which delivery the gateway started. No meter data passes the GWA.
+# gg:reason values a trigger_readout may ask for (final_readout's deliveries carry "final").
+READOUT_REASONS = ("on_demand", "feed_in", "first_readout", "meter_exchange_closing", "meter_exchange_opening")
+
+
 @dataclass(frozen=True, kw_only=True)
 class TriggerReadoutInput(GatewayCommand):
-    recipient: str  # EMT owner ID (certificates installed on the gateway)
-    meter_id: str
-    registers: tuple[str, ...] = ("1-0:1.8.0",)
+    """Deliver one evaluation profile's data to its EMT now (docs/protocol.md 10.9).
+
+    ``profile_id`` names the evaluation profile; without it, ``recipient`` + ``meter_id`` let the
+    gateway find that EMT's TAF 6 profile on the meter (``reason="feed_in"``: its TAF 9 profile).
+    ``reason`` is the delivery's ``gg:reason`` (:data:`READOUT_REASONS`).
+    ``registers`` is no longer sent (the profile names its registers); it stays for the histories of
+    workflows started before the gateway delivered readouts itself."""
+
+    profile_id: str | None = None
+    recipient: str = ""  # EMT owner ID (certificates installed on the gateway)
+    meter_id: str = ""
     reason: str = "on_demand"
+    registers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReadoutDelivery:
+    """A delivery to an EMT the gateway started (docs/protocol.md 14): the acknowledgement of
+    ``trigger_readout`` / ``final_readout``. The values travel from the gateway to the EMT only."""
+
+    profile_id: str
+    taf: int
+    recipient: str  # EMT market partner ID
+    meter_id: str
+    reason: str  # gg:reason of the delivery
+    delivery_ref: str  # the delivery's x-CID ("uuid:..."): what the EMT's receiver logs it under
+    values_at: str  # ISO 8601 UTC: capture time of the registers, or the end of the period delivered
+    values_from: str | None = None  # start of the period delivered (TAF 7 / 10)
+    created: str | None = None  # gateway clock when the delivery was built
 
 
 @dataclass(frozen=True, kw_only=True)
 class ReadoutContainer:
-    """A CMS container signed by the gateway and encrypted for the EMT: opaque, base64."""
+    """Before the gateway delivered readouts itself: a CMS container signed by the gateway and
+    encrypted for the EMT, carried in the admin answer (opaque, base64). Kept only to decode the
+    histories of workflows started before that change."""
 
     recipient: str
     meter_id: str
@@ -448,18 +481,23 @@ class ReadoutContainer:
 @dataclass(frozen=True, kw_only=True)
 class TriggerReadoutResult:
     gateway_id: str
-    readout: ReadoutContainer
+    delivery: ReadoutDelivery | None = None  # None only in results recorded before the change
+    readout: ReadoutContainer | None = None  # only in results recorded before the change
 
 
 @dataclass(frozen=True, kw_only=True)
 class FinalReadoutInput(GatewayCommand):
+    """Deliver the final values of every active evaluation profile to its EMT (docs/protocol.md
+    10.10); ``reason`` says why (the deliveries carry ``gg:reason="final"``)."""
+
     reason: str = "deinstallation"
 
 
 @dataclass(frozen=True, kw_only=True)
 class FinalReadoutResult:
     gateway_id: str
-    readouts: tuple[ReadoutContainer, ...]
+    deliveries: tuple[ReadoutDelivery, ...] = ()
+    readouts: tuple[ReadoutContainer, ...] = ()  # only in results recorded before the change
 
 
 # --------------------------------------------------------------------------- reboot

@@ -32,7 +32,7 @@ from simulator.config import SimulatorSettings
 from simulator.credentials import FleetCredentials, load_private_key_pem, private_key_pem
 from simulator.errors import CommandError
 from simulator.state import LEVEL_INFO, LEVEL_WARNING, OUTCOME_FAILURE, OUTCOME_SUCCESS, GatewayState
-from simulator.store import LogEntry, Store
+from simulator.store import DeliveryRow, LogEntry, Store
 from simulator.vendors import Vendor
 from simulator.xmlcodec import Malformed
 
@@ -82,6 +82,14 @@ class GatewayServices(Protocol):
         """Plan the gateway's meter data deliveries anew (an evaluation profile was written,
         deleted, activated or deactivated)."""
 
+    def build_delivery(self, gw: GatewayState, profile_id: str, reason: str) -> DeliveryRow:
+        """The delivery of an evaluation profile's data now to its EMT (docs/protocol.md 14), built
+        but not stored: the command persists it with its result. Raises
+        :class:`simulator.deliveries.DeliveryError`."""
+
+    def deliveries_queued(self, gw: GatewayState, rows: list[DeliveryRow]) -> None:
+        """Send deliveries a command has just stored (with their IDs)."""
+
     async def restart(self, gw: GatewayState, reason: str) -> float:
         """Reboot the gateway; returns its boot time."""
 
@@ -100,6 +108,9 @@ class Ctx:
     now: float = field(default_factory=time.time)
     chunks: list[tuple[str, int, bytes]] = field(default_factory=list)  # firmware blocks to persist
     drop_image: str | None = None
+    # meter data deliveries the command started (trigger_readout, final_readout): stored with the
+    # command's result in one transaction, then sent
+    deliveries: list[DeliveryRow] = field(default_factory=list)
 
     @property
     def gid(self) -> str:

@@ -331,18 +331,28 @@ class Deliveries:
     # ------------------------------------------------------------------ on request, threshold
     def deliver_now(self, gateway_id: str, profile_id: str, reason: str | None = None) -> list[int]:
         """Deliver the data of evaluation profile ``profile_id`` of gateway ``gateway_id`` now, to
-        its EMT (TAF 6 "on demand", TAF 9 "actual feed-in"; the GWA's admin command calls this).
-        Register TAFs (1, 2, 6, 9): the registers at the last quarter-hour boundary; TAF 7 / 10:
-        the current delivery period so far. ``reason`` (docs/protocol.md 14.2 ``gg:reason``)
-        defaults to ``feed_in`` for TAF 9, else ``on_demand``. Returns the IDs of the queued
-        deliveries; raises :class:`DeliveryError` (``unknown_gateway``, ``unknown_profile``,
-        ``inactive_profile``, ``bad_reason``, ``incomplete_profile``, ``deliveries_off``)."""
+        its EMT (TAF 6 "on demand", TAF 9 "actual feed-in"; the control API and CLI call this): the
+        delivery of :meth:`build_now`, queued and sent at once. Returns the IDs of the queued
+        deliveries; raises :class:`DeliveryError` as :meth:`build_now` does."""
         rt = self.gateways.get(gateway_id.upper())
         if rt is None:
             raise DeliveryError("unknown_gateway", f"gateway {gateway_id} is not simulated here")
+        ids = self._queue(rt, [self.build_now(rt.state, profile_id, reason)])
+        self.outbox.pump(time.time())
+        return ids
+
+    def build_now(self, gw: GatewayState, profile_id: str, reason: str | None = None,
+                  now: float | None = None) -> DeliveryRow:
+        """The delivery of evaluation profile ``profile_id`` now, built but not queued: the admin
+        commands ``trigger_readout`` / ``final_readout`` persist it with their command result in
+        one transaction (:meth:`queued` then hands it to the outbox).
+        Register TAFs (1, 2, 6, 9): the registers at the last quarter-hour boundary; TAF 7 / 10:
+        the current delivery period so far. ``reason`` (docs/protocol.md 14.2 ``gg:reason``)
+        defaults to ``feed_in`` for TAF 9, else ``on_demand``. Raises :class:`DeliveryError`
+        (``unknown_profile``, ``inactive_profile``, ``bad_reason``, ``incomplete_profile``,
+        ``deliveries_off``)."""
         if not self.settings.deliveries:
             raise DeliveryError("deliveries_off", "deliveries are switched off (GRIDGATE_SIMULATOR_DELIVERIES)")
-        gw = rt.state
         ep = gw.profiles.get("evaluation", {}).get(profile_id)
         if ep is None:
             raise DeliveryError("unknown_profile", f"evaluation profile {profile_id} not present on {gw.gateway_id}")
@@ -356,7 +366,7 @@ class Deliveries:
         if made is None:
             raise DeliveryError("incomplete_profile", f"meter or communication profile of {profile_id} missing")
         builder, uri = made
-        now = time.time()
+        now = time.time() if now is None else now
         t = floor_quarter(now)
         created = gw.gateway_time(now)
         a: float | None
@@ -376,9 +386,12 @@ class Deliveries:
             built = builder.registers(t, reason, created)
         row = self._row(gw, profile_id, ep, uri, built, reason, a, b)
         gw.log("system", LEVEL_INFO, OUTCOME_SUCCESS, f"delivery of {profile_id} to {ep['recipient']} ({reason})")
-        ids = self._queue(rt, [row])
+        return row
+
+    def queued(self, rt: GatewayRuntime, rows: list[DeliveryRow]) -> None:
+        """Deliveries stored by someone else (a command's transaction, with their IDs): send them."""
+        self.outbox.add(rt, rows)
         self.outbox.pump(time.time())
-        return ids
 
     def _watch(self, real: float) -> None:
         """TAF 10 threshold mode: a voltage of a watched profile left the band -> deliver at once."""

@@ -21,7 +21,7 @@ from simulator.jobs import Jobs
 from simulator.outbox import Outbox
 from simulator.runtime import GatewayRuntime
 from simulator.state import GatewayState
-from simulator.store import LogEntry, Store
+from simulator.store import DeliveryRow, LogEntry, Store
 from simulator.vendors import Vendor, vendor_for
 from simulator.wakeup import WakeupReceiver
 
@@ -126,11 +126,20 @@ class Fleet:
                     meter: str | None = None) -> None:
         self.outbox.raise_event(gw, code, level, text, record=record, meter=meter)
 
-    def start_job(self, rt: GatewayRuntime, command_id: str, name: str, later: Later) -> None:
-        self.jobs.start(rt, command_id, name, later)
+    def start_job(self, rt: GatewayRuntime, command_id: str, name: str, later: Later,
+                  deliveries: list[DeliveryRow] | None = None) -> None:
+        self.jobs.start(rt, command_id, name, later, deliveries)
 
     def profiles_changed(self, gw: GatewayState) -> None:
         self.deliveries.refresh(gw)
+
+    def build_delivery(self, gw: GatewayState, profile_id: str, reason: str) -> DeliveryRow:
+        return self.deliveries.build_now(gw, profile_id, reason)
+
+    def deliveries_queued(self, gw: GatewayState, rows: list[DeliveryRow]) -> None:
+        rt = self.gateways.get(gw.gateway_id)
+        if rt is not None:
+            self.deliveries.queued(rt, rows)
 
     # ------------------------------------------------------------------ for the control API, tests and benchmarks
     def contact(self, rt: GatewayRuntime, reason: str) -> bool:

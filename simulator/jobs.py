@@ -15,6 +15,7 @@ from simulator.errors import CommandError, error_element
 from simulator.outbox import Outbox
 from simulator.runtime import GatewayRuntime
 from simulator.session import handler_of_kind
+from simulator.store import DeliveryRow
 
 log = structlog.get_logger("simulator.jobs")
 
@@ -26,10 +27,12 @@ class Jobs:
         self.gateways = gateways
         self.outbox = outbox
 
-    def start(self, rt: GatewayRuntime, command_id: str, name: str, later: Later) -> None:
-        rt.spawn(self._run(rt, command_id, name, later))
+    def start(self, rt: GatewayRuntime, command_id: str, name: str, later: Later,
+              deliveries: list[DeliveryRow] | None = None) -> None:
+        rt.spawn(self._run(rt, command_id, name, later, deliveries if deliveries is not None else []))
 
-    async def _run(self, rt: GatewayRuntime, command_id: str, name: str, later: Later) -> None:
+    async def _run(self, rt: GatewayRuntime, command_id: str, name: str, later: Later,
+                   deliveries: list[DeliveryRow]) -> None:
         gw = rt.state
         try:
             status, child = await later()
@@ -40,9 +43,12 @@ class Jobs:
         except Exception as err:  # a bug must still produce an answer
             log.exception("simulator.job_failed", gateway=gw.gateway_id, command=name)
             status, child = 500, error_element(gw.gateway_id, CommandError("internal", type(err).__name__))
-        self.complete(rt, command_id, name, status, child)
+        self.complete(rt, command_id, name, status, child, deliveries if 200 <= status < 300 else [])
 
-    def complete(self, rt: GatewayRuntime, command_id: str, name: str, status: int, child: ET.Element) -> None:
+    def complete(self, rt: GatewayRuntime, command_id: str, name: str, status: int, child: ET.Element,
+                 deliveries: list[DeliveryRow] | None = None) -> None:
+        """Record the outcome (with the meter data deliveries the work started, in the same
+        transaction) and queue the Notify."""
         gw = rt.state
         rec = self.store.command(gw.gateway_id, command_id)
         if rec is None or rec.state != "running":
@@ -50,8 +56,10 @@ class Jobs:
         if 200 <= status < 300:
             gw.count("applied")
             gw.count("applied_by_kind", name)
-        gw.persist(self.store, result=dataclasses.replace(rec, state="completed", status=status,
-                                                          xml=X.to_bytes(child)))
+        stored = gw.persist(self.store, result=dataclasses.replace(rec, state="completed", status=status,
+                                                                   xml=X.to_bytes(child)), deliveries=deliveries or ())
+        if stored:
+            self.fleet.deliveries_queued(gw, stored)
         notify = X.element("notify", {"gateway": gw.gateway_id, "status": status, "commandId": command_id,
                                       "completed": X.fmt_time(gw.gateway_time())}, children=[child])
         self.outbox.enqueue(rt, "notify", X.to_bytes(notify), command_id)
@@ -72,6 +80,6 @@ class Jobs:
                 self.complete(rt, rec.command_id, rec.kind, e.status, error_element(gid, e))
                 continue
             if out.later is not None:
-                self.start(rt, rec.command_id, rec.kind, out.later)
+                self.start(rt, rec.command_id, rec.kind, out.later, ctx.deliveries)
             elif out.xml is not None:
-                self.complete(rt, rec.command_id, rec.kind, out.status, out.xml)
+                self.complete(rt, rec.command_id, rec.kind, out.status, out.xml, ctx.deliveries)

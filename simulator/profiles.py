@@ -1,24 +1,25 @@
 """Profile, LMN and readout commands (docs/protocol.md 10.5-10.11): meter, communication and
-evaluation profiles (the TAF configuration), meter pairing with MK0, on-demand and final readout.
+evaluation profiles (the TAF configuration), meter pairing with MK0, and the readouts: on request
+(``trigger_readout``) and final (``final_readout``) the gateway delivers an evaluation profile's data
+to its EMT itself (section 14) and answers the GWA only which deliveries it started.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import hmac
 import re
 import xml.etree.ElementTree as ET  # building only; parsing goes through defusedxml
 from typing import Any
 
-from pki import cms
 from simulator import readings
 from simulator import xmlcodec as X
 from simulator.commands import COMM_PROFILES, EVAL_PROFILES, LMN, METER_PROFILES, Ctx, Outcome, expect, handler
+from simulator.deliveries import DeliveryError
 from simulator.errors import CommandError
-from simulator.meters import GRID_REGISTERS, INTERVAL_S, MeterModel, demo_mk0
+from simulator.meters import GRID_REGISTERS, MeterModel, demo_mk0
 from simulator.state import LEVEL_ERROR, LEVEL_INFO, OUTCOME_FAILURE, OUTCOME_SUCCESS, GatewayState
+from simulator.store import DeliveryRow
 
 # Registers a simulated base meter offers: OBIS -> (DLMS unit, scaler used in readings)
 METER_REGISTERS = {
@@ -255,6 +256,7 @@ def deactivate_profiles(ctx: Ctx, body: ET.Element | None) -> Outcome:
 
 
 def _meter_model(ctx: Ctx, meter: str, *, need_paired: bool = True) -> MeterModel:
+    """The meter, if it is paired and answers on the LMN (``not_paired`` / ``meter_missing``)."""
     m = ctx.gw.meters.get(meter)
     if m is None:
         raise CommandError("meter_missing", f"meter {meter} does not answer on the LMN")
@@ -265,61 +267,94 @@ def _meter_model(ctx: Ctx, meter: str, *, need_paired: bool = True) -> MeterMode
     return MeterModel(meter, ctx.gw.seed)
 
 
-def _emt_container(ctx: Ctx, recipient: str, meter: str, registers: list[str], reason: str) -> bytes:
-    cert_entry = next((c for k, c in ctx.gw.certificates.items() if k == f"emt:{recipient}:enc"), None)
-    if cert_entry is None:
-        raise CommandError("unknown_recipient", f"no ENC certificate of {recipient} is installed")
-    model = _meter_model(ctx, meter)
-    gw_now = ctx.gw.gateway_time(ctx.now)
-    k = int(gw_now // INTERVAL_S)
-    rec = readings.Recorder(ctx.gw, model, time_valid_limit_s=ctx.fleet.settings.max_clock_offset_s)
-    reading = rec.reading(k)
-    root = X.element("meterReading", {"gateway": ctx.gid, "meter": meter, "reason": reason,
-                                      "created": X.fmt_time(gw_now)})
-    schedule = readings.tariff_schedule(ctx.gw, meter)
-    for obis in registers:
-        unit, scaler = METER_REGISTERS.get(obis, (255, 0))
-        value = rec.register(obis, k, reading, schedule)
-        X.sub(root, "value", {"obis": obis, "unit": unit, "scaler": scaler, "status": f"{reading.status:016x}",
-                              "time": X.fmt_time(k * INTERVAL_S)}, "" if value is None else str(value))
-    sig = ctx.fleet.creds.keys(ctx.gid, "sig")
-    return cms.seal(X.to_bytes(root), sign_key=sig.key, sign_cert=sig.cert,
-                    recipient_cert=ctx.fleet.certificates.get(cert_entry["sha256"]))
+# Why a trigger_readout may start a delivery (docs/protocol.md 10.9; gg:reason of 14.2). ``final``
+# is final_readout's; ``scheduled`` and ``threshold`` are the gateway's own.
+TRIGGER_REASONS = ("on_demand", "feed_in", "first_readout", "meter_exchange_closing", "meter_exchange_opening")
+# DeliveryError.code -> the admin protocol's error reason (docs/protocol.md 9)
+_DELIVERY_ERRORS = {"unknown_profile": "unknown_profile", "incomplete_profile": "unknown_profile",
+                    "inactive_profile": "rejected", "bad_reason": "malformed", "deliveries_off": "unsupported"}
+
+
+def _meter_of(gw: GatewayState, ep: dict[str, Any]) -> str:
+    return str(gw.profiles.get("meter", {}).get(ep.get("meterProfile", ""), {}).get("meter", ""))
+
+
+def _on_request_profile(ctx: Ctx, recipient: str, meter: str, reason: str) -> str:
+    """The active TAF 6 profile (reason ``feed_in``: TAF 9) of ``recipient`` on ``meter``."""
+    taf = 9 if reason == "feed_in" else 6
+    found = sorted(pid for pid, ep in ctx.gw.profiles.get("evaluation", {}).items()
+                   if ep.get("active") and ep.get("recipient") == recipient and int(ep.get("taf", 0)) == taf
+                   and _meter_of(ctx.gw, ep) == meter)
+    if not found:
+        raise CommandError("unknown_profile", f"no active TAF {taf} evaluation profile of {recipient} on meter {meter}")
+    return found[0]
+
+
+def _start_delivery(ctx: Ctx, pid: str, reason: str) -> tuple[DeliveryRow, ET.Element]:
+    """Build the delivery of profile ``pid`` now (docs/protocol.md 14) and the ``<delivery>``
+    element that acknowledges it. The meter must answer on the LMN."""
+    ep = ctx.gw.profiles.get("evaluation", {}).get(pid)
+    if ep is None:
+        raise CommandError("unknown_profile", f"evaluation profile {pid} not present")
+    meter = _meter_of(ctx.gw, ep)
+    if meter:
+        _meter_model(ctx, meter)
+    try:
+        row = ctx.fleet.build_delivery(ctx.gw, pid, reason)
+    except DeliveryError as err:
+        raise CommandError(_DELIVERY_ERRORS.get(err.code, "internal"), str(err)) from None
+    el = X.element("delivery", {
+        "profile": pid, "taf": row.taf, "recipient": row.recipient, "meter": meter or None, "reason": row.reason,
+        "cid": row.cid, "valuesFrom": X.fmt_time(row.period_start) if row.period_start is not None else None,
+        "valuesAt": X.fmt_time(row.period_end) if row.period_end is not None else None,
+        "created": X.fmt_time(ctx.gw.gateway_time(ctx.now))})
+    return row, el
 
 
 @handler("POST", EVAL_PROFILES, "methods", 4, "trigger_readout")
 def trigger_readout(ctx: Ctx, body: ET.Element | None) -> Outcome:
+    """Deliver one evaluation profile's data to its EMT now; the answer says which delivery."""
     el = expect(body, "readoutRequest")
-    recipient, meter = X.req(el, "recipient"), X.req(el, "meter")
-    reason = el.get("reason", "on_demand")
-    regs = [r["obis"] for r in _registers(el, with_units=False)] if el.find(X.q("register")) is not None \
-        else ["1-0:1.8.0"]
-    container = _emt_container(ctx, recipient, meter, regs, reason)
-    ctx.gw.log("system", LEVEL_INFO, OUTCOME_SUCCESS, f"readout of {meter} for {recipient} ({reason})")
-    root = ctx.root("readout", {"recipient": recipient, "meter": meter,
-                                "sha256": hashlib.sha256(container).hexdigest()})
-    root.text = base64.b64encode(container).decode()
+    pid = el.get("profile")
+    reason = el.get("reason") or ""
+    if not pid:
+        recipient, meter = el.get("recipient"), el.get("meter")
+        if not recipient or not meter:
+            raise CommandError("malformed", "readoutRequest needs profile, or recipient and meter")
+        pid = _on_request_profile(ctx, recipient, meter, reason)
+    ep = ctx.gw.profiles.get("evaluation", {}).get(pid)
+    if ep is None:
+        raise CommandError("unknown_profile", f"evaluation profile {pid} not present")
+    reason = reason or ("feed_in" if int(ep.get("taf", 0)) == 9 else "on_demand")
+    if reason not in TRIGGER_REASONS:
+        raise CommandError("malformed", f"reason {reason!r} is not one of {', '.join(TRIGGER_REASONS)}")
+    row, delivery = _start_delivery(ctx, pid, reason)
+    ctx.deliveries.append(row)
+    ctx.gw.log("system", LEVEL_INFO, OUTCOME_SUCCESS, f"readout of {pid} for {row.recipient} ({reason}) started")
+    root = ctx.root("readoutTriggered")
+    root.append(delivery)
     return Outcome(200, root)
 
 
 @handler("POST", EVAL_PROFILES, "methods", 5, "final_readout")
 def final_readout(ctx: Ctx, body: ET.Element | None) -> Outcome:
+    """Deliver the final values of every active evaluation profile to its EMT (202 + Notify listing
+    the deliveries started)."""
     el = expect(body, "finalReadoutRequest")
-    reason = el.get("reason", "deinstallation")
+    why = el.get("reason", "deinstallation")
 
     async def later() -> tuple[int, ET.Element]:
         await asyncio.sleep(ctx.fleet.settings.async_delay_s)
         ctx.now = ctx.fleet.now()
         out = X.element("finalReadout", {"gateway": ctx.gid})
+        rows = []
         for pid, ep in sorted(ctx.gw.profiles.get("evaluation", {}).items()):
-            if not ep.get("active"):
-                continue
-            mp = ctx.gw.profiles.get("meter", {}).get(ep["meterProfile"], {})
-            container = _emt_container(ctx, ep["recipient"], mp.get("meter", ""), ep["registers"], reason)
-            X.sub(out, "readout", {"recipient": ep["recipient"], "meter": mp.get("meter"), "profile": pid,
-                                   "sha256": hashlib.sha256(container).hexdigest()},
-                  base64.b64encode(container).decode())
-        ctx.gw.log("system", LEVEL_INFO, OUTCOME_SUCCESS, f"final readout ({reason})")
+            if ep.get("active"):
+                row, delivery = _start_delivery(ctx, pid, "final")
+                rows.append(row)
+                out.append(delivery)
+        ctx.deliveries.extend(rows)
+        ctx.gw.log("system", LEVEL_INFO, OUTCOME_SUCCESS, f"final readout ({why}): {len(rows)} deliveries started")
         return 200, out
 
     return Outcome(202, None, later=later)

@@ -28,7 +28,7 @@ from simulator.fleetfaults import FleetFaults
 from simulator.httpserver import Request, Response
 from simulator.meters import unit
 from simulator.runtime import GatewayRuntime
-from simulator.store import CommandRecord
+from simulator.store import CommandRecord, DeliveryRow
 
 CONTENT_TYPE = "application/vnd.de-dke-k461-cosem+xml;encap=cms-tr03109"
 TARGET_RE = re.compile(r"^/cosem/ldevs/([^/?]+)/objects/(\d{1,5}-[0-9a-f]{12})/(attributes|methods)/(-?\d{1,3})$")
@@ -48,8 +48,10 @@ class SessionServices(GatewayServices, Protocol):
 
     faults: FleetFaults
 
-    def start_job(self, rt: GatewayRuntime, command_id: str, name: str, later: Later) -> None:
-        """Run the work of a command answered with 202; its Notify follows."""
+    def start_job(self, rt: GatewayRuntime, command_id: str, name: str, later: Later,
+                  deliveries: list[DeliveryRow] | None = None) -> None:
+        """Run the work of a command answered with 202; its Notify follows. ``deliveries``: the
+        list its work fills with the meter data deliveries it starts (stored with its result)."""
 
 
 class Session:
@@ -106,9 +108,12 @@ class Session:
                 xml=X.to_bytes(outcome.xml) if outcome.xml is not None else b"", cid=cid,
                 contact_uri=req.header("x-contacturi") or "", at=now, request=payload or b"",
             )
-            gw.persist(fleet.store, result=record, chunks=ctx.chunks, drop_image=ctx.drop_image)
+            stored = gw.persist(fleet.store, result=record, chunks=ctx.chunks, drop_image=ctx.drop_image,
+                                deliveries=ctx.deliveries if outcome.later is None and outcome.status < 300 else ())
+            if stored:
+                fleet.deliveries_queued(gw, stored)
             if outcome.later is not None:
-                fleet.start_job(self.rt, command_id, name, outcome.later)
+                fleet.start_job(self.rt, command_id, name, outcome.later, ctx.deliveries)
             if self._flaky_drop(command_id):
                 gw.count("dropped")
                 gw.persist(fleet.store)

@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover - older domain/ids.py: the same rule
     def demo_meter_count(gateway_index: int) -> int:
         return 2 if gateway_index % 4 == 0 else 1
 from simulator.meters import unit
-from simulator.store import CommandRecord, LogEntry, Store
+from simulator.store import CommandRecord, DeliveryRow, LogEntry, Store
 from simulator.vendors import vendor_for
 
 LOGS = ("system", "calibration", "consumer")
@@ -162,11 +162,15 @@ class GatewayState:
         return st
 
     def persist(self, store: Store, *, result: CommandRecord | None = None,
-                chunks: Iterable[tuple[str, int, bytes]] = (), drop_image: str | None = None) -> None:
-        """Write the document with the log entries written since, and the command result and
-        firmware chunks of the same change, in one transaction."""
-        store.save(self.gateway_id, self.to_doc(), logs=self.take_logs(), result=result, chunks=chunks,
-                   drop_image=drop_image)
+                chunks: Iterable[tuple[str, int, bytes]] = (), drop_image: str | None = None,
+                deliveries: Iterable[DeliveryRow] = ()) -> list[DeliveryRow]:
+        """Write the document with the log entries written since, and the command result, firmware
+        chunks and meter data deliveries of the same change, in one transaction. Returns the
+        deliveries as stored (with their IDs, without their XML) for the EMT outbox."""
+        rows = list(deliveries)
+        ids = store.save(self.gateway_id, self.to_doc(), logs=self.take_logs(), result=result, chunks=chunks,
+                         drop_image=drop_image, deliveries=rows)
+        return [dataclasses.replace(r, id=i, xml=b"") for r, i in zip(rows, ids, strict=True)]
 
     def flush(self, store: Store) -> None:
         """Persist if log entries are pending: a logbook read must see what this connection wrote."""

@@ -181,9 +181,11 @@ class Store:
         logs: Iterable[LogEntry] = (),
         chunks: Iterable[tuple[str, int, bytes]] = (),
         drop_image: str | None = None,
-    ) -> None:
-        """Write a gateway's document with the command result, log entries and firmware chunks
-        that belong to the same change, in one transaction."""
+        deliveries: Iterable[DeliveryRow] = (),
+    ) -> list[int]:
+        """Write a gateway's document with the command result, log entries, firmware chunks and
+        meter data deliveries (a readout command's) that belong to the same change, in one
+        transaction. Returns the IDs of the deliveries."""
         with self._tx() as db:
             db.execute("INSERT INTO gateway(id, doc) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
                        (gateway_id, json.dumps(doc, separators=(",", ":"))))
@@ -204,6 +206,7 @@ class Store:
                 "INSERT OR REPLACE INTO fwchunk(gateway, image, offset, data) VALUES (?, ?, ?, ?)",
                 [(gateway_id, image, offset, data) for image, offset, data in chunks],
             )
+            return [_insert_delivery(db, r) for r in deliveries]
 
     def save_many(self, docs: dict[str, dict[str, Any]], logs: dict[str, list[LogEntry]] | None = None) -> None:
         """Write many gateway documents (and their log entries) in one transaction."""
@@ -279,7 +282,6 @@ class Store:
                              rows: Iterable[DeliveryRow]) -> list[int]:
         """Write a gateway's document (its delivery cursors), log entries and new deliveries in one
         transaction: a period is either queued and past the cursor, or neither. Returns the IDs."""
-        ids = []
         with self._tx() as db:
             db.execute("INSERT INTO gateway(id, doc) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
                        (gateway_id, json.dumps(doc, separators=(",", ":"))))
@@ -287,14 +289,7 @@ class Store:
                 "INSERT INTO logentry(gateway, log, recno, level, outcome, text, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(gateway_id, e.log, e.recno, e.level, e.outcome, e.text, e.at) for e in logs],
             )
-            for r in rows:
-                cur = db.execute(
-                    "INSERT INTO delivery(gateway, profile, recipient, taf, reason, uri, cid, period_start,"
-                    " period_end, entries, xml, created, next_at, attempts, state)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'pending')",
-                    (r.gateway, r.profile, r.recipient, r.taf, r.reason, r.uri, r.cid, r.period_start, r.period_end,
-                     r.entries, zlib.compress(r.xml), r.created, r.next_at))
-                ids.append(int(cur.lastrowid or 0))
+            ids = [_insert_delivery(db, r) for r in rows]
         return ids
 
     _DCOLS = ("gateway, profile, recipient, taf, reason, uri, cid, period_start, period_end, entries, created, "
@@ -384,6 +379,16 @@ class Store:
         size = self.path.stat().st_size if self.path.exists() else 0
         wal = self.path.with_name(self.path.name + "-wal")
         return {"db_bytes": size, "wal_bytes": wal.stat().st_size if wal.exists() else 0}
+
+
+def _insert_delivery(db: sqlite3.Connection, r: DeliveryRow) -> int:
+    cur = db.execute(
+        "INSERT INTO delivery(gateway, profile, recipient, taf, reason, uri, cid, period_start,"
+        " period_end, entries, xml, created, next_at, attempts, state)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'pending')",
+        (r.gateway, r.profile, r.recipient, r.taf, r.reason, r.uri, r.cid, r.period_start, r.period_end,
+         r.entries, zlib.compress(r.xml), r.created, r.next_at))
+    return int(cur.lastrowid or 0)
 
 
 def _delivery(r: Any) -> DeliveryRow:

@@ -4,16 +4,16 @@ and the answer comes back (synchronously or as a Notify on a second connection).
 
 from __future__ import annotations
 
-import base64
 import hashlib
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import pytest
 from temporalio.exceptions import ApplicationError
 
 from headend import contract as M
-from pki import cms
 from tests.headend.conftest import GATEWAYS, Acts, HeSim, HeTenant, firmware_dir, meters_of
+from tests.simulator.emt_stub import EmtStub
 
 if TYPE_CHECKING:
     from headend.service import HeadendService
@@ -29,9 +29,20 @@ def sim_gateway(sim: HeSim, gid: str) -> GatewayState:
     return sim.fleet.gateways[gid].state
 
 
-async def test_commissioning_story(sim: HeSim, acts: Acts, he_tenant: HeTenant) -> None:
+@pytest.fixture
+async def emt_receiver(he_tenant: HeTenant) -> AsyncIterator[EmtStub]:
+    """emt1's meter data receiver (docs/protocol.md 14), where the gateway delivers readouts."""
+    stub = await EmtStub(he_tenant.pki).start()
+    try:
+        yield stub
+    finally:
+        await stub.stop()
+
+
+async def test_commissioning_story(sim: HeSim, acts: Acts, he_tenant: HeTenant, emt_receiver: EmtStub) -> None:
     """Install EMT certificates, pair a meter, write meter, communication and evaluation profiles,
-    read the values for the EMT, read logs and the clock: each step answered by the gateway."""
+    have the gateway deliver readouts to the EMT, read logs and the clock: each step answered by the
+    gateway."""
     emt = he_tenant.pki.emts["emt1"]
     conn = await acts("ensure_gateway_connected", M.EnsureConnectedInput(gateway_id=GID, command_id="c-0"))
     assert conn.task_queue == "headend-n1"
@@ -53,7 +64,7 @@ async def test_commissioning_story(sim: HeSim, acts: Acts, he_tenant: HeTenant) 
 
     cp = await acts("write_communication_profile", M.WriteCommunicationProfileInput(
         gateway_id=GID, command_id="c-cp", profile=M.CommunicationProfile(
-            profile_id="cp-emt1", peer="emt1", role="emt", endpoint="https://emt1.gridgate.test:443/smgw")))
+            profile_id="cp-emt1", peer="emt1", role="emt", endpoint=emt_receiver.endpoint())))
     assert cp.status == "created"
 
     ep = await acts("write_evaluation_profile", M.WriteEvaluationProfileInput(
@@ -81,17 +92,31 @@ async def test_commissioning_story(sim: HeSim, acts: Acts, he_tenant: HeTenant) 
                 M.SwitchingTimeSpec(at="06:00", register="1-0:1.8.0")))))
     assert tou.status == "created"
 
-    readout = await acts("trigger_readout", M.TriggerReadoutInput(
-        gateway_id=GID, command_id="c-ro", recipient="emt1", meter_id=METER, registers=("1-0:1.8.0",)))
-    container = base64.b64decode(readout.readout.container_b64)
-    assert hashlib.sha256(container).hexdigest() == readout.readout.sha256
-    # Opaque for the GWA, readable for the EMT: sealed by the gateway for the EMT's ENC certificate.
-    with pytest.raises(cms.CmsError):
-        cms.open(container, key=he_tenant.pki.gwa.enc.key, cert=he_tenant.pki.gwa.enc.cert,
-                 validator=he_tenant.pki.validator())
-    opened = cms.open(container, key=emt.enc.key, cert=emt.enc.cert, validator=he_tenant.pki.validator())
-    assert b"meterReading" in opened.payload and b"1-0:1.8.0" in opened.payload
-    assert opened.signer.subject == he_tenant.pki.gateway(GID).sig.cert.subject
+    # Readouts: the gateway delivers to the EMT itself; the GWA gets which delivery, never values.
+    on_demand = await acts("write_evaluation_profile", M.WriteEvaluationProfileInput(
+        gateway_id=GID, command_id="c-ep6", profile=M.EvaluationProfile(
+            profile_id="ep-taf6", taf=6, recipient="emt1", communication_profile="cp-emt1", meter_profile="mp-1",
+            registers=("1-0:1.8.0", "1-0:2.8.0"))))
+    assert on_demand.status == "created"
+    readout = await acts("trigger_readout", M.TriggerReadoutInput(gateway_id=GID, command_id="c-ro", recipient="emt1",
+                                                                  meter_id=METER))
+    ack = readout.delivery
+    assert readout.readout is None and ack is not None
+    assert (ack.profile_id, ack.taf, ack.recipient, ack.meter_id, ack.reason) == ("ep-taf6", 6, "emt1", METER,
+                                                                                  "on_demand")
+    assert ack.delivery_ref.startswith("uuid:") and ack.values_from is None
+    first = await acts("trigger_readout", M.TriggerReadoutInput(gateway_id=GID, command_id="c-first",
+                                                                profile_id="ep-taf7", reason="first_readout"))
+    assert first.delivery.taf == 7 and first.delivery.values_from and first.delivery.reason == "first_readout"
+    refs = {ack.delivery_ref: ack, first.delivery.delivery_ref: first.delivery}
+    received = await emt_receiver.wait(lambda r: set(refs) <= {d.cid for d in r})
+    for d in (d for d in received if d.cid in refs):
+        # Sealed by the gateway for the EMT, delivered on the gateway's own connection.
+        assert d.signer_cn == d.client_cn == f"{GID}.SMGW"
+        assert (d.gg("profile"), d.gg("reason")) == (refs[d.cid].profile_id, refs[d.cid].reason)
+    with pytest.raises(ApplicationError) as refused:
+        await acts("trigger_readout", M.TriggerReadoutInput(gateway_id=GID, command_id="c-ro-x", profile_id="ep-none"))
+    assert refused.value.type == "unknown_profile"
 
     log = await acts("read_logbook", M.ReadLogbookInput(gateway_id=GID, command_id="c-log", log="system",
                                                         max_entries=50))
@@ -120,7 +145,7 @@ async def test_deinstallation_story(sim: HeSim, acts: Acts) -> None:
     await acts("write_meter_profile", M.WriteMeterProfileInput(gateway_id=gid, command_id="d-mp", profile=(
         M.MeterProfile(profile_id="mp-d", meter_id=meter, registers=(M.RegisterSpec(obis="1-0:1.8.0"),)))))
     final = await acts("final_readout", M.FinalReadoutInput(gateway_id=gid, command_id="d-final"))
-    assert final.gateway_id == gid
+    assert final.gateway_id == gid and final.deliveries == () and final.readouts == ()  # no evaluation profile
     deact = await acts("deactivate_profiles", M.DeactivateProfilesInput(gateway_id=gid, command_id="d-deact"))
     assert deact.gateway_id == gid
     gone = await acts("delete_meter_profile", M.DeleteMeterProfileInput(gateway_id=gid, command_id="d-del",

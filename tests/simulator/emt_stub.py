@@ -180,7 +180,7 @@ class EmtStub:
                     elif isinstance(ev, h11.EndOfMessage):
                         break
                 status = self.answers.pop(0) if self.answers else self.default
-                emt = self.pki.emts["emt1"]
+                emt = self.pki.emts[self.name]
                 opened = cms.open(b"".join(chunks), key=emt.enc.key, cert=emt.enc.cert, validator=self.pki.validator())
                 signer = str(opened.signer.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
                 root = DET.fromstring(opened.payload, forbid_dtd=True, forbid_entities=True, forbid_external=True)

@@ -3,7 +3,6 @@ TLS -> request (CMS sealed for the gateway) -> answer (CMS from the gateway) or 
 
 from __future__ import annotations
 
-import base64
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from simulator.run import Simulator
 from simulator.state import meter_ids
 from simulator.xmlcodec import parse_time
 from tests.simulator.conftest import connect, fleet, gid
+from tests.simulator.emt_stub import Delivery
 from tests.simulator.gwa_stub import GwaStub, child, child_of, local, xml
 from tests.simulator.helpers import (
     CERTS_INSTALL,
@@ -109,28 +109,54 @@ async def test_pairing_profiles_readout_final_readout(sim: Simulator, stub: GwaS
                                        "meterProfile": f"mp-{meter}", "interval": 900, "deliveryPeriod": 86400},
                  child("register", {"obis": "1-0:1.8.0"}))
     assert (await post(link, EVAL_PROFILE.format(1), bad_ep)).reason == "unknown_profile"
-    # on-demand readout: an EMT container the head-end cannot open, with the model's value
-    req = xml("readoutRequest", {"recipient": "emt1", "meter": meter, "reason": "on_demand"},
+    # readouts: the gateway starts a delivery to the EMT (docs/protocol.md 14) and answers which one;
+    # no meter data in the answer to the GWA
+    store = fleet(sim).store
+    before = len(store.deliveries(g))
+    req = xml("readoutRequest", {"profile": f"ep-taf7-{meter}", "reason": "first_readout"})
+    cmd = new_id("first")
+    out = await post(link, EVAL_PROFILE.format(4), req, cmd)
+    assert out.status == 200 and local(out.element) == "readoutTriggered", out
+    delivery = child_of(out.element, "delivery")
+    assert (delivery.get("profile"), delivery.get("taf"), delivery.get("recipient"), delivery.get("meter"),
+            delivery.get("reason")) == (f"ep-taf7-{meter}", "7", "emt1", meter, "first_readout")
+    assert (delivery.get("cid") or "").startswith("uuid:") and delivery.get("valuesFrom")
+    values_at = parse_time(delivery.get("valuesAt", ""))
+    assert values_at % INTERVAL_S == 0 and abs(values_at - time.time()) < 2 * INTERVAL_S
+    assert not (out.element.text or "").strip() and len(list(delivery)) == 0
+    (row,) = [r for r in store.deliveries(g) if r.cid == delivery.get("cid")]
+    assert (row.profile, row.reason, row.taf, row.recipient) == (f"ep-taf7-{meter}", "first_readout", 7, "emt1")
+    # the same command ID again: the stored answer, no second delivery
+    repeated = await post(link, EVAL_PROFILE.format(4), req, cmd)
+    assert child_of(repeated.element, "delivery").get("cid") == delivery.get("cid")
+    assert len(store.deliveries(g)) == before + 1
+    # recipient + meter: the gateway looks for that EMT's TAF 6 profile on the meter
+    by_meter = xml("readoutRequest", {"recipient": "emt1", "meter": meter, "reason": "on_demand"})
+    assert (await post(link, EVAL_PROFILE.format(4), by_meter)).reason == "unknown_profile"
+    ep6 = xml("evaluationProfile", {"id": f"ep-taf6-{meter}", "taf": 6, "recipient": "emt1",
+                                    "communicationProfile": "cp-emt1", "meterProfile": f"mp-{meter}",
+                                    "interval": 900, "deliveryPeriod": 86400},
               child("register", {"obis": "1-0:1.8.0"}))
-    out = await post(link, EVAL_PROFILE.format(4), req)
-    assert out.status == 200 and local(out.element) == "readout"
-    container = base64.b64decode(out.element.text or "")
-    emt = sim_pki.emts["emt1"]
-    opened = cms.open(container, key=emt.enc.key, cert=emt.enc.cert, validator=sim_pki.validator())
-    reading = DET.fromstring(opened.payload)
-    assert reading.get("meter") == meter and opened.signer_subject and g in opened.signer_subject
-    value = reading.find(Q + "value")
-    assert value is not None and value.get("obis") == "1-0:1.8.0"
-    k = int(parse_time(value.get("time", "")) // INTERVAL_S)
-    assert int(value.text or 0) == MeterModel(meter).import_wh(k)
-    assert abs(k * INTERVAL_S - time.time()) < 2 * INTERVAL_S
-    # deinstallation: final readout (202 + Notify), then deactivate
+    assert (await post(link, EVAL_PROFILE.format(1), ep6)).status == 200
+    out = await post(link, EVAL_PROFILE.format(4), by_meter)
+    delivery = child_of(out.element, "delivery")
+    assert (delivery.get("profile"), delivery.get("taf"), delivery.get("reason")) == (f"ep-taf6-{meter}", "6",
+                                                                                       "on_demand")
+    assert delivery.get("valuesFrom") is None
+    refusals: list[tuple[dict[str, object], str]] = [
+        ({"profile": f"ep-taf6-{meter}", "reason": "final"}, "malformed"), ({"profile": "ep-nope"}, "unknown_profile"),
+        ({"meter": meter}, "malformed")]
+    for bad, reason in refusals:
+        assert (await post(link, EVAL_PROFILE.format(4), xml("readoutRequest", bad))).reason == reason, bad
+    assert (await post(link, EVAL_PROFILE.format(2), xml("profileRef", {"id": f"ep-taf6-{meter}"}))).status == 200
+    # deinstallation: final readout (202 + Notify listing the deliveries started), then deactivate
     cid = new_id("final")
     assert (await post(link, EVAL_PROFILE.format(5), xml("finalReadoutRequest", {"reason": "deinstallation"}),
                        cid)).status == 202
     notify = await stub.wait_notify(cid)
-    readouts = child_of(notify, "finalReadout").findall(Q + "readout")
-    assert [r.get("profile") for r in readouts] == [f"ep-taf7-{meter}"]
+    deliveries = child_of(notify, "finalReadout").findall(Q + "delivery")
+    assert [(d.get("profile"), d.get("reason")) for d in deliveries] == [(f"ep-taf7-{meter}", "final")]
+    assert [r.reason for r in store.deliveries(g) if r.cid == deliveries[0].get("cid")] == ["final"]
     deact = await post(link, EVAL_PROFILE.format(3), xml("deactivateProfiles", {"all": "true"}))
     assert [p.get("wasActive") for p in deact.element.findall(Q + "profile")] == ["true"]
     # removal order is enforced: meter profile in use, meter in use
@@ -213,17 +239,18 @@ async def test_taf2_readout_derives_tariff_registers_from_the_schedule(sim: Simu
     # writing the same profile again changes nothing, the registers keep counting from then
     assert (await post(link, EVAL_PROFILE.format(1), ep)).element.get("status") == "unchanged"
     assert stored["since"] == since
-    req = xml("readoutRequest", {"recipient": "emt1", "meter": meter},
-              *(child("register", {"obis": o}) for o in ("1-0:1.8.0", "1-0:1.8.1", "1-0:1.8.2")))
-    out = await post(link, EVAL_PROFILE.format(4), req)
-    emt = sim_pki.emts["emt1"]
-    opened = cms.open(base64.b64decode(out.element.text or ""), key=emt.enc.key, cert=emt.enc.cert,
-                      validator=sim_pki.validator())
-    values = {v.get("obis"): v for v in DET.fromstring(opened.payload).findall(Q + "value")}
-    k = int(parse_time(values["1-0:1.8.0"].get("time", "")) // INTERVAL_S)
+    # a readout on request delivers the profile's registers at the last quarter hour to the EMT
+    out = await post(link, EVAL_PROFILE.format(4), xml("readoutRequest", {"profile": pid, "reason": "on_demand"}))
+    ack = child_of(out.element, "delivery")
+    (row,) = [r for r in fleet(sim).store.deliveries(g) if r.cid == ack.get("cid")]
+    payload = fleet(sim).store.delivery_xml(row.id)
+    assert payload is not None
+    delivered = Delivery("", {}, None, "", "", DET.fromstring(payload), payload, 0.0, 0)
+    assert delivered.gg("reason") == "on_demand" and delivered.gg("profile") == pid
+    k = int(parse_time(ack.get("valuesAt", "")) // INTERVAL_S)
+    high, low = (delivered.object(4, h).attributes for h in ("0100010801ff", "0100010802ff"))
+    assert parse_time(high[5]) == parse_time(low[5]) == k * INTERVAL_S
     model, start_k = MeterModel(meter), -(-int(since) // INTERVAL_S)
-    high, low = int(values["1-0:1.8.1"].text or -1), int(values["1-0:1.8.2"].text or -1)
-    assert int(values["1-0:1.8.0"].text or -1) == model.import_wh(k)
-    assert high + low == model.import_wh(k) - model.import_wh(start_k)  # derived since the profile, not 70/30
-    assert {"1-0:1.8.1": high, "1-0:1.8.2": low} == brute_force_tariffs(
+    assert high[2] + low[2] == model.import_wh(k) - model.import_wh(start_k)  # derived since the profile, not 70/30
+    assert {"1-0:1.8.1": high[2], "1-0:1.8.2": low[2]} == brute_force_tariffs(
         model, [("06:00", "1-0:1.8.1"), ("22:00", "1-0:1.8.2")], start_k, k)

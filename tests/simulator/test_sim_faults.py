@@ -11,7 +11,7 @@ from simulator.meters import SMGW_METER_TAMPER, SMGW_NO_VALUE
 from simulator.run import Simulator
 from simulator.state import meter_ids
 from tests.simulator.conftest import SimFactory, connect, control, fleet, gid, send_wakeup
-from tests.simulator.gwa_stub import GwaStub, child, child_of, local, xml
+from tests.simulator.gwa_stub import GwaStub, child_of, local, xml
 from tests.simulator.helpers import CLOCK, EVAL_PROFILE, commission, new_id, post
 
 Q = "{urn:gridgate:gwa:1}"
@@ -41,9 +41,11 @@ async def test_missing_meter_and_tamper(sim: Simulator, stub: GwaStub, sim_pki: 
         assert event.root.get("gateway") == g and ev is not None
         assert (ev.get("code"), ev.get("meter"), ev.get("level")) == ("meter_missing", meter, "3")
         assert ev.get("record") and ev.get("log") == "system" and event.signer_cn == f"{g}.SMGW"
-        readout = xml("readoutRequest", {"recipient": "emt1", "meter": meter}, child("register", {"obis": "1-0:1.8.0"}))
+        readout = xml("readoutRequest", {"profile": f"ep-taf7-{meter}", "reason": "on_demand"})
+        delivered = len(fleet(sim).store.deliveries(g))
         r = await post(link, EVAL_PROFILE.format(4), readout)
         assert (r.status, r.reason) == (409, "meter_missing")
+        assert len(fleet(sim).store.deliveries(g)) == delivered  # nothing started
         values = (await api.get(f"/gateways/{g}/meters/{meter}/readings",
                                 params={"from": str(time.time() - 1800), "to": str(time.time() + 1800)})).json()
         assert int(values["readings"][-1]["status"], 16) & (SMGW_NO_VALUE << 32)
