@@ -1,7 +1,7 @@
 """Commissioning (Inbetriebnahme) of one gateway: master data check, wake and connect, operational
 certificates (GWA and EMTs), time, LMN pairing of every assigned meter, meter/communication/
 evaluation profiles of the assigned TAFs, verification of what the gateway reports, a first readout
-for the EMTs, and the gateway in operation.
+the gateway delivers to the EMTs itself (its acknowledgements recorded), and the gateway in operation.
 
 Once the gateway has been contacted, a failure leaves it ``faulty`` with the reason, and the
 profiles this run created are deleted again (a half-configured gateway must not deliver data); a
@@ -25,13 +25,20 @@ with workflow.unsafe.imports_passed_through():
     import headend.contract as gc
     from activities.commissioning_steps import CommissioningSteps, GatewayRef, TransitionInput
     from activities.gateway_commands import GatewayCommandActivities as Commands
-    from activities.readout_steps import ReadoutSteps, SealedReadout, StoreReadoutsInput
+    from activities.readout_steps import ReadoutSteps, SealedReadout, StoreReadoutsInput, acknowledged
     from activities.tariff_steps import RolloutPlan
     from domain.processes.types import CommissioningParams
     from workflows.base import GatewayProcessWorkflow, domain_step
     from workflows.common import GatewayProcessInput, GatewayProcessResult
     from workflows.gateway import GatewayLink, GatewayStepFailed, error_of
     from workflows.profiles import ProfileWork
+
+
+# Version marker: from here on the first readout is a trigger_readout of each evaluation profile
+# with reason first_readout; the gateway delivers to the EMT itself (docs/protocol.md 10.9, 14) and
+# the workflow records the acknowledgements. Before it, the gateway returned sealed containers that
+# deliver_readouts_to_outbox stored in the GWA's readout outbox (kept for those workflows only).
+PATCH_GATEWAY_DELIVERS = "commissioning-first-readout-delivered-by-gateway"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +70,7 @@ class CommissioningWorkflow(GatewayProcessWorkflow[CommissioningInput]):
                          work: ProfileWork) -> dict[str, Any]:
         gw = inp.gateway_id
         paired: list[str] = []
+        first: list[dict[str, Any]] = []  # first readouts: the deliveries the gateway started
         try:
             await link.connect(self.at("wake_and_connect"))
             await work.install_certificates(self, link, plan, step="install_operational_certificates")
@@ -78,20 +86,34 @@ class CommissioningWorkflow(GatewayProcessWorkflow[CommissioningInput]):
                 step=self.at("verify_configuration"))
             _verify(plan, info)
             readouts = 0
-            if inp.params.first_readout and plan.readouts:
+            if inp.params.first_readout and plan.readouts and workflow.patched(PATCH_GATEWAY_DELIVERS):
+                for spec in plan.readouts:
+                    started = await link.run(Commands.trigger_readout, partial(gc.TriggerReadoutInput,
+                        gateway_id=gw, profile_id=spec.profile_id, reason="first_readout"),
+                        step=self.at(f"first_readout/{spec.profile_id}"))
+                    if started.delivery is not None:
+                        first.append(acknowledged(started.delivery))
+                readouts = len(first)
+            elif inp.params.first_readout and plan.readouts:  # started before PATCH_GATEWAY_DELIVERS
                 sealed = []
                 for spec in plan.readouts:
+                    # (the profile too: a trigger that runs only now goes to a gateway that delivers itself)
                     read = await link.run(Commands.trigger_readout, partial(gc.TriggerReadoutInput, gateway_id=gw,
                         recipient=spec.recipient, meter_id=spec.meter_id, registers=tuple(spec.registers),
-                        reason="first_readout"),
+                        reason="first_readout", profile_id=spec.profile_id),
                         step=self.at(f"first_readout/{spec.profile_id}"))
-                    sealed.append(SealedReadout(recipient=spec.recipient, meter_id=spec.meter_id,
-                                                container_b64=read.readout.container_b64, profile_id=spec.profile_id,
-                                                metering_point=spec.metering_point))
-                self.at("deliver_first_readouts")
-                stored = await domain_step(ReadoutSteps.deliver_readouts_to_outbox, StoreReadoutsInput(
-                    gateway_id=gw, reason="first_readout", readouts=sealed, process_id=inp.process_id))
-                readouts = len(stored.ids)
+                    if read.readout is not None:  # a container recorded before the change
+                        sealed.append(SealedReadout(recipient=spec.recipient, meter_id=spec.meter_id,
+                                                    container_b64=read.readout.container_b64,
+                                                    profile_id=spec.profile_id, metering_point=spec.metering_point))
+                    elif read.delivery is not None:
+                        first.append(acknowledged(read.delivery))
+                readouts = len(first)
+                if sealed:
+                    self.at("deliver_first_readouts")
+                    stored = await domain_step(ReadoutSteps.deliver_readouts_to_outbox, StoreReadoutsInput(
+                        gateway_id=gw, reason="first_readout", readouts=sealed, process_id=inp.process_id))
+                    readouts += len(stored.ids)
             self.at("record_profile_history")
             await work.record(gw)
             self.at("move_to_in_operation")
@@ -110,8 +132,11 @@ class CommissioningWorkflow(GatewayProcessWorkflow[CommissioningInput]):
             if not undone:
                 message += " (undo incomplete: profiles may remain on the gateway)"
             raise GatewayStepFailed(code, message) from None
-        return {"meters_paired": len(paired), "profiles_written": len(work.written),
-                "certificates_installed": work.certificates_installed, "first_readouts": readouts}
+        details: dict[str, Any] = {"meters_paired": len(paired), "profiles_written": len(work.written),
+                                   "certificates_installed": work.certificates_installed, "first_readouts": readouts}
+        if first:
+            details["first_readout_deliveries"] = first
+        return details
 
     async def _undo(self, link: GatewayLink, gw: str, work: ProfileWork) -> bool:
         """Delete the profiles this run created, evaluation profiles first. Best effort, briefly."""

@@ -1,4 +1,11 @@
-"""The EMTs' machine interface: on-demand readouts (TAF 6) and the outbox of sealed readouts.
+"""The EMTs' machine interface: on-demand readouts (TAF 6, TAF 9).
+
+A readout request makes the GWA ask the gateway to deliver the EMT's evaluation profile now; the
+gateway delivers the values to the EMT's meter data endpoint itself (docs/protocol.md 14) and the
+request records which delivery it started. The values are read from the MDM
+(``/api/v1/tenants/{tenant}/meter-data/metering-points/{melo}/readings``, reason ``on_demand``),
+never from here. (The outbox of sealed readouts, ``GET .../emt/outbox``, is gone: the GWA no
+longer receives readouts.)
 
 Every route acts for the market partner bound to the caller's membership and sees only its own
 data. A metering point the EMT has no current TAF order on is answered exactly like one that does
@@ -8,10 +15,10 @@ not exist (404), so the API tells an EMT nothing about metering points that are 
 from __future__ import annotations
 
 import asyncio
-import base64
 from contextlib import suppress
 from datetime import datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,16 +28,16 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
 from api.deps import EmtClient, StateDep, TenantAccess
-from api.schemas import Page
 from core.errors import Conflict, Forbidden, ServiceUnavailable
 from domain.readouts import service as readouts
-from domain.readouts.models import EmtReadoutRequest, ReadoutContainer
+from domain.readouts.models import EmtReadoutRequest
 from workflows.common import search_attributes
 from workflows.emt_readout import EmtReadoutInput, EmtReadoutWorkflow, emt_readout_workflow_id
 
 PREFIX = "/api/v1/tenants/{tenant}/emt"
 router = APIRouter(prefix=PREFIX, tags=["emt"])
 MAX_WAIT_S = 10.0
+BERLIN = ZoneInfo("Europe/Berlin")  # the MDM's days are local German days
 
 
 class ReadoutRequestIn(BaseModel):
@@ -40,15 +47,15 @@ class ReadoutRequestIn(BaseModel):
                                    description="your idempotency key: the same key returns the same readout")
 
 
-class ContainerOut(BaseModel):
-    id: int
-    metering_point: str | None
-    reason: str
-    sha256: str
-    created_at: datetime
-    fetched_at: datetime | None
-    container: str | None = Field(default=None, description="CMS (DER, base64), signed by the gateway and "
-                                                            "encrypted for you")
+class DeliveryOut(BaseModel):
+    profile_id: str | None = Field(description="the evaluation profile the gateway delivers")
+    taf: int | None
+    reason: str | None = Field(description="gg:reason of the delivery: on_demand (TAF 6) or feed_in (TAF 9)")
+    delivery_ref: str | None = Field(default=None, description="the delivery's x-CID, as your receiver logs it "
+                                                               "(the MDM's delivery log: delivery_ref)")
+    values_at: datetime | None = Field(default=None, description="time of the values delivered")
+    readings_url: str = Field(description="where the values are read once your MDM has them (MDM API, readings "
+                                          "of the metering point, reason on_demand / feed_in)")
 
 
 class ErrorOut(BaseModel):
@@ -64,7 +71,8 @@ class ReadoutOut(BaseModel):
     created_at: datetime
     finished_at: datetime | None
     status_url: str
-    readout: ContainerOut | None = None
+    delivery: DeliveryOut | None = Field(default=None, description="which delivery the gateway was asked for and, "
+                                                                   "once it acknowledged, started")
     error: ErrorOut | None = None
 
 
@@ -74,22 +82,23 @@ def _emt(access: TenantAccess) -> str:
     return access.market_partner_id
 
 
-def _container(c: ReadoutContainer, with_body: bool) -> ContainerOut:
-    return ContainerOut(id=c.id, metering_point=c.metering_point, reason=c.reason, sha256=c.sha256,
-                        created_at=c.created_at, fetched_at=c.fetched_at,
-                        container=base64.b64encode(c.container).decode() if with_body else None)
+def _readings_url(tenant: str, req: EmtReadoutRequest) -> str:
+    day = (req.values_at or req.created_at).astimezone(BERLIN).date().isoformat()
+    obis = next((r for r in req.registers if ".8." in r), req.registers[0] if req.registers else "1-0:1.8.0")
+    return f"/api/v1/tenants/{tenant}/meter-data/metering-points/{req.metering_point}/readings?from={day}&obis={obis}"
 
 
-async def _out(access: TenantAccess, req: EmtReadoutRequest) -> ReadoutOut:
-    body = None
-    if req.container_id is not None:
-        async with access.transaction() as session:
-            found = await readouts.fetch_container(session, req.emt, req.container_id)
-            body = _container(found, True)
+def _out(access: TenantAccess, req: EmtReadoutRequest) -> ReadoutOut:
+    tenant = access.tenant.name
+    delivery = None
+    if req.profile_id is not None:
+        delivery = DeliveryOut(profile_id=req.profile_id, taf=req.taf, reason=req.reason,
+                               delivery_ref=req.delivery_ref, values_at=req.values_at,
+                               readings_url=_readings_url(tenant, req))
     return ReadoutOut(
         id=req.id, state=req.state, metering_point=req.metering_point, registers=list(req.registers),
         created_at=req.created_at, finished_at=req.finished_at,
-        status_url=f"/api/v1/tenants/{access.tenant.name}/emt/readouts/{req.id}", readout=body,
+        status_url=f"/api/v1/tenants/{tenant}/emt/readouts/{req.id}", delivery=delivery,
         error=ErrorOut(code=req.error_type, message=req.error_message) if req.error_type else None)
 
 
@@ -103,9 +112,12 @@ async def request_readout(
     state: StateDep, access: EmtClient, body: ReadoutRequestIn, response: Response,
     wait_s: Annotated[float, Query(ge=0, le=MAX_WAIT_S, description="how long to wait for the gateway")] = 5.0,
 ) -> ReadoutOut:
-    """Read a metering point now (TAF 6). 200 with the sealed readout when the gateway answers within
-    ``wait_s``, else 202 with ``status_url``. 404 for a metering point without a current TAF order of
-    yours."""
+    """Have the gateway deliver your TAF 6 (else TAF 9) profile of a metering point now. 200 once the
+    gateway started the delivery (``delivery``: its x-CID and the time of the values; read them from
+    ``delivery.readings_url`` once your MDM has them) or failed, within ``wait_s``; else 202 with
+    ``status_url``. 404 for a metering point without a current TAF order of yours; 409
+    ``no_on_demand_order`` without a TAF 6 or 9 order, ``profile_not_on_gateway`` before the
+    gateway carries its profile."""
     emt = _emt(access)
     existing = None
     try:
@@ -118,6 +130,7 @@ async def request_readout(
                 req = EmtReadoutRequest(id=request_id, emt=emt, client_ref=body.request_id,
                                         metering_point=auth.metering_point, gateway_id=auth.gateway_id,
                                         meter_id=auth.meter_id, registers=list(auth.registers), state="running",
+                                        profile_id=auth.profile_id, taf=auth.taf, reason=auth.reason,
                                         workflow_id=emt_readout_workflow_id(auth.gateway_id, request_id))
                 session.add(req)
     except IntegrityError:  # the same request_id raced in twice: the first one stands
@@ -135,13 +148,14 @@ async def request_readout(
         handle: WorkflowHandle[Any, Any] = await client.start_workflow(
             EmtReadoutWorkflow.run,
             EmtReadoutInput(request_id=req.id, gateway_id=req.gateway_id, meter_id=req.meter_id, recipient=emt,
-                            metering_point=req.metering_point, registers=list(req.registers)),
+                            metering_point=req.metering_point, registers=list(req.registers),
+                            profile_id=req.profile_id, reason=req.reason or "on_demand"),
             id=req.workflow_id, task_queue=state.settings.temporal_task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=search_attributes("emt_readout", req.id, f"emt#{emt}", req.gateway_id))
     except RPCError as err:
         async with access.transaction() as session:
-            await readouts.finish_request(session, req.id, container_id=None, error_type="temporal_unavailable",
+            await readouts.finish_request(session, req.id, error_type="temporal_unavailable",
                                           error_message=err.message)
         raise ServiceUnavailable(f"the readout could not be started: {err.message}",
                                  code="temporal_unavailable") from None
@@ -156,35 +170,10 @@ async def _finish_or_accept(access: TenantAccess, req: EmtReadoutRequest, handle
         req = await _load(access, req.emt, req.id)
     if req.state == "running":
         response.status_code = status.HTTP_202_ACCEPTED
-    return await _out(access, req)
+    return _out(access, req)
 
 
 @router.get("/readouts/{request_id}", response_model=ReadoutOut)
 async def readout_status(access: EmtClient, request_id: str) -> ReadoutOut:
-    """The state of one of your readouts, with the sealed container once it arrived."""
-    return await _out(access, await _load(access, _emt(access), request_id))
-
-
-@router.get("/outbox", response_model=Page[ContainerOut])
-async def outbox(
-    access: EmtClient,
-    after: Annotated[int, Query(ge=0, description="`next_after` of the previous page")] = 0,
-    unfetched: bool = False,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> Page[ContainerOut]:
-    """Readouts gateways sealed for you (first, final, meter exchange, on demand), oldest first,
-    without their content: fetch each by id."""
-    emt = _emt(access)
-    async with access.transaction() as session:
-        rows = (await session.scalars(readouts.outbox(emt, after=after, unfetched=unfetched, limit=limit))).all()
-    items = [_container(r, False) for r in rows]
-    return Page(items=items, next_after=str(items[-1].id) if len(items) == limit else None)
-
-
-@router.get("/outbox/{container_id}", response_model=ContainerOut)
-async def outbox_item(access: EmtClient, container_id: int) -> ContainerOut:
-    """One sealed readout with its content; marks it fetched."""
-    emt = _emt(access)
-    async with access.transaction() as session:
-        return _container(await readouts.fetch_container(session, emt, container_id), True)
-
+    """The state of one of your readouts, with the delivery the gateway started."""
+    return _out(access, await _load(access, _emt(access), request_id))

@@ -1,14 +1,31 @@
-"""The readout outbox and EMT readout requests.
+"""EMT readout requests, and the table of the former readout outbox.
 
-A container is a CMS structure signed by the gateway and encrypted for one EMT: gridgate stores
-and hands it out, it never sees the values in it.
+An EMT's on-demand readout is a request the GWA passes on to the gateway (``trigger_readout``); the
+gateway delivers the values to the EMT's meter data endpoint itself (docs/protocol.md 14), and the
+request records which delivery the gateway started (profile, reason, x-CID, time of the values).
+
+``readout_outbox`` held the CMS containers gateways used to return inside admin answers, before
+they delivered readouts themselves. Nothing reads it any more; it stays only for workflows started
+before that change (docs/processes.md, "Readouts before the gateway delivered them itself") and is
+to be dropped with :mod:`domain.readouts.legacy_outbox`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, LargeBinary, String, Text, func
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -23,6 +40,8 @@ def _in(values: tuple[str, ...]) -> str:
 
 
 class ReadoutContainer(TenantBase):
+    """A sealed readout of the former outbox (kept only for workflows started before the change)."""
+
     __tablename__ = "readout_outbox"
     __table_args__ = (
         CheckConstraint(f"reason IN ({_in(READOUT_REASONS)})", name="reason"),
@@ -65,6 +84,14 @@ class EmtReadoutRequest(TenantBase):
     state: Mapped[str] = mapped_column(String(10), nullable=False, default="running")
     error_type: Mapped[str | None] = mapped_column(String(60), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # the delivery the gateway started (docs/protocol.md 10.9): profile, TAF, gg:reason, x-CID and
+    # the time of the values; the values are in the EMT's MDM, never here
+    profile_id: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    taf: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    delivery_ref: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    values_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # requests finished before the change: the sealed container in the former outbox
     container_id: Mapped[int | None] = mapped_column(ForeignKey("readout_outbox.id"), nullable=True)
     workflow_id: Mapped[str] = mapped_column(String(200), nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)

@@ -1,4 +1,9 @@
-"""Storing sealed readouts for EMTs, handing them out, and the EMTs' on-demand readout requests.
+"""The EMTs' on-demand readout requests: who may ask, which evaluation profile the gateway is to
+deliver, and what became of a request.
+
+The values never pass through here: the gateway delivers them to the EMT's meter data endpoint
+itself (docs/protocol.md 14) and the EMT reads them from its MDM (``/meter-data/...``). A request
+records the delivery the gateway acknowledged (profile, reason, x-CID, time of the values).
 
 Authorisation of an EMT is by its TAF orders only: an EMT may ask for a metering point while one of
 its orders on it is in force. Anything else is indistinguishable from an unknown metering point.
@@ -6,14 +11,11 @@ its orders on it is in force. Anything else is indistinguishable from an unknown
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Conflict, InvalidInput, NotFound
@@ -22,9 +24,10 @@ from domain.base import rows_changed
 from domain.devices.models import Gateway, Meter
 from domain.locations.models import MeteringPoint
 from domain.partners.models import MarketPartner
-from domain.readouts.models import EmtReadoutRequest, ReadoutContainer
+from domain.readouts.models import EmtReadoutRequest
 from domain.tariffs import repository as tariffs
 from domain.tariffs.models import TafOrder
+from domain.tariffs.service import evaluation_profile_id
 from domain.topology.models import MeterGateway, MeterMeteringPoint
 from domain.topology.repository import valid_at
 from domain.topology.service import db_now
@@ -44,54 +47,21 @@ class GatewayNotOperating(Conflict):
     code = "gateway_not_in_operation"
 
 
-@dataclass(frozen=True)
-class Container:
-    recipient: str
-    meter_id: str
-    container_b64: str
-    profile_id: str | None = None
-    metering_point: str | None = None
+class NoOnDemandOrder(Conflict):
+    """The EMT has orders on the metering point, but none that the gateway delivers on request."""
+
+    code = "no_on_demand_order"
 
 
-async def store_containers(session: AsyncSession, gateway_id: str, reason: str, containers: list[Container], *,
-                           workflow_id: str, process_id: str | None = None) -> list[int]:
-    """Put sealed containers into the outbox once each (by hash); returns their outbox ids. A container
-    named by its profile only (a final readout) gets the metering point of the profile's order."""
-    melos = await tariffs.metering_points_of_profiles(
-        session, [c.profile_id for c in containers if c.profile_id and not c.metering_point])
-    ids: list[int] = []
-    for c in containers:
-        raw = base64.b64decode(c.container_b64)
-        sha = hashlib.sha256(raw).hexdigest()
-        await session.execute(insert(ReadoutContainer).values(
-            recipient=c.recipient, gateway_id=gateway_id, meter_id=c.meter_id,
-            metering_point=c.metering_point or melos.get(c.profile_id or ""),
-            profile_id=c.profile_id, reason=reason, container=raw, sha256=sha, workflow_id=workflow_id,
-            process_id=process_id).on_conflict_do_nothing(index_elements=["sha256"]))
-        found = await session.scalar(select(ReadoutContainer.id).where(ReadoutContainer.sha256 == sha))
-        assert found is not None
-        ids.append(int(found))
-    return ids
+class ProfileNotOnGateway(Conflict):
+    code = "profile_not_on_gateway"
 
 
-def outbox(recipient: str, *, after: int = 0, unfetched: bool = False, limit: int = 100) -> Select[ReadoutContainer]:
-    stmt = select(ReadoutContainer).where(ReadoutContainer.recipient == recipient, ReadoutContainer.id > after)
-    if unfetched:
-        stmt = stmt.where(ReadoutContainer.fetched_at.is_(None))
-    return stmt.order_by(ReadoutContainer.id).limit(limit)
+# -- on-demand readouts (TAF 6, TAF 9) ----------------------------------------------------------
 
+# TAFs whose profile an EMT may have delivered on request, and the gg:reason of that delivery
+ON_REQUEST = {6: "on_demand", 9: "feed_in"}
 
-async def fetch_container(session: AsyncSession, recipient: str, container_id: int) -> ReadoutContainer:
-    row = await session.scalar(select(ReadoutContainer).where(ReadoutContainer.id == container_id,
-                                                              ReadoutContainer.recipient == recipient))
-    if row is None:
-        raise ReadoutNotFound(f"readout {container_id} not found")
-    if row.fetched_at is None:
-        row.fetched_at = await db_now(session)
-    return row
-
-
-# -- on-demand readouts (TAF 6) ----------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Authorised:
@@ -99,11 +69,18 @@ class Authorised:
     meter_id: str
     gateway_id: str
     registers: tuple[str, ...]
+    profile_id: str  # the evaluation profile the gateway delivers (the EMT's TAF 6, else TAF 9 order)
+    taf: int
+    reason: str  # gg:reason of the delivery: on_demand (TAF 6) | feed_in (TAF 9)
 
 
 async def authorise(session: AsyncSession, emt: str, metering_point: str, at: datetime | None = None) -> Authorised:
-    """The gateway and meter an EMT may read for ``metering_point`` through a current order of its own.
-    Registers: those of its TAF 6 order if it has one, else the energy registers of its orders."""
+    """The gateway, meter and evaluation profile an EMT may have delivered for ``metering_point``
+    now: the profile of its TAF 6 order (else its TAF 9 order) on the meter, active on the gateway.
+
+    No current order of the EMT on the metering point (or no such metering point): 404
+    ``metering_point_not_found``. Orders, but none of TAF 6 or 9: ``no_on_demand_order``; the
+    order's profile not (yet) on the gateway: ``profile_not_on_gateway``."""
     try:
         melo = v.melo(metering_point)
     except InvalidInput:
@@ -116,7 +93,7 @@ async def authorise(session: AsyncSession, emt: str, metering_point: str, at: da
     if not orders:
         raise MeteringPointNotFound(f"metering point {melo} not found")
     row = (await session.execute(
-        select(Meter.device_id, Gateway.device_id, Gateway.state)
+        select(Meter.device_id, Gateway.id, Gateway.device_id, Gateway.state)
         .select_from(MeteringPoint)
         .join(MeterMeteringPoint, (MeterMeteringPoint.metering_point_id == MeteringPoint.id)
               & valid_at(MeterMeteringPoint, at))
@@ -126,13 +103,20 @@ async def authorise(session: AsyncSession, emt: str, metering_point: str, at: da
         .where(MeteringPoint.melo == melo))).first()
     if row is None:
         raise GatewayNotOperating(f"metering point {melo} has no meter behind a gateway at the moment")
-    meter_id, gateway_id, state = row
+    meter_id, gateway_pk, gateway_id, state = row
     if state != "in_operation":
         raise GatewayNotOperating(f"the gateway of metering point {melo} is not in operation")
-    taf6 = [o for o in orders if o.taf == 6]
-    chosen = taf6 or orders
-    registers = sorted({r for o in chosen for r in o.params.get("registers", []) if ".8." in r}) or ["1-0:1.8.0"]
-    return Authorised(melo, meter_id, gateway_id, tuple(registers))
+    order = next((o for taf in ON_REQUEST for o in sorted(orders, key=lambda o: o.id) if o.taf == taf), None)
+    if order is None:
+        raise NoOnDemandOrder(f"none of your orders on metering point {melo} is of TAF 6 (on-demand readout) "
+                              "or TAF 9 (actual feed-in)")
+    profile_id = evaluation_profile_id(order, meter_id)
+    if profile_id not in {p.profile_id for p in await tariffs.active_profiles(session, gateway_pk)
+                          if p.kind == "evaluation"}:
+        raise ProfileNotOnGateway(f"the gateway does not carry the TAF {order.taf} profile {profile_id} of your "
+                                  f"order {order.id} yet (a profile rollout writes it)")
+    registers = sorted(r for r in order.params.get("registers", [])) or ["1-0:1.8.0"]
+    return Authorised(melo, meter_id, gateway_id, tuple(registers), profile_id, order.taf, ON_REQUEST[order.taf])
 
 
 def new_request_id() -> str:
@@ -152,14 +136,29 @@ async def get_request(session: AsyncSession, emt: str, request_id: str) -> EmtRe
     return row
 
 
-async def finish_request(session: AsyncSession, request_id: str, *, container_id: int | None,
-                         error_type: str | None = None, error_message: str | None = None) -> bool:
-    """Record the outcome once (a retried activity finds it finished and changes nothing)."""
+@dataclass(frozen=True)
+class Acknowledged:
+    """The delivery the gateway started for a request (docs/protocol.md 10.9)."""
+
+    profile_id: str
+    taf: int
+    reason: str
+    delivery_ref: str  # x-CID of the delivery
+    values_at: datetime
+
+
+async def finish_request(session: AsyncSession, request_id: str, *, delivery: Acknowledged | None = None,
+                         container_id: int | None = None, error_type: str | None = None,
+                         error_message: str | None = None) -> bool:
+    """Record the outcome once (a retried activity finds it finished and changes nothing):
+    succeeded with the delivery the gateway started (``container_id``: a request finished before
+    the change, its container in the former outbox), or failed with the error."""
+    values: dict[str, object] = {}
+    if delivery is not None:
+        values = {"profile_id": delivery.profile_id, "taf": delivery.taf, "reason": delivery.reason,
+                  "delivery_ref": delivery.delivery_ref, "values_at": delivery.values_at}
+    done = delivery is not None or container_id is not None
     return bool(await rows_changed(session, update(EmtReadoutRequest)
         .where(EmtReadoutRequest.id == request_id, EmtReadoutRequest.state == "running")
-        .values(state="succeeded" if container_id else "failed", container_id=container_id, error_type=error_type,
-                error_message=(error_message or "")[:2000] or None, finished_at=await db_now(session))))
-
-
-async def container_of(session: AsyncSession, container_id: int) -> ReadoutContainer | None:
-    return await session.get(ReadoutContainer, container_id)
+        .values(state="succeeded" if done else "failed", container_id=container_id, error_type=error_type,
+                error_message=(error_message or "")[:2000] or None, finished_at=await db_now(session), **values)))

@@ -19,6 +19,7 @@ from domain.tenancy.service import TenantContext
 if TYPE_CHECKING:
     from tests.conftest import ApiUser, TenantFactory, UserFactory
     from tests.fleet import Fleet
+    from tests.simulator.emt_stub import Delivery, EmtStub
     from worker import TenantWorkers
 
 _serials = itertools.count(20_000_000)
@@ -77,3 +78,35 @@ async def fleet(settings: Settings, dbs: Databases, tenant_factory: TenantFactor
 @pytest.fixture(scope="package")
 async def fleet_operator(make_user: UserFactory, fleet: Fleet) -> ApiUser:
     return await make_user(tenant=FLEET_TENANT, role="operator")
+
+
+@pytest.fixture(scope="package")
+async def emt_receivers(fleet: Fleet) -> AsyncIterator[dict[str, EmtStub]]:
+    """Meter data receivers of the two demo EMTs (tests/simulator/emt_stub.py, written from
+    docs/protocol.md 14), set as their ``meter_data`` endpoints: gateways commissioned or rolled out
+    from here on deliver to them (the stub answers 201 to everything). By market partner ID.
+    Package scope: once a test asked for them, they stay for the fleet's other tests."""
+    from sqlalchemy import select
+
+    from domain.partners.models import MarketPartner
+    from tests.fleet import EMT_OF_PARTNER
+    from tests.simulator.emt_stub import EmtStub
+
+    stubs = {mp_id: await EmtStub(fleet.pki, name=emt).start() for mp_id, emt in EMT_OF_PARTNER.items()}
+    try:
+        async with fleet.ctx.sessions() as session, session.begin():
+            for partner in (await session.scalars(select(MarketPartner).where(
+                    MarketPartner.mp_id.in_(list(stubs))))).all():
+                partner.endpoints = [{"purpose": "meter_data",
+                                      "url": stubs[partner.mp_id].endpoint(f"{partner.mp_id}.emt.gridgate.test")}]
+        yield stubs
+    finally:
+        for stub in stubs.values():
+            await stub.stop()
+
+
+async def delivered(stub: EmtStub, ref: str, timeout: float = 20) -> Delivery:
+    """The delivery with x-CID ``ref`` as the EMT's receiver got it (waits for it)."""
+    received = await stub.wait(lambda r: any(d.cid == ref for d in r), timeout=timeout)
+    (d,) = [d for d in received if d.cid == ref]
+    return d

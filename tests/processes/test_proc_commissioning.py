@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import pytest
 
-from pki import cms
 from tests.fleet import GRID_OPERATOR, SUPPLIER, Fleet, melos_of, meters_of, run_process
+from tests.processes.conftest import delivered
 
 if TYPE_CHECKING:
-    from tests.conftest import ApiUser, UserFactory
+    from core.temporal_clients import TemporalClients
+    from tests.conftest import ApiUser
+    from tests.simulator.emt_stub import EmtStub
 
 T = "fleet"
 
@@ -25,17 +25,13 @@ async def order(api: httpx.AsyncClient, headers: dict[str, str], melo: str, taf:
     return r.json()
 
 
-@pytest.fixture(scope="module")
-async def supplier_client(make_user: UserFactory, fleet: Fleet) -> ApiUser:
-    return await make_user(tenant=T, role="emt", market_partner_id=SUPPLIER)
-
-
 async def test_commission_six_gateways_one_offline(api: httpx.AsyncClient, fleet: Fleet, fleet_operator: ApiUser,
-                                                   supplier_client: ApiUser) -> None:
+                                                   emt_receivers: dict[str, EmtStub],
+                                                   temporal_clients: TemporalClients) -> None:
     """Six installed gateways with a register profile for the supplier and a billing value for the
     grid operator; one of them is offline. Five end in operation with their meters paired, profiles
-    written once each and a first readout in the supplier's outbox; the offline one ends faulty with
-    reason unreachable and received nothing."""
+    written once each and a first readout the gateway delivered to each EMT itself; the offline one
+    ends faulty with reason unreachable and received nothing."""
     h = fleet_operator.headers
     idx = fleet.take(6, where=lambda i: i % 4 != 0)
     gids = [fleet.gid(i) for i in idx]
@@ -70,15 +66,20 @@ async def test_commission_six_gateways_one_offline(api: httpx.AsyncClient, fleet
             ("evaluation", "active"), ("meter", "active")]
         assert done["targets"][gid]["result"]["meters_paired"] == len(meters_of(i))
 
-    # The supplier fetches its first readouts: sealed for it, opened only with its own key.
-    box = (await api.get(f"/api/v1/tenants/{T}/emt/outbox?unfetched=true", headers=supplier_client.headers)).json()
-    mine = [c for c in box["items"] if c["metering_point"] in {melos_of(i)[0] for i in idx}]
-    assert len(mine) == 5 and {c["reason"] for c in mine} == {"first_readout"}
-    item = (await api.get(f"/api/v1/tenants/{T}/emt/outbox/{mine[0]['id']}", headers=supplier_client.headers)).json()
-    emt2 = fleet.pki.emts["emt2"]
-    opened = cms.open(base64.b64decode(item["container"]), key=emt2.enc.key, cert=emt2.enc.cert,
-                      validator=fleet.pki.validator())
-    assert b"<meterReading" in opened.payload and b"first_readout" in opened.payload
+    # The first readouts: the gateway delivered each profile to its EMT (reason first_readout); the
+    # process recorded the deliveries the gateway acknowledged, and no meter data.
+    client = await temporal_clients.for_namespace(fleet.ctx.namespace)
+    for i, gid in zip(idx[:-1], gids[:-1], strict=True):
+        assert done["targets"][gid]["result"]["first_readouts"] == 2
+        result = await client.get_workflow_handle(f"commissioning/{gid}/{done['id']}").result()
+        acks = result["details"]["first_readout_deliveries"]
+        assert sorted((a["taf"], a["recipient"], a["reason"]) for a in acks) == [
+            (1, GRID_OPERATOR, "first_readout"), (7, SUPPLIER, "first_readout")]
+        for a in acks:
+            d = await delivered(emt_receivers[a["recipient"]], a["delivery_ref"])
+            assert (d.gg("gateway"), d.gg("profile"), d.gg("reason")) == (gid, a["profile"], "first_readout")
+            assert d.signer_cn == f"{gid}.SMGW" and a["meter"] == meters_of(i)[0]
+    assert not any(d.gg("gateway") == offline for stub in emt_receivers.values() for d in stub.received)
 
 
 async def test_incomplete_master_data_is_refused_and_nothing_is_sent(api: httpx.AsyncClient, fleet: Fleet,

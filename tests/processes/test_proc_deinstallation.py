@@ -11,20 +11,25 @@ from domain.certificates.models import Certificate
 from domain.devices.models import Gateway
 from tests.fleet import GRID_OPERATOR, SUPPLIER, Fleet, melos_of, meters_of, run_process, wait_process
 from tests.helpers import error_code
+from tests.processes.conftest import delivered
 
 if TYPE_CHECKING:
-    from tests.conftest import ApiUser, UserFactory
+    from core.temporal_clients import TemporalClients
+    from tests.conftest import ApiUser
+    from tests.simulator.emt_stub import EmtStub
 
 T = "fleet"
 
 
 async def test_deinstall_two_gateways_final_readings_reach_every_emt(api: httpx.AsyncClient, fleet: Fleet,
                                                                      fleet_operator: ApiUser,
-                                                                     make_user: UserFactory) -> None:
+                                                                     emt_receivers: dict[str, EmtStub],
+                                                                     temporal_clients: TemporalClients) -> None:
     """Two gateways with orders of both EMTs. While another process holds one of them,
-    deinstallation is refused. Then both are deinstalled: each EMT finds its final reading in its
-    outbox, the profiles are deactivated on the gateways, the assignments end, the certificates are
-    marked for revocation and the gateways are deinstalled."""
+    deinstallation is refused. Then both are deinstalled: each gateway delivers its final reading to
+    each EMT itself (the process records the deliveries), the profiles are deactivated on the
+    gateways, the assignments end, the certificates are marked for revocation and the gateways are
+    deinstalled."""
     h = fleet_operator.headers
     idx = fleet.take(2, where=lambda i: i % 4 != 0)
     gids = [fleet.gid(i) for i in idx]
@@ -67,12 +72,17 @@ async def test_deinstall_two_gateways_final_readings_reach_every_emt(api: httpx.
                 Gateway, Gateway.id == Certificate.gateway_id).where(Gateway.device_id == gid))).all()
         assert len(marked) == 3 and all(marked)
 
-    melos = {melos_of(i)[0] for i in idx}
-    for emt in (SUPPLIER, GRID_OPERATOR):
-        client = await make_user(tenant=T, role="emt", market_partner_id=emt)
-        box = (await api.get(f"/api/v1/tenants/{T}/emt/outbox", headers=client.headers)).json()["items"]
-        finals = [c for c in box if c["reason"] == "final_readout" and c["metering_point"] in melos]
-        assert len(finals) == 2, (emt, box)
+    # Each EMT received the final reading of each gateway from the gateway itself, before the
+    # profiles were deactivated, under the x-CID the process recorded.
+    client = await temporal_clients.for_namespace(fleet.ctx.namespace)
+    for gid in gids:
+        result = await client.get_workflow_handle(f"deinstallation/{gid}/{done['id']}").result()
+        acks = result["details"]["final_readout_deliveries"]
+        assert sorted((a["recipient"], a["taf"], a["reason"]) for a in acks) == [
+            (GRID_OPERATOR, 1, "final"), (SUPPLIER, 7, "final")]
+        for a in acks:
+            d = await delivered(emt_receivers[a["recipient"]], a["delivery_ref"])
+            assert (d.gg("gateway"), d.gg("profile"), d.gg("reason")) == (gid, a["profile"], "final")
 
     # A deinstalled gateway takes no further process.
     again = await api.post(f"/api/v1/tenants/{T}/processes", headers=h, json={

@@ -8,9 +8,12 @@ import httpx
 
 from tests.fleet import SUPPLIER, Fleet, melos_of, meters_of, run_process
 from tests.helpers import error_code
+from tests.processes.conftest import delivered
 
 if TYPE_CHECKING:
-    from tests.conftest import ApiUser, UserFactory
+    from core.temporal_clients import TemporalClients
+    from tests.conftest import ApiUser
+    from tests.simulator.emt_stub import EmtStub
 
 T = "fleet"
 
@@ -43,12 +46,12 @@ async def test_pair_the_meters_of_two_gateways_and_a_wrong_master_key_fails(api:
     assert other["targets"][gids[0]]["error_type"] == "meter_not_assigned"
 
 
-async def test_exchange_a_meter_final_and_initial_reading_and_assignments_moved(api: httpx.AsyncClient, fleet: Fleet,
-                                                                                fleet_operator: ApiUser,
-                                                                                make_user: UserFactory) -> None:
-    """A commissioned gateway's meter is replaced by a spare: the supplier gets the old meter's final
-    and the new meter's initial reading (sealed for it), the old meter leaves the LMN with its
-    profiles, the metering point is measured by the new meter from the exchange on."""
+async def test_exchange_a_meter_final_and_initial_reading_and_assignments_moved(
+        api: httpx.AsyncClient, fleet: Fleet, fleet_operator: ApiUser, emt_receivers: dict[str, EmtStub],
+        temporal_clients: TemporalClients) -> None:
+    """A commissioned gateway's meter is replaced by a spare: the gateway delivers the old meter's
+    closing and the new meter's opening reading to the supplier itself, the old meter leaves the LMN
+    with its profiles, the metering point is measured by the new meter from the exchange on."""
     h = fleet_operator.headers
     (i,) = fleet.take(1, where=lambda i: i % 4 == 0)
     gid = fleet.gid(i)
@@ -97,10 +100,20 @@ async def test_exchange_a_meter_final_and_initial_reading_and_assignments_moved(
     ended = {p["profile_id"] for p in history if p["status"] == "terminated"}
     assert {f"mp-{old}", f"ep-taf7-{order['id']}-{old}"} <= ended
 
-    supplier = await make_user(tenant=T, role="emt", market_partner_id=SUPPLIER)
-    box = (await api.get(f"/api/v1/tenants/{T}/emt/outbox", headers=supplier.headers)).json()["items"]
-    reasons = sorted(c["reason"] for c in box if c["metering_point"] == melo)
-    assert reasons == ["meter_exchange_final", "meter_exchange_initial"]
+    # The readings: deliveries of the supplier's profile on the old meter (closing) and on the new
+    # one (opening), made by the gateway, recorded by the process with their x-CIDs.
+    client = await temporal_clients.for_namespace(fleet.ctx.namespace)
+    details = (await client.get_workflow_handle(f"meter_exchange/{gid}/{done['id']}").result())["details"]
+    (closing,) = details["closing_reading_deliveries"]
+    (opening,) = details["opening_reading_deliveries"]
+    assert (closing["profile"], closing["meter"], closing["reason"]) == (
+        f"ep-taf7-{order['id']}-{old}", old, "meter_exchange_closing")
+    assert (opening["profile"], opening["meter"], opening["reason"]) == (
+        f"ep-taf7-{order['id']}-{spare}", spare, "meter_exchange_opening")
+    for ack in (closing, opening):
+        d = await delivered(emt_receivers[SUPPLIER], ack["delivery_ref"])
+        assert (d.gg("gateway"), d.gg("profile"), d.gg("reason")) == (gid, ack["profile"], ack["reason"])
+        assert list(d.ldevs) == [f"{ack['meter'].lower()}.sm"]
 
 
 async def test_pairing_over_a_connection_that_drops_every_answer_pairs_once(api: httpx.AsyncClient, fleet: Fleet,
