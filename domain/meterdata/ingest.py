@@ -78,41 +78,62 @@ class _Context:
 def refused(envelope: Envelope, reason: str, detail: str, *, delivery: Delivery | None = None) -> dict[str, Any]:
     """The log entry of a delivery refused before or after parsing."""
     period = delivery.period() if delivery else None
-    return {"gateway_id": (delivery.gateway_id if delivery else None) or envelope.gateway_id,
+    return {"gateway_id": envelope.gateway_id or (delivery.gateway_id if delivery else None),
             "recipient": envelope.recipient, "delivery_ref": envelope.delivery_ref, "sha256": envelope.sha256,
             "size": envelope.size, "taf": delivery.taf if delivery else None,
             "profile_id": delivery.profile_id if delivery else None, "reason": delivery.reason if delivery else None,
             "outcome": "refused", "refusal": reason, "detail": detail[:2000], "values_stored": 0,
-            "first_at": period[0] if period else None, "last_at": period[1] if period else None}
+            "first_at": period[0] if period else None, "last_at": period[1] if period else None,
+            "conflicts": None}
 
 
 async def log_refusal(session: AsyncSession, envelope: Envelope, reason: str, detail: str) -> Outcome:
     """Record a delivery the receiver refused before it could be parsed (not for this EMT, bad CMS,
     malformed XML, oversize)."""
-    delivery_id = await repo.add_delivery(session, refused(envelope, reason, detail))
+    (delivery_id,) = await repo.add_deliveries(session, [refused(envelope, reason, detail)])
     return Outcome(outcome="refused", delivery_id=delivery_id, refusal=reason, detail=detail)
 
 
 async def ingest(session: AsyncSession, batch: Sequence[tuple[Envelope, Delivery]],
                  now: dt.datetime | None = None) -> list[Outcome]:
     """Check and store a batch of parsed deliveries (one outcome each, in order). The caller
-    commits; nothing is acknowledged to a gateway before that."""
+    commits; nothing is acknowledged to a gateway before that. The batch costs a fixed number of
+    statements, whatever its size: lookups, series, current versions, then one insert per table."""
     now = now or dt.datetime.now(dt.UTC)
     ctx = await _lookup(session, batch, now)
-    outcomes = []
+    log_rows: list[dict[str, Any]] = []
+    results: list[tuple[str, str | None, str | None]] = []  # (outcome, refusal, detail) per delivery
+    plans: list[_Plan | None] = []
     for envelope, delivery in batch:
         if envelope.sha256 in ctx.stored:
-            outcomes.append(await _log(session, envelope, delivery, "duplicate", 0, ()))
+            plans.append(None)
+            results.append(("duplicate", None, None))
             continue
         try:
-            await _check(session, ctx, envelope, delivery)
+            _check(ctx, envelope, delivery)
         except Refused as why:
-            delivery_id = await repo.add_delivery(session, refused(envelope, why.reason, why.detail, delivery=delivery))
-            outcomes.append(Outcome(outcome="refused", delivery_id=delivery_id, refusal=why.reason,
-                                    detail=why.detail))
+            plans.append(None)
+            results.append(("refused", why.reason, why.detail))
             continue
         ctx.stored.add(envelope.sha256)  # a second copy in the same batch is a redelivery
-        outcomes.append(await _store(session, ctx, envelope, delivery))
+        plans.append(_plan(ctx, envelope, delivery))
+        results.append(("stored", None, None))
+    stored = await _store(session, [p for p in plans if p is not None])
+    for (envelope, delivery), plan, (outcome, refusal, detail) in zip(batch, plans, results, strict=True):
+        if outcome == "refused":
+            log_rows.append(refused(envelope, refusal or "", detail or "", delivery=delivery))
+            continue
+        done = stored.get(id(plan)) if plan is not None else None
+        if done is not None:
+            outcome = "conflict" if done.conflicts else "stored" if done.values else "duplicate"
+        log_rows.append(_log_row(envelope, delivery, outcome, done))
+    ids = await repo.add_deliveries(session, log_rows)
+    outcomes = []
+    for delivery_id, plan, row in zip(ids, plans, log_rows, strict=True):
+        done = stored.get(id(plan)) if plan is not None else None
+        outcomes.append(Outcome(outcome=row["outcome"], delivery_id=delivery_id, refusal=row.get("refusal"),
+                                detail=row.get("detail"), values_stored=done.values if done else 0,
+                                touched=tuple(done.touched) if done else ()))
     await enqueue_validation(session, outcomes)  # the days it touched, validated by the VEE workflow
     return outcomes
 
@@ -137,7 +158,7 @@ def _span(times: list[dt.datetime], profiles: Sequence[Profile]) -> tuple[dt.dat
     return min(times) - dt.timedelta(seconds=period), max(times)
 
 
-async def _check(session: AsyncSession, ctx: _Context, envelope: Envelope, delivery: Delivery) -> None:
+def _check(ctx: _Context, envelope: Envelope, delivery: Delivery) -> None:
     if envelope.gateway_id and envelope.gateway_id != delivery.gateway_id:
         raise Refused("signer_mismatch", f"the payload names gateway {delivery.gateway_id}, the connection is "
                                          f"{envelope.gateway_id}")
@@ -146,7 +167,9 @@ async def _check(session: AsyncSession, ctx: _Context, envelope: Envelope, deliv
     gw = ctx.gateways.get(delivery.gateway_id)
     if gw is None:
         raise Refused("unknown_gateway", f"gateway {delivery.gateway_id} is not in the master data")
-    allowed = ("in_operation",) if delivery.reason != "first_readout" else ("in_operation", "installed")
+    # A deinstalled gateway may still deliver what it measured before (it redelivers for days): the
+    # meter assignments, which end at the deinstallation, decide which of its data is accepted.
+    allowed = ("in_operation", "deinstalled", *(("installed",) if delivery.reason == "first_readout" else ()))
     if gw.state not in allowed:
         raise Refused("gateway_not_in_operation", f"gateway {delivery.gateway_id} is {gw.state}")
     period = delivery.period()
@@ -192,16 +215,35 @@ class _DayWork:
     shifted: list[dict[str, Any]] = field(default_factory=list)
 
 
-async def _store(session: AsyncSession, ctx: _Context, envelope: Envelope, delivery: Delivery) -> Outcome:
-    gw = ctx.gateways[delivery.gateway_id]
-    specs: dict[SeriesKey, SeriesSpec] = {}
-    days: dict[tuple[SeriesKey, dt.date], _DayWork] = {}
-    readings: list[tuple[SeriesKey, dt.datetime, int | None, int, str]] = []
-    grid: list[tuple[SeriesKey, dt.datetime, int | None, int, bool]] = []
+@dataclass
+class _Plan:
+    """What one accepted delivery brings, in series keys (ids come from the batch)."""
+
+    envelope: Envelope
+    delivery: Delivery
+    segment: str | None
+    specs: dict[SeriesKey, SeriesSpec] = field(default_factory=dict)
+    days: dict[tuple[SeriesKey, dt.date], _DayWork] = field(default_factory=dict)
+    readings: list[tuple[SeriesKey, dt.datetime, int | None, int, str, str]] = field(default_factory=list)
+    grid: list[tuple[SeriesKey, dt.datetime, int | None, int, bool]] = field(default_factory=list)
+
+
+@dataclass
+class _Stored:
+    """What storing a plan did."""
+
+    values: int = 0
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    touched: list[tuple[int, dt.date]] = field(default_factory=list)
+
+
+def _plan(ctx: _Context, envelope: Envelope, delivery: Delivery) -> _Plan:
+    """Which series and days an accepted delivery adds values to (no database access)."""
+    plan = _Plan(envelope=envelope, delivery=delivery, segment=ctx.gateways[delivery.gateway_id].network_segment)
 
     def series(mp: MeteringPointOfMeter, obis: str, kind: str, unit: int, scaler: int, period_s: int) -> SeriesKey:
         key = SeriesKey(metering_point_id=mp.metering_point_id, obis=obis, market_partner=delivery.recipient)
-        specs.setdefault(key, SeriesSpec(key=key, kind=kind, unit=unit, scaler=scaler, period_s=period_s))
+        plan.specs.setdefault(key, SeriesSpec(key=key, kind=kind, unit=unit, scaler=scaler, period_s=period_s))
         return key
 
     for meter in delivery.meters:
@@ -215,35 +257,152 @@ async def _store(session: AsyncSession, ctx: _Context, envelope: Envelope, deliv
                 scaler, unit = meter.scaler_units.get(obis, (0, WH))
                 if profile.obis == GRID_PROFILE:
                     key = series(mp, obis, "grid", unit, scaler, profile.period_s)
-                    grid += [(key, e.end, e.values[col], e.status, profile.threshold) for e in profile.entries]
+                    plan.grid += [(key, e.end, e.values[col], e.status, profile.threshold) for e in profile.entries]
                     continue
                 if profile.obis != LOAD_PROFILE:
                     continue
                 on_grid, shifted = aligned(profile)
                 register = series(mp, obis, "register", unit, scaler, profile.period_s)
-                _register_slots(days, register, on_grid, col)
-                _note_shifts(days, register, shifted)
+                _register_slots(plan.days, register, on_grid, col)
+                _note_shifts(plan.days, register, shifted)
                 if obis in INTERVAL_OF_REGISTER:
                     interval = series(mp, INTERVAL_OF_REGISTER[obis], "interval", unit, scaler, profile.period_s)
-                    _interval_slots(days, interval, on_grid, col)
-                    _note_shifts(days, interval, shifted)
+                    _interval_slots(plan.days, interval, on_grid, col)
+                    _note_shifts(plan.days, interval, shifted)
         for reg in meter.registers:
             mp = _metering_point_for(routes, reg.obis)
             if mp is not None:
                 key = series(mp, reg.obis, "register", reg.unit, reg.scaler, 0)
-                readings.append((key, reg.captured_at, reg.value, reg.status, delivery.reason))
+                plan.readings.append((key, reg.captured_at, reg.value, reg.status, delivery.reason, meter.meter_id))
+    return plan
 
+
+async def _store(session: AsyncSession, plans: list[_Plan]) -> dict[int, _Stored]:
+    """Store the plans of a batch: one new raw version per (series, day) the batch adds values to
+    (deliveries merged in their order), readings and grid values. Keyed by ``id(plan)``."""
+    done = {id(p): _Stored() for p in plans}
+    if not plans:
+        return done
+    specs = {k: s for p in plans for k, s in p.specs.items()}
     ids = await repo.series_ids(session, list(specs.values()))
-    stored, conflicts, touched = await _add_day_versions(session, envelope, ids, days)
-    stored += await _add_readings(session, envelope, delivery, ids, readings, conflicts)
+    await repo.lock_series(session, sorted(set(ids.values())))  # one writer per series at a time (ingest, VEE)
+    await _store_days(session, plans, ids, done)
+    await _store_readings(session, plans, ids, done)
+    grid = [(p, row) for p in plans for row in p.grid]
     if grid:
-        times = [at for _, at, *_ in grid]
+        times = [at for _, (_, at, *_) in grid]
         await partitions.ensure(session, "grid_measurements", min(times).date(), max(times).date())
-        stored += await repo.add_grid(session, [{"series_id": ids[k], "at": at, "value": v, "status": st,
-                                                 "threshold": th, "segment": gw.network_segment}
-                                                for k, at, v, st, th in grid])
-    outcome = "conflict" if conflicts else "stored" if stored else "duplicate"
-    return await _log(session, envelope, delivery, outcome, stored, touched, conflicts)
+        await repo.add_grid(session, [{"series_id": ids[k], "at": at, "value": v, "status": st, "threshold": th,
+                                       "segment": p.segment} for p, (k, at, v, st, th) in grid])
+        for p in plans:
+            done[id(p)].values += len(p.grid)
+    return done
+
+
+@dataclass
+class _Day:
+    """A (series, day) being merged in memory: every slot's value and status word."""
+
+    values: list[int | None]
+    status: list[int]
+    notes: dict[str, Any]
+    version: int
+    changed: bool = False
+    source: str = ""
+
+
+async def _store_days(session: AsyncSession, plans: list[_Plan], ids: dict[SeriesKey, int],
+                      done: dict[int, _Stored]) -> None:
+    keys = sorted({(ids[k], day) for p in plans for k, day in p.days})
+    if not keys:
+        return
+    await partitions.ensure(session, "meter_days", min(d for _, d in keys), max(d for _, d in keys))
+    current = await repo.latest_days(session, keys, layers=[RAW])
+    versions = await repo.last_versions(session, keys)
+    days: dict[tuple[int, dt.date], _Day] = {}
+    for sid, day in keys:
+        old = current.get((sid, day))
+        n = slots_in(day)
+        days[(sid, day)] = _Day(
+            values=list(old.values) if old else [None] * n, status=old.statuses() if old else [0] * n,
+            notes=dict(old.notes or {}) if old else {}, version=versions.get((sid, day), 0))
+    for plan in plans:
+        stored = done[id(plan)]
+        for (key, day), work in plan.days.items():
+            sid = ids[key]
+            d = days[(sid, day)]
+            changed = _merge(d, work, sid, day, stored.conflicts)
+            if changed:
+                stored.values += changed
+                stored.touched.append((sid, day))
+                d.changed = True
+                d.source = d.source or f"delivery:{plan.envelope.sha256[:16]}"
+    rows = []
+    for (sid, day), d in days.items():
+        if not d.changed:
+            continue
+        common, slots, words = repo.sparse_status(d.status)
+        rows.append({"series_id": sid, "day": day, "version": d.version + 1, "layer": RAW, "values": d.values,
+                     "quality": bytes(Quality.TRUE if v is not None else Quality.MISSING for v in d.values),
+                     "status_common": common, "status_slots": slots, "status_words": words,
+                     "notes": d.notes or None, "source": d.source, "reason": None})
+    await repo.add_days(session, rows)
+
+
+def _merge(d: _Day, work: _DayWork, sid: int, day: dt.date, conflicts: list[dict[str, Any]]) -> int:
+    """Put a delivery's slots into the day: a missing value is filled (with its status word), an
+    equal one changes nothing, a different one is a conflict and the stored one stays. A status
+    word for a slot still without value (NoValue) replaces the one before. Returns what changed."""
+    n = len(d.values)
+    changed = 0
+    for slot, value in work.values.items():
+        if slot >= n:
+            continue
+        word = work.status.get(slot)
+        if value is None:
+            if d.values[slot] is None and word is not None and d.status[slot] != word:
+                d.status[slot] = word
+                changed += 1
+            continue
+        if d.values[slot] is None:
+            d.values[slot] = value
+            if word is not None:
+                d.status[slot] = word
+            changed += 1
+        elif d.values[slot] != value:
+            conflicts.append({"series": sid, "day": day.isoformat(), "slot": slot, "stored": d.values[slot],
+                              "delivered": value})
+    if work.shifted:
+        d.notes["clock_shift"] = [*d.notes.get("clock_shift", []), *work.shifted]
+        changed += 1
+    return changed
+
+
+async def _store_readings(session: AsyncSession, plans: list[_Plan], ids: dict[SeriesKey, int],
+                          done: dict[int, _Stored]) -> None:
+    keys = [(ids[k], at) for p in plans for k, at, *_ in p.readings]
+    if not keys:
+        return
+    known = await repo.latest_readings(session, keys)
+    rows = []
+    for plan in plans:
+        stored = done[id(plan)]
+        for key, at, value, status, reason, meter in plan.readings:
+            sid = ids[key]
+            version, raw = known.get((sid, at), (0, None))
+            if version and raw is not None:
+                if value is not None and raw != value:
+                    stored.conflicts.append({"series": sid, "at": at.isoformat(), "stored": raw, "delivered": value})
+                continue
+            if value is None and version:
+                continue
+            known[(sid, at)] = (version + 1, value)
+            rows.append({"series_id": sid, "at": at, "version": version + 1, "layer": RAW, "value": value,
+                         "status": status, "quality": int(Quality.TRUE if value is not None else Quality.MISSING),
+                         "reason": reason, "meter_id": meter, "source": f"delivery:{plan.envelope.sha256[:16]}",
+                         "notes": None})
+            stored.values += 1
+    await repo.add_readings(session, rows)
 
 
 def aligned(profile: Profile) -> tuple[Profile, list[tuple[dt.datetime, int]]]:
@@ -297,91 +456,11 @@ def _interval_slots(days: dict[tuple[SeriesKey, dt.date], _DayWork], key: Series
             work.status[slot] = status
 
 
-async def _add_day_versions(session: AsyncSession, envelope: Envelope, ids: dict[SeriesKey, int],
-                            days: dict[tuple[SeriesKey, dt.date], _DayWork]
-                            ) -> tuple[int, list[dict[str, Any]], tuple[tuple[int, dt.date], ...]]:
-    keys = [(ids[k], day) for k, day in days]
-    if not keys:
-        return 0, [], ()
-    await partitions.ensure(session, "meter_days", min(d for _, d in keys), max(d for _, d in keys))
-    current = await repo.latest_days(session, keys, layers=[RAW])
-    versions = await repo.last_versions(session, keys)
-    rows, conflicts, touched, stored = [], [], [], 0
-    for (key, day), work in days.items():
-        sid = ids[key]
-        n = slots_in(day)
-        old = current.get((sid, day))
-        values: list[int | None] = list(old.values) if old else [None] * n
-        status = dict(zip(old.status_slots or [], old.status_words or [], strict=True)) if old else {}
-        changed = 0
-        for slot, value in work.values.items():
-            if value is None or slot >= n:
-                continue
-            if values[slot] is None:
-                values[slot] = value
-                changed += 1
-                if slot in work.status:
-                    status[slot] = work.status[slot]
-            elif values[slot] != value:
-                conflicts.append({"series": sid, "day": day.isoformat(), "slot": slot, "stored": values[slot],
-                                  "delivered": value})
-        for slot, word in work.status.items():  # a status on a slot without value (NoValue) is kept too
-            if work.values.get(slot) is None and slot < n and values[slot] is None and status.get(slot) != word:
-                status[slot] = word
-                changed += 1
-        notes = dict(old.notes or {}) if old else {}
-        if work.shifted:
-            notes["clock_shift"] = [*notes.get("clock_shift", []), *work.shifted]
-            changed += 1
-        if not changed:
-            continue
-        stored += changed
-        slots = sorted(status)
-        rows.append({"series_id": sid, "day": day, "version": versions.get((sid, day), 0) + 1, "layer": RAW,
-                     "values": values,
-                     "quality": bytes(Quality.TRUE if v is not None else Quality.MISSING for v in values),
-                     "status_slots": slots or None, "status_words": [status[s] for s in slots] or None,
-                     "notes": notes or None, "source": f"delivery:{envelope.sha256[:16]}", "reason": None})
-        touched.append((sid, day))
-    await repo.add_days(session, rows)
-    return stored, conflicts, tuple(touched)
-
-
-async def _add_readings(session: AsyncSession, envelope: Envelope, delivery: Delivery, ids: dict[SeriesKey, int],
-                        readings: list[tuple[SeriesKey, dt.datetime, int | None, int, str]],
-                        conflicts: list[dict[str, Any]]) -> int:
-    if not readings:
-        return 0
-    known = await repo.latest_readings(session, [(ids[k], at) for k, at, *_ in readings])
-    rows = []
-    for key, at, value, status, reason in readings:
-        sid = ids[key]
-        version, raw = known.get((sid, at), (0, None))
-        if version and raw is not None:
-            if value is not None and raw != value:
-                conflicts.append({"series": sid, "at": at.isoformat(), "stored": raw, "delivered": value})
-            continue
-        if value is None and version:
-            continue
-        rows.append({"series_id": sid, "at": at, "version": version + 1, "layer": RAW, "value": value,
-                     "status": status, "quality": int(Quality.TRUE if value is not None else Quality.MISSING),
-                     "reason": reason, "meter_id": _meter_of(delivery, at), "source":
-                     f"delivery:{envelope.sha256[:16]}", "notes": None})
-    await repo.add_readings(session, rows)
-    return len(rows)
-
-
-def _meter_of(delivery: Delivery, at: dt.datetime) -> str | None:
-    return next((m.meter_id for m in delivery.meters if any(r.captured_at == at for r in m.registers)), None)
-
-
-async def _log(session: AsyncSession, envelope: Envelope, delivery: Delivery, outcome: str, stored: int,
-               touched: tuple[tuple[int, dt.date], ...], conflicts: list[dict[str, Any]] | None = None) -> Outcome:
+def _log_row(envelope: Envelope, delivery: Delivery, outcome: str, done: _Stored | None) -> dict[str, Any]:
     period = delivery.period()
-    delivery_id = await repo.add_delivery(session, {
-        "gateway_id": delivery.gateway_id, "recipient": envelope.recipient, "delivery_ref": envelope.delivery_ref,
-        "sha256": envelope.sha256, "size": envelope.size, "taf": delivery.taf, "profile_id": delivery.profile_id,
-        "reason": delivery.reason, "outcome": outcome, "values_stored": stored,
-        "first_at": period[0] if period else None, "last_at": period[1] if period else None,
-        "conflicts": conflicts or None})
-    return Outcome(outcome=outcome, delivery_id=delivery_id, values_stored=stored, touched=touched)
+    return {"gateway_id": delivery.gateway_id, "recipient": envelope.recipient,
+            "delivery_ref": envelope.delivery_ref, "sha256": envelope.sha256, "size": envelope.size,
+            "taf": delivery.taf, "profile_id": delivery.profile_id, "reason": delivery.reason, "outcome": outcome,
+            "refusal": None, "detail": None, "values_stored": done.values if done else 0,
+            "first_at": period[0] if period else None, "last_at": period[1] if period else None,
+            "conflicts": (done.conflicts or None) if done else None}

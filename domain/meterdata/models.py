@@ -60,8 +60,9 @@ class MeterSeries(TenantBase):
 
 class MeterDay(TenantBase):
     """One version of one series' day. ``values[i]`` belongs to slot ``i`` of the local day
-    (``domain.meterdata.days``); ``quality`` holds one ``Quality`` byte per slot; status words and
-    notes only where present. Never updated: every change is a new version."""
+    (``domain.meterdata.days``); ``quality`` holds one ``Quality`` byte per slot; status words as the
+    common one plus exceptions, notes only where present. Never updated: every change is a new
+    version."""
 
     __tablename__ = "meter_days"
     __table_args__ = (
@@ -78,6 +79,8 @@ class MeterDay(TenantBase):
                                                   nullable=False)
     values: Mapped[list[int | None]] = mapped_column(ARRAY(BigInteger), nullable=False)
     quality: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    # Status words (DS Tab. 15.1): the day's most frequent one, and the slots whose word differs.
+    status_common: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0, server_default="0")
     status_slots: Mapped[list[int] | None] = mapped_column(ARRAY(SmallInteger), nullable=True)
     status_words: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger), nullable=True)
     notes: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)  # slot -> rule, method, reason

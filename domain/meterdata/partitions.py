@@ -8,7 +8,7 @@ import datetime as dt
 import re
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 PARTITIONED = {"meter_days": "date", "grid_measurements": "timestamptz"}
 NAME_RE = re.compile(r"^(meter_days|grid_measurements)_p(\d{4})(\d{2})$")
@@ -48,6 +48,19 @@ async def existing(session: AsyncSession, table: str) -> set[dt.date]:
     return months
 
 
+# Months known to exist, per database and table: the ingest asks on every batch, and a partition
+# once created stays until retention drops it (drop_before forgets it here). A session that created
+# partitions itself does not fill the cache: its transaction may still roll back.
+_CREATED = "gridgate_partitions_created"
+_known: dict[tuple[str, str], set[dt.date]] = {}
+
+
+def _cache_key(session: AsyncSession, table: str) -> tuple[str, str]:
+    bind = session.bind
+    engine = bind if isinstance(bind, AsyncEngine) else bind.engine if bind is not None else None
+    return (str(engine.url.database) if engine is not None else "", table)
+
+
 async def ensure(session: AsyncSession, table: str, first: dt.date, last: dt.date) -> list[str]:
     """Create the monthly partitions of ``table`` covering ``first`` to ``last`` that do not exist.
     Concurrent callers are serialised by a transaction-level advisory lock per table."""
@@ -56,7 +69,12 @@ async def ensure(session: AsyncSession, table: str, first: dt.date, last: dt.dat
     while month <= last:
         wanted.append(month)
         month = next_month(month)
+    known = _known.setdefault(_cache_key(session, table), set())
+    if all(m in known for m in wanted):
+        return []
     have = await existing(session, table)
+    if not session.info.get(_CREATED):
+        known |= have
     missing = [m for m in wanted if m not in have]
     if not missing:
         return []
@@ -71,6 +89,7 @@ async def ensure(session: AsyncSession, table: str, first: dt.date, last: dt.dat
             f'CREATE TABLE IF NOT EXISTS "{name}" PARTITION OF "{table}" '
             f"FOR VALUES FROM ('{_bound(table, m)}') TO ('{_bound(table, next_month(m))}')"))
         created.append(name)
+    session.info[_CREATED] = True
     return created
 
 
@@ -82,4 +101,5 @@ async def drop_before(session: AsyncSession, table: str, month: dt.date) -> list
             name = partition_name(table, m)
             await session.execute(text(f'DROP TABLE IF EXISTS "{name}"'))
             dropped.append(name)
+            _known.get(_cache_key(session, table), set()).discard(m)
     return dropped

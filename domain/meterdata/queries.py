@@ -107,7 +107,7 @@ async def intervals(session: AsyncSession, series: MeterSeries, first: dt.date, 
     for day in days:
         row = found.get((series.id, day))
         start = day_start(day)
-        status = dict(zip(row.status_slots or [], row.status_words or [], strict=True)) if row else {}
+        status = dict(enumerate(row.statuses())) if row else {}
         notes = row.notes or {} if row else {}
         for slot in range(slots_in(day)):
             begin = start + slot * SLOT

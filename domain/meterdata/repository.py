@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, tuple_
+from sqlalchemy import func, insert, select, text, tuple_
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +19,8 @@ from domain.meterdata.models import LAYERS, GridMeasurement, MeterDay, MeterDeli
 from domain.partners.models import MarketPartner
 from domain.tariffs.models import TafOrder
 from domain.topology.models import MeterGateway, MeterMeteringPoint
+
+SERIES_LOCK_SPACE = 7301  # the first key of pg_advisory_xact_lock(int, int) for meter series
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +65,32 @@ class DayRow:
     status_slots: list[int] | None
     status_words: list[int] | None
     notes: dict[str, Any] | None
+    status_common: int = 0
+
+    def statuses(self) -> list[int]:
+        """The status word of every slot."""
+        return full_status(len(self.values), self.status_common, self.status_slots, self.status_words)
+
+
+def full_status(n: int, common: int, slots: Sequence[int] | None, words: Sequence[int] | None) -> list[int]:
+    status = [common] * n
+    for slot, word in zip(slots or [], words or [], strict=True):
+        status[slot] = word
+    return status
+
+
+def sparse_status(status: Sequence[int]) -> tuple[int, list[int] | None, list[int] | None]:
+    """A day's status words as stored: the most frequent one, and the slots that differ from it.
+    DS Tab. 15.1 words are never 0 (type and presence bits), so storing each slot's word would cost
+    ten bytes a value; a day usually has one word with a few exceptions."""
+    if not status:
+        return 0, None, None
+    counts: dict[int, int] = {}
+    for word in status:
+        counts[word] = counts.get(word, 0) + 1
+    common = max(counts, key=lambda w: (counts[w], -w))
+    slots = [i for i, w in enumerate(status) if w != common]
+    return common, slots or None, [status[i] for i in slots] or None
 
 
 async def stored_hashes(session: AsyncSession, hashes: Iterable[str]) -> set[str]:
@@ -183,7 +211,8 @@ async def latest_days(session: AsyncSession, keys: Iterable[tuple[int, dt.date]]
     if not wanted:
         return {}
     stmt = (select(MeterDay.series_id, MeterDay.day, MeterDay.version, MeterDay.layer, MeterDay.values,
-                   MeterDay.quality, MeterDay.status_slots, MeterDay.status_words, MeterDay.notes)
+                   MeterDay.quality, MeterDay.status_slots, MeterDay.status_words, MeterDay.notes,
+                   MeterDay.status_common)
             .where(tuple_(MeterDay.series_id, MeterDay.day).in_(wanted), MeterDay.layer.in_(list(layers)))
             .ext(distinct_on(MeterDay.series_id, MeterDay.day))
             .order_by(MeterDay.series_id, MeterDay.day, MeterDay.version.desc()))
@@ -192,7 +221,8 @@ async def latest_days(session: AsyncSession, keys: Iterable[tuple[int, dt.date]]
     rows = await session.execute(stmt)
     return {(r.series_id, r.day): DayRow(series_id=r.series_id, day=r.day, version=r.version, layer=r.layer,
                                          values=list(r.values), quality=bytes(r.quality),
-                                         status_slots=r.status_slots, status_words=r.status_words, notes=r.notes)
+                                         status_slots=r.status_slots, status_words=r.status_words, notes=r.notes,
+                                         status_common=r.status_common)
             for r in rows}
 
 
@@ -246,7 +276,18 @@ async def add_grid(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int
     return len(inserted.all())
 
 
-async def add_delivery(session: AsyncSession, row: dict[str, Any]) -> int:
-    delivery_id: int = (await session.execute(insert(MeterDelivery).values(row).returning(MeterDelivery.id))
-                        ).scalar_one()
-    return delivery_id
+async def add_deliveries(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert delivery log rows; their ids in the order of ``rows``."""
+    if not rows:
+        return []
+    result = await session.scalars(insert(MeterDelivery).returning(MeterDelivery.id, sort_by_parameter_order=True),
+                                   list(rows))
+    return list(result.all())
+
+
+async def lock_series(session: AsyncSession, series_ids: Sequence[int]) -> None:
+    """Transaction-level locks on series, taken in id order: the ingest and VEE compute a day's
+    next version from the highest one, so two writers of one series must not overlap."""
+    if series_ids:
+        await session.execute(text("SELECT pg_advisory_xact_lock(:space, s::int) FROM unnest(:ids) AS s ORDER BY s"),
+                              {"space": SERIES_LOCK_SPACE, "ids": list(series_ids)})

@@ -25,7 +25,8 @@ NOW = dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)
 
 
 def taf7_day(day: dt.date, *, gateway: int = 0, start: int = 1_000_000, step: int = 100,
-             missing: tuple[int, ...] = (), recipient: str = NETZ, bump: dict[int, int] | None = None) -> Delivery:
+             missing: tuple[int, ...] = (), recipient: str = NETZ, bump: dict[int, int] | None = None,
+             normal: int = 0) -> Delivery:
     """A day of quarter-hour register readings: the reading at local midnight that opens the day,
     then one at the end of each quarter hour; ``missing`` quarter hours have no reading."""
     n = slots_in(day)
@@ -33,7 +34,7 @@ def taf7_day(day: dt.date, *, gateway: int = 0, start: int = 1_000_000, step: in
     for k in range(n + 1):
         value = None if k - 1 in missing else start + k * step + (bump or {}).get(k - 1, 0)
         entries.append(Entry(end=day_start(day) + k * SLOT, values=(value,),
-                             status=(1 << 13) << 32 if value is None else 0))
+                             status=normal | ((1 << 13) << 32) if value is None else normal))
     return Delivery(gateway_id=demo_gateway_id(gateway), recipient=recipient, profile_id="ep-7", taf=7,
                     reason="scheduled", created=day_start(day) + dt.timedelta(days=1, minutes=5),
                     meters=(MeterData(meter_id=demo_meter_id(gateway, 0), scaler_units={"1-0:1.8.0": (0, 30)},
@@ -161,3 +162,21 @@ async def test_capture_times_within_one_percent_count_a_clock_shift_is_noted(mdm
     (intervals,) = await _days(mdm_session, "1-1:1.29.0", day)
     assert intervals.values[4] == 100 and intervals.values[39] is None and intervals.values[40] is None
     assert intervals.notes and intervals.notes["clock_shift"][0]["offset_s"] == 240
+
+
+NORMAL = (5 << 32) | (1 << 8) | (1 << 2) | (7 << 18)  # DS Tab. 15.1: SMGW bits 0, 2; meter 2, 8, 18-20
+
+
+async def test_status_words_are_stored_as_the_common_one_and_exceptions(mdm_session: AsyncSession) -> None:
+    """Tab. 15.1 words are never 0: a day stores its usual word once and the slots that differ; a
+    later delivery that fills a NoValue slot replaces its word too."""
+    day = dt.date(2026, 2, 6)
+    gap = taf7_day(day, gateway=3, missing=(20,), normal=NORMAL)
+    await ingest(mdm_session, [(envelope(gap), gap)], NOW)
+    (registers,) = await _days(mdm_session, "1-0:1.8.0", day, gateway=3)
+    assert registers.status_common == NORMAL and registers.status_slots == [20]
+    assert registers.status_words == [NORMAL | ((1 << 13) << 32)]
+    full = taf7_day(day, gateway=3, normal=NORMAL)
+    await ingest(mdm_session, [(envelope(full), full)], NOW)
+    latest = (await _days(mdm_session, "1-0:1.8.0", day, gateway=3))[-1]
+    assert (latest.version, latest.status_common, latest.status_slots) == (2, NORMAL, None)

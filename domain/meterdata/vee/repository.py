@@ -19,6 +19,7 @@ from domain.catalogue.models import DeviceType
 from domain.devices.models import Meter
 from domain.meterdata.days import day_end, day_start
 from domain.meterdata.models import LAYERS, MeterDay, MeterDelivery, MeterReading, MeterSeries
+from domain.meterdata.repository import full_status
 from domain.meterdata.vee.models import VeeChain, VeeFinding, VeeRun
 from domain.partners.models import PARTNER_ROLES, MarketPartner
 from domain.tariffs.models import TafOrder
@@ -328,12 +329,19 @@ class Version:
     notes: dict[str, Any] | None
     source: str
     reason: str | None
+    status_common: int = 0
+
+    def status(self) -> dict[int, int]:
+        """Every slot's status word (the common one where no exception is stored)."""
+        return dict(enumerate(full_status(len(self.values), self.status_common, self.status_slots,
+                                          self.status_words)))
 
 
 def _version(r: MeterDay) -> Version:
     return Version(series_id=r.series_id, day=r.day, version=r.version, layer=r.layer, recorded_at=r.recorded_at,
                    values=list(r.values), quality=bytes(r.quality), status_slots=r.status_slots,
-                   status_words=r.status_words, notes=r.notes, source=r.source, reason=r.reason)
+                   status_words=r.status_words, notes=r.notes, source=r.source, reason=r.reason,
+                   status_common=r.status_common)
 
 
 async def latest_versions(session: AsyncSession, keys: Iterable[tuple[int, dt.date]], layers: Sequence[int],
@@ -358,9 +366,9 @@ async def latest_versions(session: AsyncSession, keys: Iterable[tuple[int, dt.da
 _KEYS = ("JOIN unnest(CAST(%(sids)s AS bigint[]), CAST(%(days)s AS date[])) AS k(series_id, day) "
          "ON d.series_id = k.series_id AND d.day = k.day")
 _COLUMNS = ("d.series_id, d.day, d.version, d.layer, d.recorded_at, d.values, d.quality, d.status_slots, "
-            "d.status_words, d.notes, d.source, d.reason")
-_DAY_COLUMNS = ("series_id", "day", "version", "layer", "values", "quality", "status_slots", "status_words", "notes",
-                "source", "reason")
+            "d.status_words, d.notes, d.source, d.reason, d.status_common")
+_DAY_COLUMNS = ("series_id", "day", "version", "layer", "values", "quality", "status_common", "status_slots",
+                "status_words", "notes", "source", "reason")
 _FINDING_COLUMNS = ("run_id", "series_id", "day", "rule_id", "severity", "slots", "detail", "data")
 
 
@@ -386,7 +394,7 @@ async def _fetch(session: AsyncSession, sql: str, params: dict[str, Any]) -> lis
         rows = await cur.fetchall()
     return [Version(series_id=r[0], day=r[1], version=r[2], layer=r[3], recorded_at=r[4], values=r[5],
                     quality=bytes(r[6]), status_slots=r[7], status_words=r[8], notes=r[9], source=r[10],
-                    reason=r[11]) for r in rows]
+                    reason=r[11], status_common=r[12]) for r in rows]
 
 
 async def newest_by_layer(session: AsyncSession, keys: Iterable[tuple[int, dt.date]]
@@ -422,8 +430,8 @@ async def copy_days(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> No
     pg = await _driver(session)
     cols = ", ".join(f'"{c}"' for c in _DAY_COLUMNS)
     async with pg.cursor() as cur, cur.copy(f"COPY meter_days ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(["int8", "date", "int4", "int2", "int8[]", "bytea", "int2[]", "int8[]", "jsonb", "varchar",
-                         "varchar"])
+        copy.set_types(["int8", "date", "int4", "int2", "int8[]", "bytea", "int8", "int2[]", "int8[]", "jsonb",
+                         "varchar", "varchar"])
         for r in rows:
             await copy.write_row(tuple(Jsonb(r[c]) if c == "notes" and r[c] is not None else r[c]
                                        for c in _DAY_COLUMNS))

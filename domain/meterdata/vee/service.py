@@ -158,8 +158,7 @@ def _edits(final: Version | None) -> dict[int, Edit]:
 def _same(result: DayResult, final: Version, raw: Version | None) -> bool:
     return (result.values == list(final.values) and result.quality == bytes(final.quality)
             and (result.notes or None) == (final.notes or None)
-            and (raw.status_slots if raw else None) == final.status_slots
-            and (raw.status_words if raw else None) == final.status_words)
+            and (raw.status() if raw else {}) == final.status())
 
 
 async def validate(session: AsyncSession, run_id: int, keys: Sequence[tuple[int, dt.date]]) -> BatchResult:
@@ -241,7 +240,7 @@ async def validate(session: AsyncSession, run_id: int, keys: Sequence[tuple[int,
         inp = DayInput(
             series_id=s, day=d, kind=si.kind, unit=si.unit, scaler=si.scaler,
             values=list(got.values) if got else [None] * n,
-            status=dict(zip(got.status_slots or [], got.status_words or [], strict=True)) if got else {},
+            status=got.status() if got else {},
             raw_notes=got.notes if got else None, before=_last(other.get((s, d - one))),
             after=_first(other.get((s, d + one))), history=hist, history_days=hist_days,
             register=list(raw[(reg, d)].values) if reg is not None and (reg, d) in raw else None,
@@ -264,6 +263,7 @@ async def validate(session: AsyncSession, run_id: int, keys: Sequence[tuple[int,
             continue
         rows.append({"series_id": s, "day": d, "version": versions.get((s, d), 0) + 1, "layer": VALIDATED,
                      "values": result.values, "quality": result.quality,
+                     "status_common": got.status_common if got else 0,
                      "status_slots": got.status_slots if got else None,
                      "status_words": got.status_words if got else None,
                      "notes": result.notes, "source": source, "reason": f"chain {si.role} v{chain.version}"})
@@ -403,8 +403,8 @@ async def correct(session: AsyncSession, series_id: int, day: dt.date, changes: 
     await partitions.ensure(session, "meter_days", day, day)
     await days_repo.add_days(session, [{
         "series_id": series_id, "day": day, "version": version, "layer": EDITED, "values": values,
-        "quality": bytes(quality), "status_slots": raw.status_slots if raw else None,
-        "status_words": raw.status_words if raw else None,
+        "quality": bytes(quality), "status_common": raw.status_common if raw else 0,
+        "status_slots": raw.status_slots if raw else None, "status_words": raw.status_words if raw else None,
         "notes": dict(sorted(notes.items(), key=lambda x: int(x[0]))),
         "source": f"user:{user}"[:120], "reason": f"{reason}: {note}"[:300] if note else reason}])
     return Corrected(series_id=series_id, day=day, version=version, slots=tuple(sorted(changes)))

@@ -44,6 +44,7 @@ def upgrade() -> None:
     sa.Column('recorded_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('values', postgresql.ARRAY(sa.BigInteger()), nullable=False),
     sa.Column('quality', sa.LargeBinary(), nullable=False),
+    sa.Column('status_common', sa.BigInteger(), server_default='0', nullable=False),
     sa.Column('status_slots', postgresql.ARRAY(sa.SmallInteger()), nullable=True),
     sa.Column('status_words', postgresql.ARRAY(sa.BigInteger()), nullable=True),
     sa.Column('notes', postgresql.JSONB(astext_type=sa.Text()), nullable=True),
