@@ -148,7 +148,7 @@ async def seed_demo_fleet(session: AsyncSession, size: int, *, box: SecretBox,
 def demo_orders(size: int) -> list[TafOrderCreate]:
     """What the demo EMTs order for the first ``size`` gateways: the grid operator (also metering
     point operator) a register profile (TAF 7) of every metering point, and grid state data (TAF 10)
-    at every tenth gateway; the supplier a monthly register value (TAF 1) of each consumption point."""
+    at every twelfth gateway; the supplier a monthly register value (TAF 1) of each consumption point."""
     netz, vertrieb = DEMO_GRID_OPERATOR.mp_id, DEMO_SUPPLIER.mp_id
     orders = []
     for i in range(size):
@@ -158,7 +158,7 @@ def demo_orders(size: int) -> list[TafOrderCreate]:
         if demo_meter_count(i) > 1:
             orders.append(TafOrderCreate(metering_point=demo_melo(i, 1), taf=7, emt=netz, valid_from=_since(),
                                          params={"registers": ["1-0:2.8.0"]}))
-        if i % 10 == 5:
+        if i % 12 == 1:  # every 12th gateway, an EMH one (i % 3 == 1): the demo PPC gateways have no TAF 10
             orders.append(TafOrderCreate(metering_point=consumption, taf=10, emt=netz, valid_from=_since(),
                                          params={"registers": ["1-0:32.7.0", "1-0:31.7.0", "1-0:16.7.0"]}))
     return orders

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 
 from core.config import Settings
 from core.db import Databases
+from core.temporal_clients import TemporalClients
 from headend.config import HeadendSettings
 from mdm.config import MdmSettings
-from operations.bootstrap import point_demo_wakeups
+from operations.bootstrap import point_demo_wakeups, start_demo_rollout
 from simulator.config import SimulatorSettings
 
 
@@ -23,6 +24,10 @@ class AppProcess:
     ports: list[tuple[str, int, str]] = field(default_factory=list)  # (host, port, setting)
     process: subprocess.Popen[bytes] | None = None
     restarts: list[float] = field(default_factory=list)
+
+
+DEMO_BACKFILL_DAYS = 7
+DEMO_TIME_SCALE = 1440
 
 
 def default_apps(settings: Settings) -> list[AppProcess]:
@@ -50,6 +55,8 @@ def default_apps(settings: Settings) -> list[AppProcess]:
             "simulate", "run", "--gateways", str(settings.demo_fleet_size), "--pki", str(settings.testpki_path),
             "--state", str(sim.resolved_state_dir(settings.var_dir)), "--control-port", str(sim.control_port),
             "--meters-paired",  # the demo's master data has every gateway in operation
+            # Meter data: the last week at one simulated day per minute, then in real time.
+            "--backfill-days", str(DEMO_BACKFILL_DAYS), "--time-scale", str(DEMO_TIME_SCALE),
         ], [(sim.control_host, sim.control_port, "GRIDGATE_SIMULATOR_CONTROL_PORT")]),
     ]
 
@@ -74,3 +81,9 @@ async def prepare(settings: Settings, dbs: Databases) -> None:
     none yet), so the head-end can wake them."""
     sim = SimulatorSettings()
     await point_demo_wakeups(settings, dbs, f"{sim.udp_host}:{sim.udp_port}")
+
+
+async def after_ready(settings: Settings, dbs: Databases) -> None:
+    """Once everything answers: the demo's profile rollout (once), so the simulated gateways get
+    their evaluation profiles and deliver meter data."""
+    await start_demo_rollout(settings, dbs, TemporalClients(settings.temporal_address, settings))

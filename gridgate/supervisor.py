@@ -116,6 +116,23 @@ class Supervisor:
 
         return asyncio.run(go())
 
+    def after_ready(self) -> None:
+        """Work that needs every process up (the demo rollout). A failure is logged, not fatal:
+        everything else runs, and the operator can start it by hand."""
+        settings = self.settings.model_copy(update={"database_url": self.child_env["GRIDGATE_DATABASE_URL"]})
+
+        async def go() -> None:
+            dbs = Databases(settings)
+            try:
+                await apps.after_ready(settings, dbs)
+            finally:
+                await dbs.dispose()
+
+        try:
+            asyncio.run(go())
+        except Exception as err:
+            log.warning("supervisor.after_ready_failed", error=f"{type(err).__name__}: {err}"[:500])
+
     def spawn(self, app: AppProcess) -> None:
         app.process = subprocess.Popen(
             [sys.executable, "-m", "gridgate", *app.args], env=self.child_env, start_new_session=True,
@@ -253,6 +270,7 @@ def run_up(settings: Settings) -> int:
             sup.spawn(app)
         sup.write_runfile()
         if sup.wait_ready():
+            sup.after_ready()
             print(banner(settings, demo, plan.embedded_pg), flush=True)
             code = sup.loop()
         elif not sup.stopping:

@@ -18,9 +18,12 @@ from domain.demo import seed_demo_tenant
 from domain.devices.repository import set_missing_wakeup_addresses
 from domain.iam.models import User
 from domain.iam.service import create_user, generate_password, grant
+from domain.processes import repository as process_repo
+from domain.processes import service as process_service
 from domain.tenancy.models import Tenant
 from domain.tenancy.service import context_for, migrate_all_tenants, resolve
 from mdm.config import MdmSettings
+from operations import processes
 from operations.tenants import create_tenant
 
 log = structlog.get_logger(__name__)
@@ -73,3 +76,21 @@ async def point_demo_wakeups(settings: Settings, dbs: Databases, address: str) -
     ids = [demo_gateway_id(i) for i in range(settings.demo_fleet_size)]
     async with tenant.sessions() as session, session.begin():
         await set_missing_wakeup_addresses(session, ids, address)
+
+
+async def start_demo_rollout(settings: Settings, dbs: Databases, clients: TemporalClients) -> str | None:
+    """Bring the demo gateways' evaluation profiles to the demo TAF orders once, so they start
+    delivering meter data to the MDM: a profile rollout over every gateway in operation, unless one
+    was started before (a second ``make run`` finds it). Returns the process id started now."""
+    tenant = await resolve(dbs, settings.demo_tenant)
+    async with tenant.sessions() as session:
+        earlier = (await session.scalars(process_repo.listing(type_="profile_rollout", limit=1))).first()
+    if earlier is not None:
+        return None
+    process = await processes.start(
+        tenant, await clients.for_namespace(tenant.namespace), settings.temporal_task_queue, "profile_rollout",
+        process_service.Target(filter="state = in_operation"), {}, "demo: evaluation profiles for the demo TAF orders",
+        processes.Initiator(username="gridgate up", ref="system:demo"),
+        process_service.StartOptions(concurrency=25, skip_busy=True))
+    log.info("demo.rollout_started", process=process.id, gateways=process.total)
+    return process.id

@@ -1,5 +1,5 @@
 """MDM fixtures: tenant ``mdm`` with the demo fleet's master data (a few gateways) and the demo's TAF
-orders (``domain.demo.demo_orders``: the grid operator TAF 7 everywhere and TAF 10 at gateway 5,
+orders (``domain.demo.demo_orders``: the grid operator TAF 7 everywhere and TAF 10 at gateway 1,
 the supplier TAF 1 of consumption points); each test rolls its session back."""
 
 from __future__ import annotations
